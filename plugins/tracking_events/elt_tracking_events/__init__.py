@@ -1,0 +1,43 @@
+"""Tracking events: scans of a shipment along its route."""
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from elt_sdk import Dataset, hookimpl
+from elt_sdk.dataset import load_json
+from elt_sdk.defaults.fake import CITIES, event_time
+
+__version__ = "1.0.0"
+
+DATASET = Dataset(
+    name="tracking_events",
+    json_schema=load_json(__name__, "schema.json"),
+    version=__version__,
+    quality_rules=tuple(load_json(__name__, "rules.json")),
+    description="Shipment scans, one row per scan.",
+)
+
+STATUSES = ("CREATED", "PICKED_UP", "IN_TRANSIT", "OUT_FOR_DELIVERY", "DELIVERED", "EXCEPTION")
+STATUS_WEIGHTS = (10, 15, 45, 12, 15, 3)
+
+
+@hookimpl
+def elt_datasets() -> list[Dataset]:
+    return [DATASET]
+
+
+@hookimpl
+def elt_fake_records(dataset: Dataset, rng: random.Random, count: int) -> list[dict[str, Any]] | None:
+    if dataset.name != DATASET.name:
+        return None
+    return [
+        {
+            "record_type": "tracking_events",
+            "event_time": event_time(rng),
+            "shipment_id": f"SHP-{rng.randrange(10**8):08d}",
+            "status": rng.choices(STATUSES, STATUS_WEIGHTS)[0],
+            "city": rng.choice(CITIES),
+        }
+        for _ in range(count)
+    ]

@@ -1,0 +1,87 @@
+"""``elt-sdk transform``: the pipeline's transform on local files, into a local folder."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from elt_sdk.cli.context import RunFailure, UsageProblem, emit_json, emit_table, progress, state, warn_broken
+from elt_sdk.pipeline import Transformer
+from elt_sdk.plugins import UnknownDataset
+from elt_sdk.sink import LocalSink
+from elt_sdk.source import LocalSource
+from elt_sdk.summary import RunSummary
+
+SUFFIXES = (".json", ".jsonl", ".ndjson", ".gz")
+
+
+def expand(paths: tuple[Path, ...]) -> list[Path]:
+    """Files named, and the JSON/JSONL/.gz files below folders named; every path checked first."""
+    files: list[Path] = []
+    for p in paths:
+        if not p.exists():
+            raise UsageProblem(f"no such file or folder: {p}")
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.name.endswith(SUFFIXES))
+            if not found:
+                raise UsageProblem(f"no .json, .jsonl, .ndjson or .gz files under {p}")
+            files.extend(found)
+        elif not os.access(p, os.R_OK):
+            raise UsageProblem(f"cannot read {p}: permission denied")
+        else:
+            files.append(p)
+    return files
+
+
+def bronze_key(path: Path) -> str:
+    """The S3-style key a local file stands for: from its ``bronze/`` folder on, else its name."""
+    parts = path.resolve().parts
+    if "bronze" in parts:
+        return "/".join(parts[len(parts) - 1 - parts[::-1].index("bronze"):])
+    return path.name
+
+
+@click.command("transform")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for silver/ and quarantine/.")
+@click.option("--dataset", "-d", default=None, help="Treat every file as this dataset (default: route by "
+              "bronze/<dataset>/ folder, else by each record's record_type).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable summary.")
+def command(paths: tuple[Path, ...], out: Path, dataset: str | None, as_json: bool) -> None:
+    """Parse, validate, map and write local JSON / JSONL / .gz files as partitioned Parquet.
+
+    Writes OUT/silver/<dataset>/dt=YYYY-MM-DD/*.parquet and OUT/quarantine/<dataset>/*.jsonl.
+    Output names depend only on the input, so running again rewrites the same files.
+    Exit codes: 0 done, 1 some file failed, 2 bad arguments.
+    """
+    reg = state().registry
+    warn_broken(reg)
+    if dataset:
+        try:
+            reg.dataset(dataset)
+        except UnknownDataset as exc:
+            raise UsageProblem(str(exc)) from None
+    files = expand(paths)
+    sink = LocalSink(out)
+    transformer = Transformer(reg)
+    summary = RunSummary()
+    with progress(files, "transforming", enabled=not as_json) as bar:
+        for f in bar:
+            try:
+                source = LocalSource.from_path(f, key=bronze_key(f))
+                summary.add(transformer.transform_object(source, sink, dataset=dataset))
+            except OSError as exc:
+                summary.fail(str(f), f"cannot read: {exc.strerror or exc}")
+            except Exception as exc:  # one bad file never stops its neighbours
+                summary.fail(str(f), exc)
+    if as_json:
+        emit_json({**summary.to_json(), "out": str(out)})
+    else:
+        emit_table(["dataset", "objects", "records in", "written", "quarantined"], summary.rows())
+        click.echo(f"output: {out}")
+    if summary.failed:
+        for f in summary.failed:
+            click.echo(f"failed: {f['source']}: {f['error']}", err=True)
+        raise RunFailure(f"{len(summary.failed)} of {len(files)} file(s) failed; the others were written")

@@ -1,0 +1,22 @@
+"""Output keys. Pure functions of (source identity, chunk, dataset, dt, part): a redelivered
+message or a second run overwrites the same keys instead of adding files."""
+from __future__ import annotations
+
+from elt_sdk.batch import SourceRef
+
+SILVER_PREFIX = "silver/"
+QUARANTINE_PREFIX = "quarantine/"
+UNROUTED = "_unrouted"
+"""Quarantine folder for records that no dataset claims (unknown discriminator)."""
+
+
+def silver_partition(dataset: str, dt: str) -> str:
+    return f"{SILVER_PREFIX}{dataset}/dt={dt}/"
+
+
+def silver_key(dataset: str, dt: str, source: SourceRef, part: int) -> str:
+    return f"{silver_partition(dataset, dt)}{source.source_id}-c{source.chunk:04d}-p{part:04d}.parquet"
+
+
+def quarantine_key(dataset: str, source: SourceRef) -> str:
+    return f"{QUARANTINE_PREFIX}{dataset}/{source.source_id}-c{source.chunk:04d}.jsonl"

@@ -1,0 +1,149 @@
+"""Everything one object (or chunk) writes: partitioned silver Parquet and quarantine JSONL.
+
+Rows are buffered per ``(dataset, dt)`` only up to one row group, then streamed to a Parquet file
+on local disk (Lambda's /tmp), which is uploaded when complete; a partition rolls over to a new
+part file past ``max_rows_per_file``. Memory stays bounded by row-group size, not object size.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from elt_sdk import layout
+from elt_sdk.batch import Reject, SourceRef
+from elt_sdk.dataset import Dataset
+from elt_sdk.sink import Sink
+
+ROW_GROUP_ROWS = 128 * 1024
+MAX_ROWS_PER_FILE = 1_000_000
+
+
+@dataclass
+class WrittenPartition:
+    dataset: str
+    dt: str
+    rows: int
+    keys: list[str] = field(default_factory=list)
+
+
+class _PartitionFile:
+    """One (dataset, dt) partition of one object: a run of part files."""
+
+    def __init__(self, out: "ObjectOutput", dataset: Dataset, dt: str):
+        self.out, self.dataset, self.dt = out, dataset, dt
+        self.part = 0
+        self.pending: list[pa.Table] = []
+        self.pending_rows = 0
+        self.file_rows = 0
+        self.writer: pq.ParquetWriter | None = None
+        self.path: Path | None = None
+        self.written = WrittenPartition(dataset.name, dt, 0)
+
+    def append(self, table: pa.Table) -> None:
+        self.pending.append(table)
+        self.pending_rows += table.num_rows
+        if self.pending_rows >= self.out.row_group_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.pending_rows:
+            return
+        table = pa.concat_tables(self.pending)
+        self.pending, self.pending_rows = [], 0
+        while table.num_rows:
+            room = self.out.max_rows_per_file - self.file_rows
+            head, table = table.slice(0, room), table.slice(room)
+            if self.writer is None:
+                self.path = Path(self.out.tmpdir.name) / f"{self.dataset.name}-{self.dt}-{self.part}.parquet"
+                self.writer = pq.ParquetWriter(self.path, self.dataset.arrow_schema, compression="snappy")
+            self.writer.write_table(head, row_group_size=self.out.row_group_rows)
+            self.file_rows += head.num_rows
+            self.written.rows += head.num_rows
+            if self.file_rows >= self.out.max_rows_per_file:
+                self._upload()
+
+    def _upload(self) -> None:
+        assert self.writer is not None and self.path is not None
+        self.writer.close()
+        key = layout.silver_key(self.dataset.name, self.dt, self.out.source, self.part)
+        self.out.sink.put_file(key, self.path)
+        self.path.unlink()
+        self.written.keys.append(key)
+        self.writer, self.path, self.file_rows = None, None, 0
+        self.part += 1
+
+    def close(self) -> WrittenPartition:
+        self._flush()
+        if self.writer is not None:
+            self._upload()
+        return self.written
+
+
+class ObjectOutput:
+    """The outputs of one source object. ``close()`` uploads; nothing is visible before."""
+
+    def __init__(self, sink: Sink, source: SourceRef, *, row_group_rows: int = ROW_GROUP_ROWS,
+                 max_rows_per_file: int = MAX_ROWS_PER_FILE):
+        self.sink = sink
+        self.source = source
+        self.row_group_rows = row_group_rows
+        self.max_rows_per_file = max_rows_per_file
+        self.tmpdir = tempfile.TemporaryDirectory(prefix="elt-out-")
+        self._partitions: dict[tuple[str, str], _PartitionFile] = {}
+        self._quarantine: dict[str, tuple[Path, object, int]] = {}
+
+    def write_silver(self, dataset: Dataset, table: pa.Table) -> None:
+        """Append silver rows, split by the UTC date of the dataset's event time."""
+        if table.num_rows == 0:
+            return
+        dts = pc.strftime(table.column(dataset.event_time_field), format="%Y-%m-%d")
+        days = pc.unique(dts).to_pylist()
+        for dt in days:
+            part = table if len(days) == 1 else table.filter(pc.equal(dts, dt))
+            key = (dataset.name, dt)
+            if key not in self._partitions:
+                self._partitions[key] = _PartitionFile(self, dataset, dt)
+            self._partitions[key].append(part)
+
+    def quarantine(self, dataset: str, plugin: str, version: str, rejects: list[Reject]) -> None:
+        """Append rejected records, each in its envelope, to the dataset's quarantine file."""
+        if not rejects:
+            return
+        if dataset not in self._quarantine:
+            path = Path(self.tmpdir.name) / f"quarantine-{dataset}.jsonl"
+            self._quarantine[dataset] = (path, path.open("w", encoding="utf-8"), 0)
+        path, fh, count = self._quarantine[dataset]
+        for reject in rejects:
+            fh.write(json.dumps(reject.envelope(self.source, dataset, plugin, version), ensure_ascii=False))
+            fh.write("\n")
+        self._quarantine[dataset] = (path, fh, count + len(rejects))
+
+    def close(self) -> tuple[list[WrittenPartition], dict[str, str]]:
+        """Upload everything; the written partitions and the quarantine key per dataset."""
+        try:
+            written = [p.close() for _, p in sorted(self._partitions.items())]
+            quarantined = {}
+            for dataset, (path, fh, _) in sorted(self._quarantine.items()):
+                fh.close()
+                key = layout.quarantine_key(dataset, self.source)
+                self.sink.put_file(key, path)
+                quarantined[dataset] = key
+            return written, quarantined
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        for _, fh, _ in self._quarantine.values():
+            if not fh.closed:
+                fh.close()
+        for p in self._partitions.values():
+            if p.writer is not None:
+                p.writer.close()
+                p.writer = None
+        self.tmpdir.cleanup()

@@ -1,0 +1,172 @@
+"""The transform core: one object (or chunk) through parse -> validate -> map -> write.
+
+It knows nothing of Lambda, S3 or moto: it reads a ``Source``, writes to a ``Sink`` and calls the
+plugin hooks. The CLI, the local runtime and the Lambda handler all call ``transform_object``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from elt_sdk import layout
+from elt_sdk.batch import ParsedBatch, RawBlock, Reject
+from elt_sdk.dataset import Dataset
+from elt_sdk.defaults.parse import decode_block
+from elt_sdk.framing import DEFAULT_BLOCK_BYTES, Chunk, read_blocks
+from elt_sdk.output import ObjectOutput, WrittenPartition
+from elt_sdk.plugins import Registry
+from elt_sdk.sink import Sink
+from elt_sdk.source import Source
+
+
+class MapError(RuntimeError):
+    """A plugin's map returned rows that do not match the dataset's silver schema."""
+
+
+@dataclass
+class DatasetCounts:
+    objects: int = 0
+    records_in: int = 0
+    written: int = 0
+    quarantined: int = 0
+
+    def add(self, other: "DatasetCounts") -> None:
+        self.objects += other.objects
+        self.records_in += other.records_in
+        self.written += other.written
+        self.quarantined += other.quarantined
+
+
+@dataclass
+class ObjectReport:
+    """What one object (or chunk) produced."""
+
+    uri: str
+    chunk: int
+    counts: dict[str, DatasetCounts] = field(default_factory=dict)
+    partitions: list[WrittenPartition] = field(default_factory=list)
+    quarantine_keys: dict[str, str] = field(default_factory=dict)
+    bytes_read: int = 0
+    seconds: float = 0.0
+
+    def count(self, dataset: str) -> DatasetCounts:
+        return self.counts.setdefault(dataset, DatasetCounts())
+
+    def totals(self) -> DatasetCounts:
+        total = DatasetCounts()
+        for c in self.counts.values():
+            total.add(c)
+        return total
+
+
+def conform(dataset: Dataset, table: pa.Table) -> pa.Table:
+    """Check a mapped table against the silver schema: same columns, castable types, no nulls
+    where the schema forbids them. Extra columns are an error too: silver is what the schema says."""
+    target = dataset.arrow_schema
+    missing = [n for n in target.names if n not in table.column_names]
+    if missing:
+        raise MapError(f"{dataset.name}: map dropped column(s) {', '.join(missing)} of the silver schema")
+    extra = [n for n in table.column_names if n not in target.names]
+    if extra:
+        raise MapError(f"{dataset.name}: map added column(s) {', '.join(extra)} not in the silver schema "
+                       "(declare silver_schema)")
+    columns = []
+    for f in target:
+        col = table.column(f.name)
+        if col.type != f.type:
+            try:
+                col = col.cast(f.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise MapError(f"{dataset.name}: column {f.name} is {col.type}, schema says {f.type}: {exc}") from None
+        if not f.nullable and col.null_count:
+            raise MapError(f"{dataset.name}: column {f.name} has {col.null_count} null(s) but is required")
+        columns.append(col)
+    return pa.Table.from_arrays(columns, schema=target)
+
+
+class Transformer:
+    """Runs objects through the hooks of one registry."""
+
+    def __init__(self, registry: Registry, *, block_bytes: int = DEFAULT_BLOCK_BYTES,
+                 row_group_rows: int | None = None, max_rows_per_file: int | None = None):
+        self.registry = registry
+        self.block_bytes = block_bytes
+        self.output_options: dict[str, Any] = {}
+        if row_group_rows:
+            self.output_options["row_group_rows"] = row_group_rows
+        if max_rows_per_file:
+            self.output_options["max_rows_per_file"] = max_rows_per_file
+
+    def transform_object(self, source: Source, sink: Sink, *, chunk: Chunk | None = None,
+                         dataset: str | None = None) -> ObjectReport:
+        """Transform one object. ``dataset`` forces a dataset; otherwise the key's prefix
+        decides, and an object under no dataset's prefix is routed record by record."""
+        started = time.perf_counter()
+        target = self.registry.dataset(dataset) if dataset else self.registry.route_key(source.key)
+        report = ObjectReport(uri=source.uri, chunk=chunk.index if chunk else 0)
+        out: ObjectOutput | None = None
+        try:
+            for block in read_blocks(source, chunk, self.block_bytes):
+                if out is None:
+                    out = ObjectOutput(sink, block.source, **self.output_options)
+                report.bytes_read += sum(len(line) + 1 for line in block.lines)
+                if target is not None:
+                    self._run(target, self.registry.hook.elt_parse(dataset=target, block=block), out, report)
+                else:
+                    self._route(block, out, report)
+            if out is not None:
+                report.partitions, report.quarantine_keys = out.close()
+        except BaseException:
+            if out is not None:
+                out.abort()
+            raise
+        for name in report.counts:
+            report.counts[name].objects = 1
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _route(self, block: RawBlock, out: ObjectOutput, report: ObjectReport) -> None:
+        parsed = decode_block(block)
+        by_dataset: dict[str, tuple[Dataset, list[int]]] = {}
+        unrouted: list[Reject] = list(parsed.rejects)
+        for i, record in enumerate(parsed.records):
+            ds = self.registry.route_record(record)
+            if ds is None:
+                unrouted.append(Reject(parsed.raws[i], parsed.linenos[i], parsed.offsets[i],
+                                       [{"path": "$.record_type", "message": _unroutable(record)}], "route"))
+            else:
+                by_dataset.setdefault(ds.name, (ds, []))[1].append(i)
+        for ds, rows in by_dataset.values():
+            sub = ParsedBatch(parsed.source, [parsed.records[i] for i in rows], [parsed.raws[i] for i in rows],
+                              [parsed.linenos[i] for i in rows], [parsed.offsets[i] for i in rows])
+            self._run(ds, sub, out, report)
+        if unrouted:
+            counts = report.count(layout.UNROUTED)
+            counts.records_in += len(unrouted)
+            counts.quarantined += len(unrouted)
+            out.quarantine(layout.UNROUTED, "elt_sdk", "-", unrouted)
+
+    def _run(self, ds: Dataset, parsed: ParsedBatch, out: ObjectOutput, report: ObjectReport) -> None:
+        hook = self.registry.hook
+        validated = hook.elt_validate(dataset=ds, batch=parsed)
+        rejects = parsed.rejects + validated.rejects
+        table = validated.table
+        if table.num_rows:
+            table = conform(ds, hook.elt_map(dataset=ds, table=table))
+            hook.elt_write(dataset=ds, table=table, output=out)
+        out.quarantine(ds.name, ds.plugin, ds.version, rejects)
+        counts = report.count(ds.name)
+        counts.records_in += len(parsed) + len(parsed.rejects)
+        counts.written += table.num_rows
+        counts.quarantined += len(rejects)
+
+
+def _unroutable(record: Any) -> str:
+    if not isinstance(record, dict):
+        return f"record must be a JSON object, got {type(record).__name__}"
+    if "record_type" not in record:
+        return "no dataset prefix matched the key and the record has no record_type to route it"
+    return f"no installed dataset for record_type {record['record_type']!r}"

@@ -1,0 +1,162 @@
+"""Plugin discovery that survives a broken plugin.
+
+pluggy's ``load_setuptools_entrypoints`` stops at the first plugin that fails to import; here
+each entry point is loaded on its own, and a plugin that fails to import, or declares an invalid
+dataset, is reported with its name and error while the others load.
+"""
+from __future__ import annotations
+
+import os
+import traceback
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any, Iterable
+
+import pluggy
+
+from elt_sdk import PROJECT, hookspecs
+from elt_sdk.dataset import Dataset, DatasetError
+
+DISABLE_ENV = "ELT_SDK_DISABLE_PLUGINS"
+"""Comma-separated plugin names to skip, e.g. ``ELT_SDK_DISABLE_PLUGINS=masking,shipments``."""
+
+
+class UnknownDataset(LookupError):
+    def __init__(self, name: str, known: Iterable[str]):
+        known = sorted(known)
+        super().__init__(
+            f"unknown dataset {name!r}; installed datasets: {', '.join(known) or 'none'}"
+            " (see 'elt-sdk plugins')"
+        )
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    distribution: str
+    version: str
+    datasets: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BrokenPlugin:
+    name: str
+    distribution: str
+    error: str
+    detail: str = ""
+
+
+@dataclass
+class Registry:
+    """Loaded plugins, their datasets, and the hook relay that runs them."""
+
+    pm: pluggy.PluginManager
+    datasets: dict[str, Dataset]
+    plugins: list[PluginInfo]
+    broken: list[BrokenPlugin]
+    disabled: list[str]
+
+    @property
+    def hook(self) -> Any:
+        return self.pm.hook
+
+    def dataset(self, name: str) -> Dataset:
+        try:
+            return self.datasets[name]
+        except KeyError:
+            raise UnknownDataset(name, self.datasets) from None
+
+    def route_key(self, key: str) -> Dataset | None:
+        """The dataset whose bronze prefix is the longest match for ``key``, if any."""
+        best = None
+        for ds in self.datasets.values():
+            if key.startswith(ds.bronze_prefix) and (best is None or len(ds.bronze_prefix) > len(best.bronze_prefix)):
+                best = ds
+        return best
+
+    def route_record(self, record: Any) -> Dataset | None:
+        """The dataset a record of a mixed object belongs to, by its discriminator field."""
+        if not isinstance(record, dict):
+            return None
+        for ds in self.datasets.values():
+            if record.get(ds.discriminator) == ds.route_value:
+                return ds
+        return None
+
+
+def disabled_from_env() -> list[str]:
+    return [n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()]
+
+
+def _dist_of(ep: EntryPoint) -> tuple[str, str]:
+    dist = getattr(ep, "dist", None)
+    return (dist.name, dist.version) if dist is not None else ("?", "?")
+
+
+def load_registry(disabled: Iterable[str] = (), *, extra_plugins: Iterable[tuple[str, object]] = (),
+                  use_entry_points: bool = True) -> Registry:
+    """Load the built-in defaults, every ``elt_sdk`` entry point not disabled, and ``extra_plugins``.
+
+    ``disabled`` adds to the names in ``ELT_SDK_DISABLE_PLUGINS``.
+    """
+    from elt_sdk import defaults
+
+    pm = pluggy.PluginManager(PROJECT)
+    pm.add_hookspecs(hookspecs)
+    for name, plugin in defaults.builtin_plugins(pm):
+        pm.register(plugin, name=name)
+
+    off = sorted(set(disabled) | set(disabled_from_env()))
+    broken: list[BrokenPlugin] = []
+    candidates: list[tuple[str, object, str, str]] = []
+    if use_entry_points:
+        for ep in sorted(entry_points(group=PROJECT), key=lambda e: e.name):
+            dist, version = _dist_of(ep)
+            if ep.name in off:
+                continue
+            try:
+                candidates.append((ep.name, ep.load(), dist, version))
+            except Exception as exc:  # any import-time failure is the plugin's, not ours
+                broken.append(BrokenPlugin(ep.name, dist, f"import failed: {type(exc).__name__}: {exc}",
+                                           traceback.format_exc(limit=3)))
+    for name, obj in extra_plugins:
+        if name not in off:
+            candidates.append((name, obj, "(in-process)", "-"))
+
+    datasets: dict[str, Dataset] = {}
+    infos: list[PluginInfo] = []
+    for name, obj, dist, version in candidates:
+        try:
+            pm.register(obj, name=name)
+        except Exception as exc:
+            broken.append(BrokenPlugin(name, dist, f"registration failed: {type(exc).__name__}: {exc}"))
+            continue
+        try:
+            declared = _declared(pm, obj)
+            mine = []
+            for ds in declared:
+                if not isinstance(ds, Dataset):
+                    raise DatasetError(f"elt_datasets returned {type(ds).__name__}, not elt_sdk.Dataset")
+                ds.check()
+                if ds.name in datasets or ds.name in (d.name for d in mine):
+                    owner = datasets[ds.name].plugin if ds.name in datasets else name
+                    raise DatasetError(f"dataset {ds.name!r} is already declared by plugin {owner!r}")
+                mine.append(ds.with_plugin(name))
+        except Exception as exc:
+            pm.unregister(obj)
+            broken.append(BrokenPlugin(name, dist, f"invalid dataset: {exc}" if isinstance(exc, DatasetError)
+                                       else f"elt_datasets failed: {type(exc).__name__}: {exc}"))
+            continue
+        for ds in mine:
+            datasets[ds.name] = ds
+        infos.append(PluginInfo(name, dist, version, [d.name for d in mine]))
+    return Registry(pm=pm, datasets=datasets, plugins=infos, broken=broken, disabled=off)
+
+
+def _declared(pm: pluggy.PluginManager, plugin: object) -> list[Dataset]:
+    """Call only ``plugin``'s own ``elt_datasets``, so errors are attributed to it."""
+    result: list[Dataset] = []
+    for impl in pm.hook.elt_datasets.get_hookimpls():
+        if impl.plugin is plugin:
+            result.extend(impl.function() or [])
+    return result
