@@ -120,7 +120,7 @@ class ObjectOutput:
             self._quarantine[dataset] = (path, path.open("w", encoding="utf-8"), 0)
         path, fh, count = self._quarantine[dataset]
         for reject in rejects:
-            fh.write(json.dumps(reject.envelope(self.source, dataset, plugin, version), ensure_ascii=False))
+            fh.write(json.dumps(reject.envelope(self.source, dataset, plugin, version)))
             fh.write("\n")
         self._quarantine[dataset] = (path, fh, count + len(rejects))
 

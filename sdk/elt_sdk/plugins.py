@@ -123,8 +123,7 @@ def load_registry(disabled: Iterable[str] = (), *, extra_plugins: Iterable[tuple
         if name not in off:
             candidates.append((name, obj, "(in-process)", "-"))
 
-    datasets: dict[str, Dataset] = {}
-    infos: list[PluginInfo] = []
+    declared: list[tuple[str, object, str, str, list[Dataset]]] = []
     for name, obj, dist, version in candidates:
         try:
             pm.register(obj, name=name)
@@ -132,20 +131,34 @@ def load_registry(disabled: Iterable[str] = (), *, extra_plugins: Iterable[tuple
             broken.append(BrokenPlugin(name, dist, f"registration failed: {type(exc).__name__}: {exc}"))
             continue
         try:
-            declared = _declared(pm, obj)
             mine = []
-            for ds in declared:
+            for ds in _declared(pm, obj):
                 if not isinstance(ds, Dataset):
                     raise DatasetError(f"elt_datasets returned {type(ds).__name__}, not elt_sdk.Dataset")
                 ds.check()
-                if ds.name in datasets or ds.name in (d.name for d in mine):
-                    owner = datasets[ds.name].plugin if ds.name in datasets else name
-                    raise DatasetError(f"dataset {ds.name!r} is already declared by plugin {owner!r}")
                 mine.append(ds.with_plugin(name))
         except Exception as exc:
             pm.unregister(obj)
             broken.append(BrokenPlugin(name, dist, f"invalid dataset: {exc}" if isinstance(exc, DatasetError)
                                        else f"elt_datasets failed: {type(exc).__name__}: {exc}"))
+            continue
+        declared.append((name, obj, dist, version, mine))
+
+    # A dataset claimed twice is refused in both plugins: silently picking one would route data
+    # by install order.
+    owners: dict[str, list[str]] = {}
+    for name, _, _, _, mine in declared:
+        for ds in mine:
+            owners.setdefault(ds.name, []).append(name)
+    datasets: dict[str, Dataset] = {}
+    infos: list[PluginInfo] = []
+    for name, obj, dist, version, mine in declared:
+        clash = [ds.name for ds in mine if len(owners[ds.name]) > 1]
+        if clash:
+            pm.unregister(obj)
+            others = sorted({o for ds in clash for o in owners[ds] if o != name})
+            broken.append(BrokenPlugin(name, dist, f"invalid dataset: {', '.join(map(repr, clash))} is also "
+                                       f"declared by plugin {', '.join(map(repr, others))}; disable one"))
             continue
         for ds in mine:
             datasets[ds.name] = ds

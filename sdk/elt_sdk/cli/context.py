@@ -59,7 +59,7 @@ def warn_broken(registry: Registry) -> None:
 
 
 def progress(items: Sequence[Any], label: str, enabled: bool = True):
-    """A progress bar on stderr; none at all when ``enabled`` is false (``--json`` runs)."""
-    if not enabled:
+    """A progress bar on stderr; none when ``enabled`` is false (``--json``) or stderr is not a terminal."""
+    if not enabled or not sys.stderr.isatty():
         return contextlib.nullcontext(items)
     return click.progressbar(items, label=label, file=sys.stderr, show_pos=True)

@@ -81,7 +81,9 @@ def command(paths: tuple[Path, ...], out: Path, dataset: str | None, as_json: bo
     else:
         emit_table(["dataset", "objects", "records in", "written", "quarantined"], summary.rows())
         click.echo(f"output: {out}")
+    if len(summary.failed) == 1 and len(files) == 1:
+        raise RunFailure(f"{summary.failed[0]['source']}: {summary.failed[0]['error']}")
     if summary.failed:
         for f in summary.failed:
             click.echo(f"failed: {f['source']}: {f['error']}", err=True)
-        raise RunFailure(f"{len(summary.failed)} of {len(files)} file(s) failed; the others were written")
+        raise RunFailure(f"{len(summary.failed)} of {len(files)} file(s) failed (listed above); the others were written")

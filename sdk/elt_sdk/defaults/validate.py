@@ -72,6 +72,17 @@ def to_arrow(dataset: Dataset, records: list[dict]) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=target)
 
 
+def _integral_floats_as_ints(dataset: Dataset, record: dict) -> dict:
+    """JSON Schema counts 2.0 as an integer; Arrow's int64 wants 2. Nothing else is coerced."""
+    fixed = None
+    for f in dataset.bronze_arrow_schema:
+        value = record.get(f.name)
+        if pa.types.is_integer(f.type) and isinstance(value, float) and value.is_integer():
+            fixed = fixed or dict(record)
+            fixed[f.name] = int(value)
+    return fixed or record
+
+
 def convert_valid(dataset: Dataset, batch: ParsedBatch, keep: list[int]) -> tuple[pa.Table, list[Reject]]:
     records = [batch.records[i] for i in keep]
     try:
@@ -80,9 +91,10 @@ def convert_valid(dataset: Dataset, batch: ParsedBatch, keep: list[int]) -> tupl
         pass
     good, rejects = [], []
     for i in keep:
+        record = _integral_floats_as_ints(dataset, batch.records[i])
         try:
-            to_arrow(dataset, [batch.records[i]])
-            good.append(batch.records[i])
+            to_arrow(dataset, [record])
+            good.append(record)
         except _ARROW_ERRORS as exc:
             rejects.append(Reject(batch.raws[i], batch.linenos[i], batch.offsets[i],
                                   [{"path": "$", "message": f"value not representable in the silver schema: {exc}"}], "validate"))

@@ -1,0 +1,3 @@
+from elt_sdk.cli import main
+
+main()

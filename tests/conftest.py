@@ -1,0 +1,47 @@
+"""Shared fixtures: the installed plugins' registry, and fake plugin distributions on sys.path."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+from elt_sdk.plugins import Registry, load_registry  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def registry() -> Registry:
+    return load_registry()
+
+
+@pytest.fixture
+def fake_dist(tmp_path, monkeypatch):
+    """Install a throwaway plugin distribution (a module + dist-info with an ``elt_sdk`` entry
+    point) on sys.path, so discovery goes through the real importlib.metadata machinery."""
+    root = tmp_path / "site"
+    root.mkdir()
+    monkeypatch.syspath_prepend(str(root))
+
+    def make(name: str, source: str) -> None:
+        (root / f"{name}.py").write_text(textwrap.dedent(source))
+        info = root / f"{name}-0.1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1.0\n")
+        (info / "entry_points.txt").write_text(f"[elt_sdk]\n{name} = {name}\n")
+        sys.modules.pop(name, None)
+
+    yield make, root
+    for mod in list(sys.modules):
+        if mod.startswith("fake_"):
+            sys.modules.pop(mod, None)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -1,0 +1,68 @@
+"""Properties of the transform, over records hypothesis derives from each dataset's schema."""
+from __future__ import annotations
+
+import io
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from elt_sdk.batch import SourceRef
+from elt_sdk.framing import Chunk, plan_chunks, read_blocks
+from elt_sdk.testing import lines, reference_verdict, transform_lines
+
+DATASETS = ["shipments", "tracking_events", "invoice_lines"]
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@pytest.mark.parametrize("name", DATASETS)
+@SETTINGS
+@given(data=st.data())
+def test_every_line_ends_in_exactly_one_of_silver_or_quarantine(registry, name, data):
+    ds = registry.dataset(name)
+    batch = data.draw(lines(ds))
+    result = transform_lines(registry, ds, batch)
+    verdicts = [reference_verdict(ds, line) for line in batch]
+    quarantined_lines = sorted(r["line"] for r in result.quarantine)
+    assert quarantined_lines == [i for i, ok in enumerate(verdicts, start=1) if not ok]
+    assert result.silver.num_rows == sum(verdicts)
+    assert result.silver.num_rows + len(result.quarantine) == len(batch)
+    assert all(r["errors"] for r in result.quarantine)
+
+
+@pytest.mark.parametrize("name", DATASETS)
+@SETTINGS
+@given(data=st.data())
+def test_transform_is_deterministic(registry, name, data):
+    ds = registry.dataset(name)
+    batch = data.draw(lines(ds))
+    with tempfile.TemporaryDirectory() as folder:
+        first = transform_lines(registry, ds, batch, input_dir=Path(folder))
+        second = transform_lines(registry, ds, batch, input_dir=Path(folder))
+    assert first.files == second.files  # same keys, same bytes
+
+
+class _Bytes:
+    def __init__(self, data: bytes):
+        self.data, self.uri, self.key, self.etag, self.size = data, "mem://x", "x", "e", len(data)
+
+    def open(self, start: int = 0):
+        return io.BytesIO(self.data[start:])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(min_size=0, max_size=30).map(lambda b: b.replace(b"\n", b"")), max_size=40),
+       st.integers(1, 64), st.integers(1, 50), st.booleans())
+def test_byte_range_chunks_cover_every_line_exactly_once(parts, chunk_bytes, block_bytes, trailing_newline):
+    body = b"\n".join(b"{" + p for p in parts) + (b"\n" if trailing_newline else b"")
+    src = _Bytes(body)
+    whole = [(o, line) for b in read_blocks(src, None, block_bytes) for o, line in zip(b.offsets, b.lines)]
+    chunked = [(o, line) for c in plan_chunks(len(body), chunk_bytes)
+               for b in read_blocks(src, c if c.start or len(body) > chunk_bytes else None, block_bytes)
+               for o, line in zip(b.offsets, b.lines)]
+    assert chunked == whole
+    assert [line for _, line in whole] == [(b"{" + p).rstrip(b"\r") for p in parts if (b"{" + p).rstrip(b"\r").strip()]
+    for offset, line in whole:
+        assert body[offset:offset + len(line)] == line
