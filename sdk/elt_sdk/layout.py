@@ -2,6 +2,8 @@
 message or a second run overwrites the same keys instead of adding files."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from elt_sdk.batch import SourceRef
 
 SILVER_PREFIX = "silver/"
@@ -20,3 +22,13 @@ def silver_key(dataset: str, dt: str, source: SourceRef, part: int) -> str:
 
 def quarantine_key(dataset: str, source: SourceRef) -> str:
     return f"{QUARANTINE_PREFIX}{dataset}/{source.source_id}-c{source.chunk:04d}.jsonl"
+
+
+def bronze_key(path: "Path", prefix: str = "bronze/") -> str:
+    """The bronze key a local file stands for: its path from a ``bronze/`` folder on, if it has
+    one, else ``bronze/<file name>`` (routed record by record)."""
+    parts = path.resolve().parts
+    root = prefix.strip("/")
+    if root in parts:
+        return "/".join(parts[len(parts) - 1 - parts[::-1].index(root):])
+    return f"{prefix}{path.name}"

@@ -18,9 +18,9 @@ def main(ctx: click.Context, disabled: tuple[str, ...]) -> None:
 
 
 def _register() -> None:
-    from elt_sdk.cli import gen, plugins, transform
+    from elt_sdk.cli import gen, local, plugins, transform
 
-    for module in (plugins, gen, transform):
+    for module in (plugins, gen, transform, local):
         main.add_command(module.command)
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from elt_sdk.layout import bronze_key
 from elt_sdk.cli.context import RunFailure, UsageProblem, emit_json, emit_table, progress, state, warn_broken
 from elt_sdk.pipeline import Transformer
 from elt_sdk.plugins import UnknownDataset
@@ -32,14 +33,6 @@ def expand(paths: tuple[Path, ...]) -> list[Path]:
         else:
             files.append(p)
     return files
-
-
-def bronze_key(path: Path) -> str:
-    """The S3-style key a local file stands for: from its ``bronze/`` folder on, else its name."""
-    parts = path.resolve().parts
-    if "bronze" in parts:
-        return "/".join(parts[len(parts) - 1 - parts[::-1].index("bronze"):])
-    return path.name
 
 
 @click.command("transform")

@@ -1,0 +1,60 @@
+"""Lambda entry points. A few lines each: build the app once per container from environment
+variables (see ``elt_sdk.settings``), then hand it the event.
+
+    ingest:    elt_sdk.aws.handlers.ingest_handler     (S3 ObjectCreated notifications)
+    transform: elt_sdk.aws.handlers.transform_handler  (SQS event source, ReportBatchItemFailures)
+"""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Any
+
+from elt_sdk import settings as s
+
+
+def _client(name: str) -> Any:
+    import boto3  # in the Lambda runtime already; AWS_ENDPOINT_URL points it elsewhere locally
+
+    return boto3.client(name)
+
+
+@lru_cache(maxsize=1)
+def _ingestor():
+    from elt_sdk.aws.idempotency.base import Idempotency
+    from elt_sdk.aws.idempotency.dynamodb import DynamoDBPersistence
+    from elt_sdk.aws.ingest import Ingestor
+    from elt_sdk.plugins import load_registry
+
+    cfg = s.Settings.load(env=os.environ)
+    return Ingestor(s3=_client("s3"), sqs=_client("sqs"), queue_url=os.environ[s.ENV_QUEUE_URL],
+                    idempotency=Idempotency(DynamoDBPersistence(_client("dynamodb"), os.environ[s.ENV_TABLE]),
+                                            cfg.idempotency_ttl_seconds),
+                    registry=load_registry(), chunk_bytes=cfg.chunk_bytes)
+
+
+@lru_cache(maxsize=1)
+def _transform():
+    from elt_sdk.aws.transform import SqsTransform
+    from elt_sdk.pipeline import Transformer
+    from elt_sdk.plugins import load_registry
+
+    cfg = s.Settings.load(env=os.environ)
+    return SqsTransform(s3=_client("s3"), transformer=Transformer(load_registry()),
+                        silver_bucket=os.environ[s.ENV_SILVER_BUCKET], metrics_namespace=cfg.metrics_namespace,
+                        events=_client("events") if cfg.emit_partition_events else None,
+                        event_bus=cfg.event_bus_name)
+
+
+def ingest_handler(event: dict[str, Any], context: Any) -> dict[str, int]:
+    return _ingestor().handle(event, context.get_remaining_time_in_millis).to_dict()
+
+
+def transform_handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
+    return _transform().handle(event)
+
+
+def reset() -> None:
+    """Forget the built apps (a new container, in effect): the local runtime and tests use it."""
+    _ingestor.cache_clear()
+    _transform.cache_clear()

@@ -1,0 +1,100 @@
+"""``elt-sdk local run``: the whole pipeline on an embedded AWS endpoint."""
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from elt_sdk.cli.context import RunFailure, UsageProblem, emit_json, emit_table, state, warn_broken
+from elt_sdk.cli.transform import expand
+from elt_sdk.layout import bronze_key
+from elt_sdk.settings import Settings, SettingsError
+
+
+@click.group("local")
+def command() -> None:
+    """Run the pipeline locally: moto's server on loopback stands in for AWS."""
+
+
+@command.command("run")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("elt-out"),
+              show_default=True, help="Where silver/, quarantine/, dlq/ and logs/ are copied.")
+@click.option("--workers", "-w", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Concurrent transform pollers (the event source mapping's concurrency).")
+@click.option("--records", type=click.IntRange(1), default=5000, show_default=True,
+              help="Records per generated file, when no PATH is given.")
+@click.option("--invalid-rate", type=click.FloatRange(0, 1), default=0.02, show_default=True,
+              help="Share of bad lines in generated files.")
+@click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Settings file (default: ./elt-sdk.toml if present).")
+@click.option("--chunk-bytes", type=click.IntRange(1), default=None, help="Split objects larger than this.")
+@click.option("--timeout", type=click.FloatRange(1), default=900, show_default=True, help="Seconds to wait for the queue to drain.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable summary.")
+def run(paths: tuple[Path, ...], out: Path, workers: int, records: int, invalid_rate: float,
+        config: Path | None, chunk_bytes: int | None, timeout: float, as_json: bool) -> None:
+    """Upload PATHs (or generated events for every dataset) to bronze and run ingest and
+    transform until the queue drains; then copy the results to OUT and print a summary.
+
+    Exit codes: 0 done, 1 something landed in the DLQ or failed ingest (except the demo's
+    deliberate poison object), 2 bad arguments.
+    """
+    from elt_sdk.local import sample as sample_mod
+    from elt_sdk.local.runtime import LocalPipeline, Upload
+
+    try:
+        settings = Settings.load(config, chunk_bytes=chunk_bytes)
+    except SettingsError as exc:
+        raise UsageProblem(str(exc)) from None
+    reg = state().registry
+    warn_broken(reg)
+    tmp = tempfile.TemporaryDirectory(prefix="elt-demo-")
+    expected = None
+    if paths:
+        uploads = [Upload(f, bronze_key(f, settings.bronze_prefix)) for f in expand(paths)]
+        sample = None
+    else:
+        sample = sample_mod.build(reg, Path(tmp.name), records=records, invalid_rate=invalid_rate)
+        uploads, expected = sample.uploads, sample.expected
+    pipeline = LocalPipeline(settings, workers=workers, out=out, timeout_s=timeout)
+    show = (not as_json) and sys.stderr.isatty()
+
+    def progress(p: dict[str, int]) -> None:
+        if show:
+            click.echo(f"\r  ingested {p['ingested']}/{p['objects']} objects · transformed {p['transformed']}"
+                       f"/{p['messages']} messages · retried {p['retried']}   ", err=True, nl=False)
+
+    if not as_json:
+        click.echo(f"uploading {len(uploads)} object(s) to an embedded AWS endpoint ...", err=True)
+    try:
+        result = pipeline.run(uploads, duplicate_events=sample.duplicates if sample else [], on_progress=progress)
+    except TimeoutError as exc:
+        raise RunFailure(str(exc)) from None
+    finally:
+        tmp.cleanup()
+    if show:
+        click.echo("", err=True)
+    summary = result.to_json()
+    poison = set(sample.poison) if sample else set()
+    unexpected_dlq = [m for m in result.dlq if not any(p in m["body"] for p in poison)]
+    if expected is not None:
+        summary["expected"] = expected
+        summary["matches_expected"] = all(result.datasets.get(k) == v for k, v in expected.items())
+    if as_json:
+        emit_json(summary)
+    else:
+        rows = [(n, d["records_in"], d["written"], d["quarantined"]) for n, d in sorted(result.datasets.items())]
+        t = result.totals
+        rows.append(("TOTAL", t["records_in"], t["written"], t["quarantined"]))
+        emit_table(["dataset", "records in", "written", "quarantined"], rows)
+        ing = result.ingest
+        click.echo(f"objects {result.objects} · enqueued {ing.get('enqueued', 0)} · skipped (already ingested) "
+                   f"{ing.get('skipped', 0)} · ingest failed {result.ingest_given_up} · DLQ {len(result.dlq)}"
+                   + (f" (the deliberate poison object: {', '.join(sorted(poison))})" if poison and result.dlq else ""))
+        if expected is not None:
+            click.echo("counts match the generated input: " + ("yes" if summary["matches_expected"] else "NO"))
+        click.echo(f"output: {out}/ (silver/, quarantine/, dlq/, logs/) in {result.seconds:.1f}s")
+    if unexpected_dlq or result.ingest_given_up or (expected is not None and not summary["matches_expected"]):
+        raise RunFailure("some objects did not make it: see dlq/ and logs/ under " + str(out))

@@ -1,0 +1,76 @@
+"""``elt-sdk local run``: the whole pipeline on the embedded endpoint, through the CLI."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from elt_sdk.settings import Settings, SettingsError
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "elt_sdk.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def test_local_run_on_generated_events_matches_the_input(tmp_path):
+    proc = cli("local", "run", "--records", "400", "--workers", "3", "--out", "out", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    summary = json.loads(proc.stdout)
+    assert summary["matches_expected"] is True
+    assert summary["datasets"] == summary["expected"]
+    assert set(summary["datasets"]) == {"shipments", "tracking_events", "invoice_lines"}
+    assert summary["skipped"] == 1  # the duplicate S3 event
+    assert summary["dlq"] == 1  # the poison object
+    assert summary["objects"] == 11 and summary["ingest"]["enqueued"] == 11
+    out = tmp_path / "out"
+    dlq = [json.loads(line) for line in (out / "dlq" / "messages.jsonl").read_text().splitlines()]
+    assert "poison" in json.loads(dlq[0]["body"])["key"]
+    # DuckDB reads the copied silver folders with hive partitioning: dt is a DATE
+    con = duckdb.connect()
+    total = 0
+    for name, expected in summary["expected"].items():
+        rel = f"read_parquet('{out}/silver/{name}/*/*.parquet', hive_partitioning = 1)"
+        n, bad_dt = con.execute(f"SELECT count(*), count(*) FILTER (WHERE dt <> CAST(timezone('UTC', event_time) AS DATE)) FROM {rel}").fetchone()
+        assert n == expected["written"] and bad_dt == 0
+        total += n
+    assert total == summary["written"]
+    assert (out / "logs" / "pipeline.jsonl").stat().st_size > 0
+
+
+def test_local_run_on_given_files_and_bad_path(tmp_path):
+    folder = tmp_path / "data" / "bronze" / "tracking_events"
+    folder.mkdir(parents=True)
+    gen = cli("gen", "tracking_events", "--count", "250", "--seed", "3", "--out", str(folder / "t.jsonl"), cwd=tmp_path)
+    assert gen.returncode == 0, gen.stderr
+    proc = cli("local", "run", "data", "--out", "o", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["datasets"] == {"tracking_events": {"records_in": 250, "written": 250, "quarantined": 0}}
+    bad = cli("local", "run", "nowhere", cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.strip() == "Error: no such file or folder: nowhere"
+
+
+def test_settings_precedence_file_env_flags(tmp_path):
+    cfg = tmp_path / "elt-sdk.toml"
+    cfg.write_text('[pipeline]\nbatch_size = 7\nmax_receive_count = 3\ntransform_timeout_s = 100\n')
+    s = Settings.load(cfg, env={"ELT_MAX_RECEIVE_COUNT": "4"}, batch_size=None)
+    assert (s.batch_size, s.max_receive_count, s.visibility_timeout_s) == (7, 4, 600)
+    s = Settings.load(cfg, env={"ELT_MAX_RECEIVE_COUNT": "4"}, max_receive_count=9)
+    assert s.max_receive_count == 9
+    assert Settings.load(cfg, env={"ELT_GLUE_ENABLED": "yes"}).glue_enabled is True
+    with pytest.raises(SettingsError, match="ELT_BATCH_SIZE='ten': expected int"):
+        Settings.load(cfg, env={"ELT_BATCH_SIZE": "ten"})
+    cfg.write_text('[pipeline]\nbach_size = 7\n')
+    with pytest.raises(SettingsError, match="unknown setting"):
+        Settings.load(cfg, env={})
+
+
+def test_bad_config_file_is_one_line_exit_2(tmp_path):
+    (tmp_path / "elt-sdk.toml").write_text("[pipeline]\nbatch_size = \n")
+    proc = cli("local", "run", "--records", "5", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("Error: elt-sdk.toml: not valid TOML")

@@ -1,0 +1,245 @@
+"""Ingest and transform handlers against moto's server over real HTTP (the embedded endpoint)."""
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import uuid
+
+import pyarrow.parquet as pq
+import pytest
+
+from elt_sdk.aws import handlers
+from elt_sdk.aws.events import parse
+from elt_sdk.aws.idempotency.base import AlreadyCompleted, AlreadyInProgress, Idempotency
+from elt_sdk.aws.idempotency.dynamodb import DynamoDBPersistence
+from elt_sdk.local.endpoint import EmbeddedEndpoint
+from elt_sdk.local.esm import EventSourceMapping, LambdaContext, queue_depth
+from elt_sdk.local.provision import provision
+from elt_sdk.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def endpoint():
+    with EmbeddedEndpoint("us-east-2") as ep:
+        yield ep
+
+
+@pytest.fixture
+def stack(endpoint, monkeypatch):
+    """Fresh resources (unique names) and handler environment for one test."""
+    settings = Settings(name_prefix=f"t{uuid.uuid4().hex[:8]}", region="us-east-2")
+    res = provision(settings, endpoint.client)
+    for k, v in res.handler_environment(settings).items():
+        monkeypatch.setenv(k, v)
+    handlers.reset()
+    yield settings, res
+    handlers.reset()
+
+
+def lines(n: int, start: int = 0, bad: tuple[int, ...] = ()) -> bytes:
+    out = []
+    for i in range(start, start + n):
+        rec = {"record_type": "shipments", "event_time": f"2025-06-{1 + i % 3:02d}T12:00:00Z", "shipment_id": f"S{i}",
+               "origin": "Oslo", "destination": "Rome", "carrier": "DHL", "weight_kg": 1.5 + i}
+        if i in bad:
+            rec["weight_kg"] = str(rec["weight_kg"])
+        out.append(json.dumps(rec))
+    return ("\n".join(out) + "\n").encode()
+
+
+def s3_event(bucket: str, key: str, etag: str = "", size: int | None = None) -> dict:
+    from urllib.parse import quote_plus
+    obj = {"key": quote_plus(key, safe="/").replace("%2F", "%2F")}
+    if etag:
+        obj["eTag"] = etag
+    if size is not None:
+        obj["size"] = size
+    return {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "awsRegion": "us-east-2",
+                         "s3": {"bucket": {"name": bucket}, "object": obj}}]}
+
+
+def ctx(timeout: int = 30) -> LambdaContext:
+    return LambdaContext("test", timeout)
+
+
+def silver_rows(endpoint, bucket: str, dataset: str = "shipments") -> list[dict]:
+    s3 = endpoint.client("s3")
+    rows = []
+    for obj in s3.list_objects_v2(Bucket=bucket, Prefix=f"silver/{dataset}/").get("Contents", []):
+        rows += pq.read_table(io.BytesIO(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())).to_pylist()
+    return rows
+
+
+def drive(endpoint, settings, res, *, rounds: int = 50) -> EventSourceMapping:
+    esm = EventSourceMapping(endpoint.client("sqs"), res.queue_url, handlers.transform_handler, function_name="t",
+                             timeout_s=60, batch_size=settings.batch_size, region=settings.region)
+    for _ in range(rounds):
+        if esm.poll_once() == 0 and queue_depth(endpoint.client("sqs"), res.queue_url) == 0:
+            break
+    return esm
+
+
+def test_s3_event_parsing():
+    ev = {"Records": [
+        {"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+         "s3": {"bucket": {"name": "b"}, "object": {"key": "raw%2Fmy+file%2B1.json", "size": 3, "eTag": "abc"}}},
+        {"eventSource": "aws:s3", "eventName": "ObjectRemoved:Delete", "s3": {"bucket": {"name": "b"}, "object": {"key": "x"}}},
+        {"eventSource": "aws:sqs", "body": json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent"})},
+    ]}
+    parsed = parse(ev)
+    assert [(o.bucket, o.key, o.etag, o.size) for o in parsed.objects] == [("b", "raw/my file+1.json", "abc", 3)]
+    assert parsed.test_events == 1 and parsed.ignored == 1
+    assert parsed.objects[0].idempotency_key == "s3://b/raw/my file+1.json#abc"
+
+
+def test_uploaded_jsonl_object_ends_as_parquet_in_silver(endpoint, stack):
+    settings, res = stack
+    s3 = endpoint.client("s3")
+    key = "bronze/shipments/2025/june batch+1.jsonl"
+    s3.put_object(Bucket=res.bronze_bucket, Key=key, Body=lines(30, bad=(4, 9)))
+    # the bucket notification put the real S3 event on the local events queue
+    sqs = endpoint.client("sqs")
+    bodies = [json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=res.events_queue_url, MaxNumberOfMessages=10)["Messages"]]
+    event = next(b for b in bodies if "Records" in b)
+    assert event["Records"][0]["s3"]["object"]["key"] != key  # percent-encoded on the wire
+    counts = handlers.ingest_handler(event, ctx())
+    assert counts["enqueued"] == 1 and counts["messages"] == 1 and counts["skipped"] == 0
+    drive(endpoint, settings, res)
+    rows = silver_rows(endpoint, res.silver_bucket)
+    assert sorted(r["shipment_id"] for r in rows) == sorted(f"S{i}" for i in range(30) if i not in (4, 9))
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=res.silver_bucket)["Contents"]]
+    assert {k.split("/")[2] for k in keys if k.startswith("silver/")} == {"dt=2025-06-01", "dt=2025-06-02", "dt=2025-06-03"}
+    [qkey] = [k for k in keys if k.startswith("quarantine/shipments/")]
+    q = [json.loads(x) for x in s3.get_object(Bucket=res.silver_bucket, Key=qkey)["Body"].read().splitlines()]
+    assert [r["line"] for r in q] == [5, 10] and q[0]["source"] == f"s3://{res.bronze_bucket}/{key}"
+
+
+def test_same_s3_event_twice_is_skipped_the_second_time(endpoint, stack):
+    settings, res = stack
+    s3 = endpoint.client("s3")
+    put = s3.put_object(Bucket=res.bronze_bucket, Key="bronze/shipments/a.jsonl", Body=lines(5))
+    event = s3_event(res.bronze_bucket, "bronze/shipments/a.jsonl", put["ETag"].strip('"'), 10)
+    first = handlers.ingest_handler(event, ctx())
+    second = handlers.ingest_handler(event, ctx())
+    assert (first["enqueued"], first["skipped"]) == (1, 0)
+    assert (second["enqueued"], second["skipped"]) == (0, 1)
+    assert queue_depth(endpoint.client("sqs"), res.queue_url) == 1
+    item = endpoint.client("dynamodb").get_item(TableName=res.table, Key={"pk": {"S": f"s3://{res.bronze_bucket}/bronze/shipments/a.jsonl#{put['ETag'].strip(chr(34))}"}})["Item"]
+    assert item["status"]["S"] == "COMPLETED" and int(item["expiration"]["N"]) > 0
+
+
+def test_same_sqs_message_twice_leaves_one_copy_of_each_row(endpoint, stack):
+    settings, res = stack
+    s3, sqs = endpoint.client("s3"), endpoint.client("sqs")
+    put = s3.put_object(Bucket=res.bronze_bucket, Key="bronze/shipments/b.jsonl", Body=lines(40))
+    handlers.ingest_handler(s3_event(res.bronze_bucket, "bronze/shipments/b.jsonl", put["ETag"].strip('"'), 1), ctx())
+    [msg] = sqs.receive_message(QueueUrl=res.queue_url, MaxNumberOfMessages=10)["Messages"]
+    event = {"Records": [{"messageId": msg["MessageId"], "receiptHandle": msg["ReceiptHandle"], "body": msg["Body"],
+                          "attributes": {}, "eventSource": "aws:sqs"}]}
+    assert handlers.transform_handler(event, ctx()) == {"batchItemFailures": []}
+    keys_first = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=res.silver_bucket)["Contents"])
+    assert handlers.transform_handler(event, ctx()) == {"batchItemFailures": []}  # redelivery
+    keys_second = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=res.silver_bucket)["Contents"])
+    assert keys_first == keys_second
+    rows = silver_rows(endpoint, res.silver_bucket)
+    assert len(rows) == 40 and len({r["shipment_id"] for r in rows}) == 40
+
+
+def test_one_bad_message_is_the_only_batch_item_failure(endpoint, stack):
+    settings, res = stack
+    s3 = endpoint.client("s3")
+    good = s3.put_object(Bucket=res.bronze_bucket, Key="bronze/shipments/good.jsonl", Body=lines(3))
+    bad = s3.put_object(Bucket=res.bronze_bucket, Key="bronze/shipments/bad.jsonl.gz", Body=b"\x1f\x8b\x08\x00garbage")
+    from elt_sdk.aws.messages import ObjectPointer
+    records = [
+        {"messageId": "m-good", "body": ObjectPointer(res.bronze_bucket, "bronze/shipments/good.jsonl", good["ETag"].strip('"'), 1, "shipments").to_json()},
+        {"messageId": "m-bad", "body": ObjectPointer(res.bronze_bucket, "bronze/shipments/bad.jsonl.gz", bad["ETag"].strip('"'), 1, "shipments").to_json()},
+        {"messageId": "m-junk", "body": "not a pointer"},
+    ]
+    result = handlers.transform_handler({"Records": records}, ctx())
+    assert result == {"batchItemFailures": [{"itemIdentifier": "m-bad"}, {"itemIdentifier": "m-junk"}]}
+    assert len(silver_rows(endpoint, res.silver_bucket)) == 3
+
+
+def test_a_message_whose_object_always_fails_ends_in_the_dlq(endpoint, stack):
+    settings, res = stack
+    s3, sqs = endpoint.client("s3"), endpoint.client("sqs")
+    bad = s3.put_object(Bucket=res.bronze_bucket, Key="bronze/shipments/poison.gz", Body=b"\x1f\x8b\x08\x00garbage")
+    ok = s3.put_object(Bucket=res.bronze_bucket, Key="bronze/shipments/fine.jsonl", Body=lines(7))
+    for key, put in (("bronze/shipments/poison.gz", bad), ("bronze/shipments/fine.jsonl", ok)):
+        handlers.ingest_handler(s3_event(res.bronze_bucket, key, put["ETag"].strip('"'), 30), ctx())
+    esm = drive(endpoint, settings, res)
+    assert queue_depth(sqs, res.queue_url) == 0
+    dlq = sqs.receive_message(QueueUrl=res.dlq_url, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
+    assert [json.loads(m["Body"])["key"] for m in dlq] == ["bronze/shipments/poison.gz"]
+    assert int(dlq[0]["Attributes"]["ApproximateReceiveCount"]) > settings.max_receive_count
+    assert esm.stats.failed == settings.max_receive_count
+    assert len(silver_rows(endpoint, res.silver_bucket)) == 7
+
+
+def test_large_object_is_split_into_byte_ranges_and_every_row_lands_once(endpoint, stack, monkeypatch):
+    settings, res = stack
+    monkeypatch.setenv("ELT_CHUNK_BYTES", "2000")
+    handlers.reset()
+    s3 = endpoint.client("s3")
+    body = lines(200, bad=(17, 150))
+    put = s3.put_object(Bucket=res.bronze_bucket, Key="bronze/shipments/big.jsonl", Body=body)
+    counts = handlers.ingest_handler(s3_event(res.bronze_bucket, "bronze/shipments/big.jsonl", put["ETag"].strip('"'), len(body)), ctx())
+    assert counts["messages"] == -(-len(body) // 2000) > 10
+    drive(endpoint, settings, res, rounds=200)
+    rows = silver_rows(endpoint, res.silver_bucket)
+    assert sorted(r["shipment_id"] for r in rows) == sorted(f"S{i}" for i in range(200) if i not in (17, 150))
+    # gzip objects are never split
+    gz = gzip.compress(body)
+    put = s3.put_object(Bucket=res.bronze_bucket, Key="bronze/shipments/big.jsonl.gz", Body=gz)
+    counts = handlers.ingest_handler(s3_event(res.bronze_bucket, "bronze/shipments/big.jsonl.gz", put["ETag"].strip('"'), len(gz) * 100), ctx())
+    assert counts["messages"] == 1
+
+
+def test_a_message_for_an_overwritten_object_is_dropped(endpoint, stack):
+    settings, res = stack
+    s3 = endpoint.client("s3")
+    first = s3.put_object(Bucket=res.bronze_bucket, Key="bronze/shipments/c.jsonl", Body=lines(3))
+    handlers.ingest_handler(s3_event(res.bronze_bucket, "bronze/shipments/c.jsonl", first["ETag"].strip('"'), 1), ctx())
+    s3.put_object(Bucket=res.bronze_bucket, Key="bronze/shipments/c.jsonl", Body=lines(5, start=100))
+    drive(endpoint, settings, res)
+    assert silver_rows(endpoint, res.silver_bucket) == []  # the stale pointer did not read the new bytes
+    assert queue_depth(endpoint.client("sqs"), res.dlq_url) == 0
+
+
+def test_partition_ready_events_reach_eventbridge(endpoint, stack, monkeypatch):
+    settings, res = stack
+    monkeypatch.setenv("ELT_EMIT_PARTITION_EVENTS", "true")
+    handlers.reset()
+    sqs, events, s3 = endpoint.client("sqs"), endpoint.client("events"), endpoint.client("s3")
+    target = sqs.create_queue(QueueName=f"{settings.name_prefix}-partitions")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=target, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name=f"{settings.name_prefix}-ready", EventPattern=json.dumps({"detail-type": ["silver_partition_ready"]}))
+    events.put_targets(Rule=f"{settings.name_prefix}-ready", Targets=[{"Id": "q", "Arn": arn}])
+    put = s3.put_object(Bucket=res.bronze_bucket, Key="bronze/shipments/d.jsonl", Body=lines(6))
+    handlers.ingest_handler(s3_event(res.bronze_bucket, "bronze/shipments/d.jsonl", put["ETag"].strip('"'), 1), ctx())
+    drive(endpoint, settings, res)
+    got = [json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=target, MaxNumberOfMessages=10)["Messages"]]
+    details = sorted((g["detail"]["dataset"], g["detail"]["dt"], g["detail"]["rows"]) for g in got)
+    assert details == [("shipments", "2025-06-01", 2), ("shipments", "2025-06-02", 2), ("shipments", "2025-06-03", 2)]
+    events.remove_targets(Rule=f"{settings.name_prefix}-ready", Ids=["q"])
+    events.delete_rule(Name=f"{settings.name_prefix}-ready")
+
+
+def test_idempotency_locks_expire_and_ttl_is_checked_in_code(endpoint, stack):
+    settings, res = stack
+    now = [1_000_000.0]
+    idem = Idempotency(DynamoDBPersistence(endpoint.client("dynamodb"), res.table), ttl_seconds=100, clock=lambda: now[0])
+    idem.claim("k", remaining_ms=5000)
+    with pytest.raises(AlreadyInProgress):
+        idem.claim("k", remaining_ms=5000)
+    now[0] += 6  # the first invocation died: its lock has expired
+    idem.claim("k", remaining_ms=5000)
+    idem.complete("k")
+    with pytest.raises(AlreadyCompleted):
+        idem.claim("k", remaining_ms=5000)
+    now[0] += 101  # past the TTL; DynamoDB may not have deleted it yet, the code does not care
+    idem.claim("k", remaining_ms=5000)
+    idem.release("k")
+    idem.claim("k", remaining_ms=5000)  # released claims can be taken at once
