@@ -18,9 +18,9 @@ def main(ctx: click.Context, disabled: tuple[str, ...]) -> None:
 
 
 def _register() -> None:
-    from elt_sdk.cli import gen, local, plugins, transform
+    from elt_sdk.cli import gen, local, plugins, transform, verify
 
-    for module in (plugins, gen, transform, local):
+    for module in (plugins, gen, transform, local, verify):
         main.add_command(module.command)
 
 

@@ -1,8 +1,10 @@
-"""``elt-sdk local run``: the whole pipeline on the embedded endpoint.
+"""The pipeline on the embedded endpoint.
 
-Upload to bronze -> S3 notification -> ingest handler -> SQS -> transform handler (N pollers, as
-the event source mapping) -> silver and quarantine in S3 -> copied out to a folder. The handlers
-are the Lambda ones, unchanged: only ``AWS_ENDPOINT_URL`` differs.
+``LocalRuntime`` is the running pipeline: moto's server, the resources from ``Settings``, the
+ingest function fed by S3 notifications and the transform function fed by N SQS pollers, all in
+background threads until ``stop()``. ``LocalPipeline.run`` is ``elt-sdk local run``: upload,
+wait for the queues to drain, copy the results out. The handlers are the Lambda ones, unchanged:
+only ``AWS_ENDPOINT_URL`` differs.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import IO, Any, Callable
 
 import pyarrow.parquet as pq
 
@@ -30,6 +32,110 @@ class Upload:
     key: str
 
 
+class LocalRuntime:
+    """``with LocalRuntime(settings) as rt:`` — the deployed pipeline's stand-in, running."""
+
+    def __init__(self, settings: Settings, *, workers: int = 2, log_stream: IO[str] | None = None):
+        self.settings = settings
+        self.workers = workers
+        self.log_stream = log_stream
+        self.endpoint = EmbeddedEndpoint(settings.region)
+        self.resources: Resources | None = None
+        self.ingest: AsyncInvoker | None = None
+        self.esm: EventSourceMapping | None = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._errors: list[BaseException] = []
+        self._saved_env: dict[str, str] = {}
+        self.uploaded = 0
+
+    def start(self) -> "LocalRuntime":
+        self._saved_env = dict(os.environ)
+        if self.log_stream is not None:
+            logs.configure(self.log_stream)
+        self.endpoint.start()
+        cfg = self.settings
+        self.resources = provision(cfg, self.endpoint.client)
+        os.environ.update(self.resources.handler_environment(cfg))
+        handlers.reset()
+        sqs = self.endpoint.client("sqs")
+        self.ingest = AsyncInvoker(sqs, self.resources.events_queue_url, handlers.ingest_handler,
+                                   function_name=self.ingest_function, timeout_s=cfg.ingest_timeout_s)
+        self.esm = EventSourceMapping(sqs, self.resources.queue_url, handlers.transform_handler,
+                                      function_name=self.transform_function, timeout_s=cfg.transform_timeout_s,
+                                      batch_size=cfg.batch_size, region=cfg.region)
+        self._threads = [threading.Thread(target=self._loop, args=(self.ingest.poll_once,), daemon=True)]
+        self._threads += [threading.Thread(target=self._loop, args=(self.esm.poll_once,), daemon=True)
+                          for _ in range(self.workers)]
+        for t in self._threads:
+            t.start()
+        return self
+
+    @property
+    def ingest_function(self) -> str:
+        return f"{self.settings.name_prefix}-ingest"
+
+    @property
+    def transform_function(self) -> str:
+        return f"{self.settings.name_prefix}-transform"
+
+    def _loop(self, poll: Callable[[], int]) -> None:
+        try:
+            while not self._stop.is_set():
+                if poll() == 0:
+                    time.sleep(0.05)
+        except BaseException as exc:  # surfaced by wait()
+            self._errors.append(exc)
+            self._stop.set()
+
+    def upload(self, path: Path, key: str) -> None:
+        self.endpoint.client("s3").upload_file(str(path), self.resources.bronze_bucket, key)
+        self.uploaded += 1
+
+    def progress(self) -> dict[str, int]:
+        return {"objects": self.uploaded, "ingested": self.ingest.stats.succeeded + self.ingest.stats.failed,
+                "messages": sum(r.get("messages", 0) for r in self.ingest.stats.results),
+                "transformed": self.esm.stats.succeeded, "retried": self.esm.stats.failed}
+
+    def wait(self, timeout_s: float, on_progress: Callable[[dict[str, int]], None] | None = None) -> None:
+        """Until every upload's event was ingested and both queues are empty."""
+        sqs = self.endpoint.client("sqs")
+        deadline = time.time() + timeout_s
+        while True:
+            if self._errors:
+                raise self._errors[0]
+            p = self.progress()
+            if on_progress:
+                on_progress(p)
+            if p["ingested"] >= self.uploaded and queue_depth(sqs, self.resources.events_queue_url) == 0 \
+                    and queue_depth(sqs, self.resources.queue_url) == 0:
+                return
+            if time.time() > deadline:
+                raise TimeoutError(f"the queues did not drain within {timeout_s:.0f}s: {p}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=30)
+        handlers.reset()
+        self.endpoint.stop()
+        os.environ.clear()
+        os.environ.update(self._saved_env)
+        if self.log_stream is not None:
+            logs.configure()
+
+    def __enter__(self) -> "LocalRuntime":
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
 @dataclass
 class LocalRunResult:
     objects: int = 0
@@ -40,7 +146,6 @@ class LocalRunResult:
     transform_invocations: int = 0
     seconds: float = 0.0
     out: str = ""
-    endpoint: str = ""
 
     @property
     def totals(self) -> dict[str, int]:
@@ -55,8 +160,9 @@ class LocalRunResult:
 
 
 class LocalPipeline:
-    def __init__(self, settings: Settings, *, workers: int = 2, out: Path = Path("elt-out"),
-                 timeout_s: float = 900.0):
+    """``elt-sdk local run``: upload, drain, copy out, count."""
+
+    def __init__(self, settings: Settings, *, workers: int = 2, out: Path = Path("elt-out"), timeout_s: float = 900.0):
         self.settings = settings
         self.workers = workers
         self.out = out
@@ -65,112 +171,52 @@ class LocalPipeline:
     def run(self, uploads: list[Upload], *, duplicate_events: list[Upload] = (),
             on_progress: Callable[[dict[str, int]], None] | None = None) -> LocalRunResult:
         started = time.time()
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "logs").mkdir(exist_ok=True)
-        log_file = (self.out / "logs" / "pipeline.jsonl").open("w")
-        logs.configure(log_file)
-        saved_env = dict(os.environ)
-        try:
-            with EmbeddedEndpoint(self.settings.region) as ep:
-                res = provision(self.settings, ep.client)
-                os.environ.update(res.handler_environment(self.settings))
-                handlers.reset()
-                return self._run(ep, res, uploads, list(duplicate_events), on_progress, started)
-        finally:
-            handlers.reset()
-            os.environ.clear()
-            os.environ.update(saved_env)
-            logs.configure()
-            log_file.close()
-
-    def _run(self, ep: EmbeddedEndpoint, res: Resources, uploads: list[Upload], duplicates: list[Upload],
-             on_progress: Callable[[dict[str, int]], None] | None, started: float) -> LocalRunResult:
-        s3, sqs = ep.client("s3"), ep.client("sqs")
-        cfg = self.settings
-        for up in uploads + duplicates:  # a re-upload of identical bytes: S3 notifies again
-            s3.upload_file(str(up.path), res.bronze_bucket, up.key)
-        ingest = AsyncInvoker(sqs, res.events_queue_url, handlers.ingest_handler,
-                              function_name=f"{cfg.name_prefix}-ingest", timeout_s=cfg.ingest_timeout_s)
-        esm = EventSourceMapping(sqs, res.queue_url, handlers.transform_handler,
-                                 function_name=f"{cfg.name_prefix}-transform", timeout_s=cfg.transform_timeout_s,
-                                 batch_size=cfg.batch_size, region=cfg.region)
-        stop = threading.Event()
-        errors: list[BaseException] = []
-
-        def loop(poll: Callable[[], int]) -> None:
-            try:
-                while not stop.is_set():
-                    if poll() == 0:
-                        time.sleep(0.05)
-            except BaseException as exc:  # surfaced by the main thread
-                errors.append(exc)
-                stop.set()
-
-        threads = [threading.Thread(target=loop, args=(ingest.poll_once,), daemon=True)]
-        threads += [threading.Thread(target=loop, args=(esm.poll_once,), daemon=True) for _ in range(self.workers)]
-        for t in threads:
-            t.start()
-        expected_events = len(uploads) + len(duplicates)
-        deadline = time.time() + self.timeout_s
-        try:
-            while not stop.is_set():
-                ingested = ingest.stats.succeeded + ingest.stats.failed
-                enqueued = sum(r.get("messages", 0) for r in ingest.stats.results)
-                progress = {"objects": len(uploads), "ingested": ingested, "messages": enqueued,
-                            "transformed": esm.stats.succeeded, "retried": esm.stats.failed}
-                if on_progress:
-                    on_progress(progress)
-                if ingested >= expected_events and queue_depth(sqs, res.events_queue_url) == 0 \
-                        and queue_depth(sqs, res.queue_url) == 0:
-                    break
-                if time.time() > deadline:
-                    raise TimeoutError(f"the queue did not drain within {self.timeout_s:.0f}s: {progress}")
-                time.sleep(0.1)
-        finally:
-            stop.set()
-            for t in threads:
-                t.join(timeout=30)
-        if errors:
-            raise errors[0]
-        result = LocalRunResult(objects=len(uploads), out=str(self.out), endpoint=ep.url)
-        for counts in ingest.stats.results:
-            for k, v in counts.items():
-                result.ingest[k] = result.ingest.get(k, 0) + v
-        result.ingest_given_up = len(ingest.given_up)
-        result.transform_invocations = esm.stats.invocations
-        self._collect(s3, sqs, res, result)
-        if ingest.given_up:
-            with (self.out / "dlq" / "ingest-failed-events.jsonl").open("w") as fh:
-                for event in ingest.given_up:
-                    fh.write(json.dumps(event) + "\n")
+        (self.out / "logs").mkdir(parents=True, exist_ok=True)
+        with (self.out / "logs" / "pipeline.jsonl").open("w") as log_file, \
+                LocalRuntime(self.settings, workers=self.workers, log_stream=log_file) as rt:
+            for up in list(uploads) + list(duplicate_events):  # identical bytes again: S3 notifies again
+                rt.upload(up.path, up.key)
+            rt.wait(self.timeout_s, on_progress)
+            result = LocalRunResult(objects=len(uploads), out=str(self.out))
+            for counts in rt.ingest.stats.results:
+                for k, v in counts.items():
+                    result.ingest[k] = result.ingest.get(k, 0) + v
+            result.ingest_given_up = len(rt.ingest.given_up)
+            result.transform_invocations = rt.esm.stats.invocations
+            collect(rt, self.out, result)
         result.seconds = time.time() - started
         return result
 
-    def _collect(self, s3: Any, sqs: Any, res: Resources, result: LocalRunResult) -> None:
-        """Copy silver, quarantine and the DLQ out; count rows from what was actually written."""
-        for prefix in (layout.SILVER_PREFIX, layout.QUARANTINE_PREFIX):
-            local = self.out / prefix
-            if local.exists():
-                for old in sorted(local.rglob("*"), reverse=True):
-                    old.unlink() if old.is_file() else old.rmdir()
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=res.silver_bucket, Prefix=prefix):
-                for obj in page.get("Contents", []):
-                    target = self.out / obj["Key"]
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    s3.download_file(res.silver_bucket, obj["Key"], str(target))
-        silver, quarantine = self.out / layout.SILVER_PREFIX, self.out / layout.QUARANTINE_PREFIX
-        names = {p.name for base in (silver, quarantine) if base.exists() for p in base.iterdir() if p.is_dir()}
-        for name in sorted(names):
-            written = sum(pq.ParquetFile(f).metadata.num_rows for f in (silver / name).rglob("*.parquet")) \
-                if (silver / name).exists() else 0
-            quarantined = sum(1 for f in (quarantine / name).rglob("*.jsonl") for line in f.open("rb") if line.strip()) \
-                if (quarantine / name).exists() else 0
-            result.datasets[name] = {"records_in": written + quarantined, "written": written, "quarantined": quarantined}
-        (self.out / "dlq").mkdir(exist_ok=True)
-        result.dlq = drain_messages(sqs, res.dlq_url)
-        with (self.out / "dlq" / "messages.jsonl").open("w") as fh:
-            for m in result.dlq:
-                fh.write(json.dumps(m) + "\n")
+
+def collect(rt: LocalRuntime, out: Path, result: LocalRunResult) -> None:
+    """Copy silver, quarantine and the DLQ out; count rows from what was actually written."""
+    s3, sqs, res = rt.endpoint.client("s3"), rt.endpoint.client("sqs"), rt.resources
+    for prefix in (layout.SILVER_PREFIX, layout.QUARANTINE_PREFIX):
+        local = out / prefix
+        if local.exists():
+            for old in sorted(local.rglob("*"), reverse=True):
+                old.unlink() if old.is_file() else old.rmdir()
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=res.silver_bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                target = out / obj["Key"]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                s3.download_file(res.silver_bucket, obj["Key"], str(target))
+    silver, quarantine = out / layout.SILVER_PREFIX, out / layout.QUARANTINE_PREFIX
+    names = {p.name for base in (silver, quarantine) if base.exists() for p in base.iterdir() if p.is_dir()}
+    for name in sorted(names):
+        written = sum(pq.ParquetFile(f).metadata.num_rows for f in (silver / name).rglob("*.parquet")) \
+            if (silver / name).exists() else 0
+        quarantined = sum(1 for f in (quarantine / name).rglob("*.jsonl") for line in f.open("rb") if line.strip()) \
+            if (quarantine / name).exists() else 0
+        result.datasets[name] = {"records_in": written + quarantined, "written": written, "quarantined": quarantined}
+    (out / "dlq").mkdir(parents=True, exist_ok=True)
+    result.dlq = drain_messages(sqs, res.dlq_url)
+    with (out / "dlq" / "messages.jsonl").open("w") as fh:
+        for m in result.dlq:
+            fh.write(json.dumps(m) + "\n")
+    with (out / "dlq" / "ingest-failed-events.jsonl").open("w") as fh:
+        for event in rt.ingest.given_up:
+            fh.write(json.dumps(event) + "\n")
 
 
 def drain_messages(sqs: Any, queue_url: str) -> list[dict[str, Any]]:

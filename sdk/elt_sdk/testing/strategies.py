@@ -150,7 +150,7 @@ def invalid_lines(draw, dataset: Dataset) -> bytes:
     if how == "nan":
         return line[:-1] + b', "extra_nan": NaN}'
     return draw(st.binary(min_size=1, max_size=40).filter(lambda b: b"\n" not in b and b"\r" not in b and b.strip()
-                                                        and not b.strip().startswith((b"{", b"[", b'"')) and not b.strip()[:1].isdigit()))
+                                                        and not b.strip().startswith((b"{", b"[", b'"', b"\xef\xbb\xbf")) and not b.strip()[:1].isdigit()))
 
 
 def lines(dataset: Dataset, min_size: int = 1, max_size: int = 30) -> st.SearchStrategy[list[bytes]]:
