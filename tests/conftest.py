@@ -45,3 +45,6 @@ def fake_dist(tmp_path, monkeypatch):
 
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+pytest_plugins = ["pytester"]

@@ -18,10 +18,12 @@ def main(ctx: click.Context, disabled: tuple[str, ...]) -> None:
 
 
 def _register() -> None:
-    from elt_sdk.cli import gen, local, plugins, transform, verify
+    from elt_sdk.cli import gen, local, plugins, scaffold, transform, verify
 
     for module in (plugins, gen, transform, local, verify):
         main.add_command(module.command)
+    main.add_command(scaffold.new_plugin)
+    main.add_command(scaffold.check_plugin)
 
 
 _register()

@@ -40,7 +40,8 @@ def fake_value(prop: Mapping[str, Any], rng: random.Random, name: str = "") -> A
             return event_time(rng)
         if fmt == "date":
             return event_time(rng)[:10]
-        lo, hi = prop.get("minLength", 4), prop.get("maxLength", max(prop.get("minLength", 4), 12))
+        lo = prop.get("minLength", 4)
+        hi = min(prop.get("maxLength", lo + 12), lo + 12)
         return "".join(rng.choices(string.ascii_lowercase, k=rng.randint(lo, hi)))
     if kind in ("integer", "number"):
         lo = prop.get("minimum", prop.get("exclusiveMinimum", 0))
