@@ -114,6 +114,12 @@ class Dataset:
             )
         if "dt" in self.arrow_schema.names:
             raise DatasetError(f"{self.name}: 'dt' is the partition column; rename that field")
+        from elt_sdk.quality import RuleError, check_rules
+
+        try:
+            check_rules(self.quality_rules, self.arrow_schema.names)
+        except RuleError as exc:
+            raise DatasetError(f"{self.name}: quality rule: {exc}") from None
         if not self.bronze_prefix.endswith("/"):
             raise DatasetError(f"{self.name}: prefix {self.bronze_prefix!r} must end with '/'")
 

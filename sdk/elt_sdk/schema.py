@@ -116,3 +116,26 @@ def _transport_type(typ: pa.DataType) -> pa.DataType:
             [pa.field(f.name, _transport_type(f.type), f.nullable) for f in typ]
         )
     return typ
+
+
+def glue_type(typ: pa.DataType) -> str:
+    """The Glue/Athena (Hive DDL) type of an Arrow type, for the catalog table of a dataset."""
+    if pa.types.is_timestamp(typ):
+        return "timestamp"
+    if pa.types.is_date(typ):
+        return "date"
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+        return "string"
+    if pa.types.is_int64(typ):
+        return "bigint"
+    if pa.types.is_integer(typ):
+        return "int"
+    if pa.types.is_floating(typ):
+        return "double"
+    if pa.types.is_boolean(typ):
+        return "boolean"
+    if pa.types.is_list(typ):
+        return f"array<{glue_type(typ.value_type)}>"
+    if pa.types.is_struct(typ):
+        return "struct<" + ",".join(f"{f.name}:{glue_type(f.type)}" for f in typ) + ">"
+    raise SchemaError(f"no Glue type for {typ}")

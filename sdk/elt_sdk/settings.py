@@ -49,6 +49,7 @@ class Settings:
     emit_partition_events: bool = _env("ELT_EMIT_PARTITION_EVENTS", default=False)
     event_bus_name: str = _env("ELT_EVENT_BUS_NAME", default="default")
     metrics_namespace: str = _env("ELT_METRICS_NAMESPACE", default="elt-sdk")
+    quarantine_alarm_ratio: float = _env("ELT_QUARANTINE_ALARM_RATIO", default=0.05)
     # Storage lifecycle.
     quarantine_expiry_days: int = _env("ELT_QUARANTINE_EXPIRY_DAYS", default=90)
     replay_prefix: str = _env("ELT_REPLAY_PREFIX", default="bronze/replay/")
@@ -122,6 +123,15 @@ class Settings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
+    @classmethod
+    def coerce(cls, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """Typed values for settings given as strings (CDK ``-c key=value``, flags); unknown keys fail."""
+        by_name = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(raw) - set(by_name))
+        if unknown:
+            raise SettingsError(f"unknown setting(s): {', '.join(unknown)}")
+        return {k: _coerce(by_name[k], v, k) if isinstance(v, str) else v for k, v in raw.items()}
+
     def lambda_environment(self) -> dict[str, str]:
         """The settings handlers read at run time, as Lambda environment variables."""
         keep = ("bronze_prefix", "idempotency_ttl_seconds", "chunk_bytes", "emit_partition_events",
@@ -149,6 +159,8 @@ def _coerce(f: dataclasses.Field, raw: str, name: str) -> Any:
             raise ValueError(raw)
         if typ.startswith("int"):
             return int(raw)
+        if typ.startswith("float"):
+            return float(raw)
     except ValueError:
         raise SettingsError(f"{name}={raw!r}: expected {typ.split(' ')[0]}") from None
     return raw

@@ -1,0 +1,1 @@
+"""The CDK app's constructs: the pipeline stack, its optional modules, and the Lambda bundle."""

@@ -1,0 +1,53 @@
+"""Glue catalog: a database and one table per dataset, columns from the plugin's silver schema,
+partition projection on ``dt`` so Athena finds new partitions with no crawler."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aws_cdk import aws_glue as glue
+from constructs import Construct
+
+from elt_sdk import layout
+from elt_sdk.schema import glue_type
+
+if TYPE_CHECKING:
+    from elt_deploy.stack import PipelineStack
+
+
+class GlueCatalog(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, stack: "PipelineStack"):
+        super().__init__(scope, construct_id)
+        db_name = stack.settings.name_prefix.replace("-", "_") + "_silver"
+        self.database = glue.CfnDatabase(self, "Database", catalog_id=stack.account,
+                                         database_input=glue.CfnDatabase.DatabaseInputProperty(
+                                             name=db_name, description="elt-sdk silver datasets"))
+        self.tables = {}
+        for ds in sorted(stack.registry.datasets.values(), key=lambda d: d.name):
+            location = f"s3://{stack.silver.bucket_name}/{layout.SILVER_PREFIX}{ds.name}/"
+            table = glue.CfnTable(
+                self, f"Table{''.join(w.title() for w in ds.name.split('_'))}",
+                catalog_id=stack.account, database_name=db_name,
+                table_input=glue.CfnTable.TableInputProperty(
+                    name=ds.name, description=ds.description or f"{ds.name} (plugin {ds.plugin} {ds.version})",
+                    table_type="EXTERNAL_TABLE",
+                    parameters={
+                        "classification": "parquet", "EXTERNAL": "TRUE", "parquet.compression": "SNAPPY",
+                        "projection.enabled": "true", "projection.dt.type": "date",
+                        "projection.dt.format": "yyyy-MM-dd", "projection.dt.range": "2000-01-01,NOW",
+                        "projection.dt.interval": "1", "projection.dt.interval.unit": "DAYS",
+                        "storage.location.template": location + "dt=${dt}/",
+                        "elt_sdk.plugin": ds.plugin, "elt_sdk.dataset_version": ds.version,
+                    },
+                    partition_keys=[glue.CfnTable.ColumnProperty(name="dt", type="date")],
+                    storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
+                        location=location,
+                        columns=[glue.CfnTable.ColumnProperty(name=f.name, type=glue_type(f.type)) for f in ds.arrow_schema],
+                        input_format="org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+                        output_format="org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+                        serde_info=glue.CfnTable.SerdeInfoProperty(
+                            serialization_library="org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"),
+                    ),
+                ),
+            )
+            table.add_dependency(self.database)
+            self.tables[ds.name] = table

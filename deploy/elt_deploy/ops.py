@@ -1,0 +1,54 @@
+"""Ops workflow (Step Functions): replay by S3 copy -> wait -> poll silver, looping until enough
+new Parquet appears or the attempts run out; optionally on an EventBridge schedule."""
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from aws_cdk import Duration
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from elt_sdk import layout
+
+if TYPE_CHECKING:
+    from elt_deploy.stack import PipelineStack
+
+
+class OpsWorkflow(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, stack: "PipelineStack"):
+        super().__init__(scope, construct_id)
+        from elt_deploy.stack import FunctionSpec
+
+        cfg = stack.settings
+        env = {"ELT_BRONZE_BUCKET": stack.bronze.bucket_name, "ELT_SILVER_BUCKET": stack.silver.bucket_name}
+        self.replay = stack.function(FunctionSpec("OpsReplay", "elt_sdk.aws.ops.replay_handler", 256, 300), env)
+        stack.allow(self.replay, ["s3:ListBucket"], [stack.bronze.bucket_arn])
+        stack.allow(self.replay, ["s3:GetObject"], [stack.bronze.arn_for_objects("*")])
+        stack.allow(self.replay, ["s3:PutObject"], [stack.bronze.arn_for_objects(cfg.replay_prefix + "*")])
+        self.poll = stack.function(FunctionSpec("OpsPoll", "elt_sdk.aws.ops.poll_handler", 256, 60), env)
+        stack.allow(self.poll, ["s3:ListBucket"], [stack.silver.bucket_arn])
+
+        replay = tasks.LambdaInvoke(self, "Replay", lambda_function=self.replay, payload_response_only=True)
+        wait = sfn.Wait(self, "Wait", time=sfn.WaitTime.seconds_path("$.poll_interval_seconds"))
+        poll = tasks.LambdaInvoke(self, "PollSilver", lambda_function=self.poll, payload_response_only=True)
+        done = sfn.Succeed(self, "SilverUpdated")
+        gave_up = sfn.Fail(self, "SilverNotUpdated", error="SilverNotUpdated",
+                           cause="no new silver Parquet within the attempts")
+        check = (sfn.Choice(self, "Enough?")
+                 .when(sfn.Condition.boolean_equals("$.ready", True), done)
+                 .when(sfn.Condition.number_greater_than_equals_json_path("$.attempt", "$.max_attempts"), gave_up)
+                 .otherwise(wait))
+        definition = replay.next(wait).next(poll).next(check)
+        self.state_machine = sfn.StateMachine(self, "StateMachine", definition_body=sfn.DefinitionBody.from_chainable(definition),
+                                              timeout=Duration.hours(6))
+        if cfg.ops_schedule:
+            default_input = {"src_prefix": cfg.bronze_prefix, "dest_prefix_base": cfg.replay_prefix.rstrip("/"),
+                             "window_hours": 24, "silver_prefix": layout.SILVER_PREFIX.rstrip("/"), "record_type": "",
+                             "min_parquet_objects": 1, "poll_interval_seconds": 30, "max_attempts": 20}
+            events.Rule(self, "Schedule", schedule=events.Schedule.expression(cfg.ops_schedule),
+                        targets=[targets.SfnStateMachine(self.state_machine,
+                                                         input=events.RuleTargetInput.from_object(json.loads(json.dumps(default_input))))])

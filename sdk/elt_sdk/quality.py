@@ -1,0 +1,107 @@
+"""Data-quality rules a dataset declares (``rules.json``), checked on an Arrow table of silver
+rows — one partition, say. Each rule is a small JSON object; every rule reports its own verdict.
+
+    {"rule": "row_count_min", "min": 1}
+    {"rule": "not_null", "column": "shipment_id"}
+    {"rule": "between", "column": "weight_kg", "min": 0, "max": 5000}
+    {"rule": "accepted_values", "column": "carrier", "values": ["UPS", "DHL"]}
+    {"rule": "unique", "column": "shipment_id", "max_duplicate_ratio": 0.0}
+    {"rule": "max_null_ratio", "column": "note", "max": 0.2}
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+class RuleError(ValueError):
+    """A rule that cannot be checked (unknown kind, missing column or parameter)."""
+
+
+@dataclass
+class RuleResult:
+    rule: str
+    column: str | None
+    passed: bool
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _col(table: pa.Table, rule: Mapping[str, Any]) -> pa.ChunkedArray:
+    name = rule.get("column")
+    if name not in table.column_names:
+        raise RuleError(f"{rule['rule']}: column {name!r} is not in the table")
+    return table.column(name)
+
+
+def _row_count_min(table: pa.Table, rule: Mapping[str, Any]) -> tuple[bool, str]:
+    return table.num_rows >= rule["min"], f"{table.num_rows} rows (min {rule['min']})"
+
+
+def _not_null(table: pa.Table, rule: Mapping[str, Any]) -> tuple[bool, str]:
+    nulls = _col(table, rule).null_count
+    return nulls == 0, f"{nulls} null(s)"
+
+
+def _max_null_ratio(table: pa.Table, rule: Mapping[str, Any]) -> tuple[bool, str]:
+    ratio = _col(table, rule).null_count / max(table.num_rows, 1)
+    return ratio <= rule["max"], f"null ratio {ratio:.4f} (max {rule['max']})"
+
+
+def _between(table: pa.Table, rule: Mapping[str, Any]) -> tuple[bool, str]:
+    col = _col(table, rule)
+    outside = 0
+    if "min" in rule:
+        outside += pc.sum(pc.less(col, rule["min"])).as_py() or 0
+    if "max" in rule:
+        outside += pc.sum(pc.greater(col, rule["max"])).as_py() or 0
+    return outside == 0, f"{outside} value(s) outside [{rule.get('min', '-inf')}, {rule.get('max', 'inf')}]"
+
+
+def _accepted_values(table: pa.Table, rule: Mapping[str, Any]) -> tuple[bool, str]:
+    col = _col(table, rule)
+    bad = pc.sum(pc.invert(pc.is_in(col, value_set=pa.array(rule["values"])))).as_py() or 0
+    bad -= col.null_count  # nulls are not_null's business
+    return bad == 0, f"{bad} value(s) not in {rule['values']}"
+
+
+def _unique(table: pa.Table, rule: Mapping[str, Any]) -> tuple[bool, str]:
+    col = _col(table, rule)
+    dupes = table.num_rows - len(pc.unique(col))
+    ratio = dupes / max(table.num_rows, 1)
+    limit = rule.get("max_duplicate_ratio", 0.0)
+    return ratio <= limit, f"{dupes} duplicate(s), ratio {ratio:.4f} (max {limit})"
+
+
+CHECKS: dict[str, Callable[[pa.Table, Mapping[str, Any]], tuple[bool, str]]] = {
+    "row_count_min": _row_count_min, "not_null": _not_null, "max_null_ratio": _max_null_ratio,
+    "between": _between, "accepted_values": _accepted_values, "unique": _unique,
+}
+REQUIRED = {"row_count_min": ("min",), "not_null": ("column",), "max_null_ratio": ("column", "max"),
+            "between": ("column",), "accepted_values": ("column", "values"), "unique": ("column",)}
+
+
+def check_rules(rules: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> None:
+    """Raise RuleError for a rule that could never be evaluated."""
+    for rule in rules:
+        kind = rule.get("rule")
+        if kind not in CHECKS:
+            raise RuleError(f"unknown quality rule {kind!r}; known: {', '.join(sorted(CHECKS))}")
+        missing = [p for p in REQUIRED[kind] if p not in rule]
+        if missing:
+            raise RuleError(f"{kind}: missing {', '.join(missing)}")
+        if columns is not None and "column" in rule and rule["column"] not in columns:
+            raise RuleError(f"{kind}: column {rule['column']!r} is not a silver column")
+
+
+def evaluate(rules: Sequence[Mapping[str, Any]], table: pa.Table) -> list[RuleResult]:
+    results = []
+    for rule in rules:
+        passed, detail = CHECKS[rule["rule"]](table, rule)
+        results.append(RuleResult(rule["rule"], rule.get("column"), bool(passed), detail))
+    return results
