@@ -74,7 +74,7 @@ def test_generated_plugin_installs_lists_transforms_and_passes_its_own_tests(tmp
     tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=src, env=env,
                            capture_output=True, text=True, timeout=600)
     assert tests.returncode == 0, tests.stdout[-3000:]
-    assert "9 passed" in tests.stdout
+    assert "10 passed" in tests.stdout
 
     listed = cli("plugins", "--json", env=env)
     assert listed.returncode == 0, listed.stderr
@@ -90,7 +90,7 @@ def test_generated_plugin_installs_lists_transforms_and_passes_its_own_tests(tmp
 
     checked = cli("check-plugin", "web_orders", "--examples", "10", env=env)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "web_orders: 7 of 7 passed" in checked.stdout
+    assert "web_orders: 8 of 8 passed" in checked.stdout
 
 
 def test_check_plugin_fails_a_broken_plugin(fake_dist):

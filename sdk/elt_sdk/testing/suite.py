@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from elt_sdk.dataset import Dataset
 from elt_sdk.plugins import Registry, load_registry
 from elt_sdk.testing.harness import reference_verdict, transform_lines
+from elt_sdk.schema import json_types
 from elt_sdk.testing.strategies import invalid_lines, invalid_records, lines, valid_records
 
 EXAMPLES_ENV = "ELT_SDK_SUITE_EXAMPLES"
@@ -110,6 +111,24 @@ class DatasetSuite:
 
     @_SETTINGS
     @given(data=st.data())
+    def test_every_field_refuses_wrong_types(self, data: st.DataObject) -> None:
+        """Each property, in turn, given values of the wrong JSON type (the number as a string,
+        2.5 for an integer, a number for a string, null where null is not allowed): quarantined,
+        never coerced into silver."""
+        record = data.draw(valid_records(self.ds), label="record")
+        props = self.ds.json_schema.get("properties", {})
+        lines_, cases = [], []
+        for name, prop in props.items():
+            for value in wrong_type_values(prop, record.get(name)):
+                lines_.append(_line({**record, name: value}))
+                cases.append(f"{name}={value!r}")
+        result = transform_lines(self.registry, self.ds, lines_)
+        leaked = [cases[i] for i in range(len(cases)) if (i + 1) not in {q["line"] for q in result.quarantine}]
+        assert not leaked, f"wrong types reached silver: {leaked}"
+        assert result.silver.num_rows == 0
+
+    @_SETTINGS
+    @given(data=st.data())
     def test_verdicts_match_fastjsonschema(self, data: st.DataObject) -> None:
         """The pipeline keeps exactly the records fastjsonschema accepts (strict JSON, an event
         time a timestamp can hold) and quarantines exactly the others."""
@@ -149,3 +168,26 @@ class DatasetSuite:
         silver = transform_lines(self.registry, self.ds, [_line(r) for r in records]).silver
         for row in silver.select([self.ds.event_time_field, "dt"]).to_pylist():
             assert str(row["dt"]) == row[self.ds.event_time_field].strftime("%Y-%m-%d"), row
+
+
+def wrong_type_values(prop: Mapping[str, Any], current: Any) -> list[Any]:
+    """Values of the wrong JSON type for a property, the ones feeds really send."""
+    try:
+        types, nullable = json_types(prop)
+    except ValueError:
+        return []
+    kind = types[0] if len(types) == 1 else None
+    out: list[Any] = [] if nullable else [None]
+    if kind in ("number", "integer"):
+        out += [str(current if isinstance(current, (int, float)) and not isinstance(current, bool) else 12.5), True]
+        if kind == "integer":
+            out.append(2.5)
+    elif kind == "string":
+        out += [12345, {"nested": "object"}]
+    elif kind == "boolean":
+        out += ["true", 1]
+    elif kind == "array":
+        out += ["not an array"]
+    elif kind == "object":
+        out += ["not an object"]
+    return out
