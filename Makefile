@@ -25,7 +25,8 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 synth: setup
-	cd deploy && ../$(BIN)/python app.py
+	cd deploy && JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 ../$(BIN)/python app.py
+	$(BIN)/cfn-lint -i W3005 -- deploy/cdk.out/*.template.json
 
 bench: setup
 	$(BIN)/elt-sdk bench

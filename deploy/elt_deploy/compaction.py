@@ -18,7 +18,7 @@ class Compaction(Construct):
         super().__init__(scope, construct_id)
         from elt_deploy.stack import FunctionSpec
 
-        self.function = stack.function(FunctionSpec("Compaction", "elt_sdk.aws.compaction.handler", 2048, 900),
+        self.function = stack.function(FunctionSpec("CompactPartition", "elt_sdk.aws.compaction.handler", 2048, 900),
                                        {"ELT_SILVER_BUCKET": stack.silver.bucket_name})
         stack.allow(self.function, ["s3:ListBucket"], [stack.silver.bucket_arn])
         stack.allow(self.function, ["s3:GetObject"], [stack.silver.arn_for_objects(layout.SILVER_PREFIX + "*")])

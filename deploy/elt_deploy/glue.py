@@ -49,5 +49,5 @@ class GlueCatalog(Construct):
                     ),
                 ),
             )
-            table.add_dependency(self.database)
+            table.add_resource_dependency(self.database)
             self.tables[ds.name] = table
