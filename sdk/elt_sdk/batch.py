@@ -1,6 +1,8 @@
 """What flows between the hooks: raw blocks of lines, parsed batches, validated Arrow tables."""
 from __future__ import annotations
 
+import json
+from itertools import accumulate
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,33 +59,120 @@ class Reject:
         }
 
 
-@dataclass
 class RawBlock:
-    """A bounded run of raw records from one object: one JSON document per entry."""
+    """A bounded run of raw documents from one object: complete lines of ``data``.
 
-    source: SourceRef
-    lines: list[bytes]
-    linenos: list[int]
-    offsets: list[int]
+    Lines are split lazily, so the columnar path can hand the buffer to pyarrow untouched.
+    ``first_offset`` is -1 when byte offsets mean nothing (elements of a JSON array).
+    """
+
+    def __init__(self, source: SourceRef, data: bytes, first_lineno: int = 1, first_offset: int = 0):
+        self.source = source
+        self.data = data
+        self.first_lineno = first_lineno
+        self.first_offset = first_offset
+        self._lines: list[bytes] | None = None
+        self._starts: list[int] | None = None
+
+    @classmethod
+    def from_lines(cls, source: SourceRef, lines: list[bytes], first_lineno: int = 1, offsets_known: bool = True) -> "RawBlock":
+        return cls(source, b"\n".join(lines) + b"\n", first_lineno, 0 if offsets_known else -1)
+
+    @property
+    def lines(self) -> list[bytes]:
+        """Every physical line, ``\\r`` stripped; blank lines included (they are not records)."""
+        if self._lines is None:
+            lines = self.data.split(b"\n")
+            if self.data.endswith(b"\n"):
+                lines.pop()
+            if b"\r" in self.data:
+                lines = [ln[:-1] if ln.endswith(b"\r") else ln for ln in lines]
+            self._lines = lines
+        return self._lines
+
+    def lineno(self, i: int) -> int:
+        return self.first_lineno + i
+
+    def offset(self, i: int) -> int:
+        if self.first_offset < 0:
+            return -1
+        if self._starts is None:  # cumulative line lengths, summed in C
+            raw = self.data.split(b"\n") if b"\r" in self.data else self.lines
+            self._starts = [0, *accumulate(map(len, raw))]
+        return self.first_offset + self._starts[i] + i  # + one newline per earlier line
+
+    def reject(self, i: int, errors: list[dict[str, str]], stage: str) -> Reject:
+        return Reject(self.lines[i], self.lineno(i), self.offset(i), errors, stage)
 
     def __len__(self) -> int:
         return len(self.lines)
 
 
+def _no_constants(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_strict = json.JSONDecoder(parse_constant=_no_constants)
+
+
+def decode_line(line: bytes) -> Any:
+    """Strict JSON: UTF-8 only, no NaN/Infinity. Raises UnicodeDecodeError or ValueError."""
+    return _strict.decode(line.decode("utf-8"))
+
+
 @dataclass
 class ParsedBatch:
-    """Parse output. ``records`` are decoded JSON values, aligned with the raw lines kept for
-    quarantine; lines that could not be decoded are already in ``rejects``."""
+    """Parse output for one block: the rows that are JSON documents (by physical line index),
+    in columnar form where the fast path parsed them (``table``, one row per ``table_lines``
+    entry) and as decoded values where a row was decoded on its own (``decoded``). Lines that are
+    not JSON are already ``rejects``. ``records`` decodes every row, for hooks that want dicts.
+    """
 
-    source: SourceRef
-    records: list[Any]
-    raws: list[bytes]
-    linenos: list[int]
-    offsets: list[int]
+    block: RawBlock
+    rows: list[int]
     rejects: list[Reject] = field(default_factory=list)
+    table: pa.Table | None = None
+    table_lines: list[int] | None = None
+    decoded: dict[int, Any] = field(default_factory=dict)
+    _records: list[Any] | None = None
+
+    @property
+    def source(self) -> SourceRef:
+        return self.block.source
+
+    @property
+    def records(self) -> list[Any]:
+        if self._records is None:
+            lines = self.block.lines
+            self._records = [self.decoded[i] if i in self.decoded else decode_line(lines[i]) for i in self.rows]
+        return self._records
+
+    @property
+    def raws(self) -> list[bytes]:
+        lines = self.block.lines
+        return [lines[i] for i in self.rows]
+
+    @property
+    def linenos(self) -> list[int]:
+        return [self.block.lineno(i) for i in self.rows]
+
+    @property
+    def offsets(self) -> list[int]:
+        return [self.block.offset(i) for i in self.rows]
+
+    def reject(self, position: int, errors: list[dict[str, str]], stage: str) -> Reject:
+        """A reject for the row at ``position`` in ``rows``."""
+        return self.block.reject(self.rows[position], errors, stage)
+
+    def subset(self, positions: list[int]) -> "ParsedBatch":
+        """The rows at ``positions``, as their own batch (the records-only form)."""
+        records = self.records
+        return ParsedBatch(self.block, [self.rows[p] for p in positions],
+                           decoded={self.rows[p]: records[p] for p in positions},
+                           _records=[records[p] for p in positions])
 
     def __len__(self) -> int:
-        return len(self.records)
+        return len(self.rows)
 
 
 @dataclass

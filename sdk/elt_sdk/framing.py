@@ -102,50 +102,44 @@ class _Prepended(io.RawIOBase):
         return len(data)
 
 
-def _lines(ref: SourceRef, stream: BinaryIO, block_bytes: int, *, first_offset: int, end: int | None, skip_partial: bool) -> Iterator[RawBlock]:
-    offset = first_offset  # absolute offset of the first byte of `pending`
+def _lines(ref: SourceRef, stream: BinaryIO, block_bytes: int, *, first_offset: int, end: int | None,
+           skip_partial: bool) -> Iterator[RawBlock]:
+    offset = first_offset  # absolute offset of the next byte of `buf`
+    lineno = 1
     pending = b""
-    lineno = 0
-    skipping = skip_partial
+    first = not skip_partial  # a BOM counts only at the very start of the object
     done = False
-    first = True
     while not done:
         data = stream.read(block_bytes)
-        if not data:
-            done = True
-            buf, pending = pending, b""
-            if not buf:
-                break
-        else:
+        if data:
             buf = pending + data
             cut = buf.rfind(b"\n")
             if cut < 0:
                 pending = buf
                 continue
             buf, pending = buf[: cut + 1], buf[cut + 1 :]
-        if first and not skip_partial and buf.startswith(b"\xef\xbb\xbf"):
+        else:
+            buf, pending, done = pending, b"", True
+            if not buf:
+                break
+        if skip_partial:  # the byte before the chunk: the rest of its line belongs to the previous chunk
+            nl = buf.find(b"\n")
+            skipped = nl + 1 if nl >= 0 else len(buf)
+            buf, offset, skip_partial = buf[skipped:], offset + skipped, False
+        if first and buf.startswith(b"\xef\xbb\xbf"):
             buf, offset = buf[3:], offset + 3
         first = False
-        lines, linenos, offsets = [], [], []
-        pos = 0
-        for raw in buf.split(b"\n"):
-            start = offset + pos
-            pos += len(raw) + 1
-            if skipping:
-                skipping = False  # the byte before the chunk ends this (earlier chunk's) line
-                continue
-            if end is not None and start >= end:
-                done = True
+        if end is not None and offset + len(buf) > end:  # the chunk ends in this buffer
+            if end - offset <= 0:
                 break
-            lineno += 1
-            line = raw.rstrip(b"\r")
-            if line.strip():
-                lines.append(line)
-                linenos.append(lineno)
-                offsets.append(start)
-        offset += len(buf)
-        if lines:
-            yield RawBlock(ref, lines, linenos, offsets)
+            nl = buf.find(b"\n", end - offset - 1)
+            if nl >= 0:
+                buf = buf[: nl + 1]
+            done = True
+        if buf:
+            yield RawBlock(ref, buf, lineno, offset)
+            lineno += buf.count(b"\n") + (0 if buf.endswith(b"\n") else 1)
+            offset += len(buf)
 
 
 def _array(ref: SourceRef, stream: BinaryIO, block_bytes: int) -> Iterator[RawBlock]:
@@ -157,20 +151,18 @@ def _array(ref: SourceRef, stream: BinaryIO, block_bytes: int) -> Iterator[RawBl
     text = stream.read()
     try:
         items = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
-        yield RawBlock(ref, [text[:WHOLE_DOCUMENT_RAW_LIMIT] or b"[]"], [1], [0])
-        _ = exc  # the parse hook reports the document's own error
+    except (ValueError, UnicodeDecodeError):
+        yield RawBlock(ref, (text[:WHOLE_DOCUMENT_RAW_LIMIT] or b"[]").replace(b"\n", b" ") + b"\n", 1, -1)
         return
     del text
-    lines, linenos, offsets, size = [], [], [], 0
+    lines: list[bytes] = []
+    first, size = 1, 0
     for i, item in enumerate(items if isinstance(items, list) else [items], start=1):
         line = json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         lines.append(line)
-        linenos.append(i)
-        offsets.append(-1)
         size += len(line)
         if size >= block_bytes:
-            yield RawBlock(ref, lines, linenos, offsets)
-            lines, linenos, offsets, size = [], [], [], 0
+            yield RawBlock.from_lines(ref, lines, first, offsets_known=False)
+            lines, first, size = [], i + 1, 0
     if lines:
-        yield RawBlock(ref, lines, linenos, offsets)
+        yield RawBlock.from_lines(ref, lines, first, offsets_known=False)

@@ -102,10 +102,11 @@ class ObjectOutput:
         """Append silver rows, split by the UTC date of the dataset's event time."""
         if table.num_rows == 0:
             return
-        dts = pc.strftime(table.column(dataset.event_time_field), format="%Y-%m-%d")
-        days = pc.unique(dts).to_pylist()
-        for dt in days:
-            part = table if len(days) == 1 else table.filter(pc.equal(dts, dt))
+        days = pc.cast(table.column(dataset.event_time_field), pa.date32())  # the UTC date
+        unique = pc.unique(days)
+        for day in unique.to_pylist():
+            part = table if len(unique) == 1 else table.filter(pc.equal(days, pa.scalar(day, pa.date32())))
+            dt = day.isoformat()
             key = (dataset.name, dt)
             if key not in self._partitions:
                 self._partitions[key] = _PartitionFile(self, dataset, dt)

@@ -112,7 +112,7 @@ class Transformer:
             for block in read_blocks(source, chunk, self.block_bytes):
                 if out is None:
                     out = ObjectOutput(sink, block.source, **self.output_options)
-                report.bytes_read += sum(len(line) + 1 for line in block.lines)
+                report.bytes_read += len(block.data)
                 if target is not None:
                     self._run(target, self.registry.hook.elt_parse(dataset=target, block=block), out, report)
                 else:
@@ -135,14 +135,11 @@ class Transformer:
         for i, record in enumerate(parsed.records):
             ds = self.registry.route_record(record)
             if ds is None:
-                unrouted.append(Reject(parsed.raws[i], parsed.linenos[i], parsed.offsets[i],
-                                       [{"path": "$.record_type", "message": _unroutable(record)}], "route"))
+                unrouted.append(parsed.reject(i, [{"path": "$.record_type", "message": _unroutable(record)}], "route"))
             else:
                 by_dataset.setdefault(ds.name, (ds, []))[1].append(i)
         for ds, rows in by_dataset.values():
-            sub = ParsedBatch(parsed.source, [parsed.records[i] for i in rows], [parsed.raws[i] for i in rows],
-                              [parsed.linenos[i] for i in rows], [parsed.offsets[i] for i in rows])
-            self._run(ds, sub, out, report)
+            self._run(ds, parsed.subset(rows), out, report)
         if unrouted:
             counts = report.count(layout.UNROUTED)
             counts.records_in += len(unrouted)

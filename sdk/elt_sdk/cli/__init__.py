@@ -18,9 +18,9 @@ def main(ctx: click.Context, disabled: tuple[str, ...]) -> None:
 
 
 def _register() -> None:
-    from elt_sdk.cli import gen, local, plugins, scaffold, transform, verify
+    from elt_sdk.cli import bench, gen, local, plugins, scaffold, transform, verify
 
-    for module in (plugins, gen, transform, local, verify):
+    for module in (plugins, gen, transform, local, verify, bench):
         main.add_command(module.command)
     main.add_command(scaffold.new_plugin)
     main.add_command(scaffold.check_plugin)

@@ -1,39 +1,48 @@
-"""Default parse: each line is one strict JSON document (no NaN/Infinity, UTF-8 only)."""
+"""Default parse: strict JSON, one document per line (UTF-8 only, no NaN/Infinity).
+
+Datasets whose schema the vector checks can decide exactly are parsed by pyarrow's JSON reader
+(``columnar.py``); the others, and every line the columnar screens set aside, line by line.
+"""
 from __future__ import annotations
 
-import json
-
 from elt_sdk import hookimpl
-from elt_sdk.batch import ParsedBatch, RawBlock, Reject
+from elt_sdk.batch import ParsedBatch, RawBlock, Reject, decode_line
 from elt_sdk.dataset import Dataset
+from elt_sdk.defaults import columnar
 
 
-def _no_constants(name: str) -> None:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-_decoder = json.JSONDecoder(parse_constant=_no_constants)
+def decode_rows(block: RawBlock, indices, batch: ParsedBatch) -> None:
+    """Decode the lines at ``indices`` one by one into ``batch`` (rows or rejects)."""
+    lines = block.lines
+    for i in indices:
+        line = lines[i]
+        if not line.strip():
+            continue
+        try:
+            batch.decoded[i] = decode_line(line)
+        except UnicodeDecodeError as exc:
+            batch.rejects.append(block.reject(i, [{"path": "$", "message": f"not valid UTF-8: {exc.reason} at byte {exc.start}"}], "parse"))
+            continue
+        except (ValueError, RecursionError) as exc:
+            batch.rejects.append(block.reject(i, [{"path": "$", "message": f"malformed JSON: {exc}"}], "parse"))
+            continue
 
 
 def decode_block(block: RawBlock) -> ParsedBatch:
-    """Decode every line; a line that fails is a reject and never affects its neighbours."""
-    records, raws, linenos, offsets, rejects = [], [], [], [], []
-    decode = _decoder.decode
-    for line, lineno, offset in zip(block.lines, block.linenos, block.offsets):
-        try:
-            records.append(decode(line.decode("utf-8")))
-        except UnicodeDecodeError as exc:
-            rejects.append(Reject(line, lineno, offset, [{"path": "$", "message": f"not valid UTF-8: {exc.reason} at byte {exc.start}"}], "parse"))
-            continue
-        except (ValueError, RecursionError) as exc:
-            rejects.append(Reject(line, lineno, offset, [{"path": "$", "message": f"malformed JSON: {exc}"}], "parse"))
-            continue
-        raws.append(line)
-        linenos.append(lineno)
-        offsets.append(offset)
-    return ParsedBatch(block.source, records, raws, linenos, offsets, rejects)
+    """Every line decoded on its own: the path for any dataset, and for routing mixed objects."""
+    batch = ParsedBatch(block, [])
+    decode_rows(block, range(len(block.lines)), batch)
+    batch.rows = sorted(batch.decoded)
+    batch.rejects.sort(key=lambda r: r.line)
+    return batch
 
 
 @hookimpl(trylast=True)
 def elt_parse(dataset: Dataset, block: RawBlock) -> ParsedBatch:
-    return decode_block(block)
+    plan = columnar.plan_for(dataset)
+    if plan is None:
+        return decode_block(block)
+    return plan.parse(block, decode_rows)
+
+
+__all__ = ["Reject", "decode_block", "decode_rows", "elt_parse"]
