@@ -20,7 +20,9 @@ from elt_sdk.batch import Reject, SourceRef
 from elt_sdk.dataset import Dataset
 from elt_sdk.sink import Sink
 
-ROW_GROUP_ROWS = 128 * 1024
+ROW_GROUP_ROWS = 64 * 1024
+PENDING_BYTES = 8 << 20
+"""Per-partition buffer cap: an object spread over many days must not hold many row groups."""
 MAX_ROWS_PER_FILE = 1_000_000
 
 
@@ -40,6 +42,7 @@ class _PartitionFile:
         self.part = 0
         self.pending: list[pa.Table] = []
         self.pending_rows = 0
+        self.pending_bytes = 0
         self.file_rows = 0
         self.writer: pq.ParquetWriter | None = None
         self.path: Path | None = None
@@ -48,14 +51,15 @@ class _PartitionFile:
     def append(self, table: pa.Table) -> None:
         self.pending.append(table)
         self.pending_rows += table.num_rows
-        if self.pending_rows >= self.out.row_group_rows:
+        self.pending_bytes += table.nbytes
+        if self.pending_rows >= self.out.row_group_rows or self.pending_bytes >= PENDING_BYTES:
             self._flush()
 
     def _flush(self) -> None:
         if not self.pending_rows:
             return
         table = pa.concat_tables(self.pending)
-        self.pending, self.pending_rows = [], 0
+        self.pending, self.pending_rows, self.pending_bytes = [], 0, 0
         while table.num_rows:
             room = self.out.max_rows_per_file - self.file_rows
             head, table = table.slice(0, room), table.slice(room)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
@@ -107,6 +106,8 @@ class Settings:
         if path and not file.is_file():
             raise SettingsError(f"config file {file} not found")
         if file.is_file():
+            import tomllib  # only when there is a file to read: keeps the handlers' cold start short
+
             try:
                 data = tomllib.loads(file.read_text()).get("pipeline", {})
             except tomllib.TOMLDecodeError as exc:
