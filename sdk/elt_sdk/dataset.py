@@ -74,6 +74,13 @@ class Dataset:
             for name, prop in self.json_schema.get("properties", {}).items()
         }
 
+    @classmethod
+    def from_package(cls, package: str, name: str, **kwargs: Any) -> "Dataset":
+        """A dataset whose ``schema.json`` (and ``rules.json``, if present) ship in ``package``."""
+        files = resources.files(package)
+        rules = json.loads(files.joinpath("rules.json").read_text(encoding="utf-8")) if files.joinpath("rules.json").is_file() else []
+        return cls(name=name, json_schema=load_json(package, "schema.json"), quality_rules=tuple(rules), **kwargs)
+
     def with_plugin(self, plugin: str) -> "Dataset":
         """A copy that knows which plugin declared it."""
         clone = Dataset(**{f: getattr(self, f) for f in self.__dataclass_fields__})

@@ -5,18 +5,11 @@ import random
 from typing import Any
 
 from elt_sdk import Dataset, hookimpl
-from elt_sdk.dataset import load_json
 from elt_sdk.defaults.fake import event_time
 
 __version__ = "1.0.0"
 
-DATASET = Dataset(
-    name="invoice_lines",
-    json_schema=load_json(__name__, "schema.json"),
-    version=__version__,
-    quality_rules=tuple(load_json(__name__, "rules.json")),
-    description="Invoice lines, one row per line.",
-)
+DATASET = Dataset.from_package(__name__, "invoice_lines", version=__version__, description="Invoice lines, one row per line.")
 
 
 @hookimpl

@@ -5,18 +5,11 @@ import random
 from typing import Any
 
 from elt_sdk import Dataset, hookimpl
-from elt_sdk.dataset import load_json
 from elt_sdk.defaults.fake import CITIES, event_time
 
 __version__ = "1.0.0"
 
-DATASET = Dataset(
-    name="shipments",
-    json_schema=load_json(__name__, "schema.json"),
-    version=__version__,
-    quality_rules=tuple(load_json(__name__, "rules.json")),
-    description="Shipments created, one row each.",
-)
+DATASET = Dataset.from_package(__name__, "shipments", version=__version__, description="Shipments created, one row each.")
 
 CARRIERS = ("UPS", "FedEx", "DHL", "USPS", "OnTrac", "Maersk")
 CARRIER_WEIGHTS = (30, 25, 20, 15, 6, 4)

@@ -5,18 +5,11 @@ import random
 from typing import Any
 
 from elt_sdk import Dataset, hookimpl
-from elt_sdk.dataset import load_json
 from elt_sdk.defaults.fake import CITIES, event_time
 
 __version__ = "1.0.0"
 
-DATASET = Dataset(
-    name="tracking_events",
-    json_schema=load_json(__name__, "schema.json"),
-    version=__version__,
-    quality_rules=tuple(load_json(__name__, "rules.json")),
-    description="Shipment scans, one row per scan.",
-)
+DATASET = Dataset.from_package(__name__, "tracking_events", version=__version__, description="Shipment scans, one row per scan.")
 
 STATUSES = ("CREATED", "PICKED_UP", "IN_TRANSIT", "OUT_FOR_DELIVERY", "DELIVERED", "EXCEPTION")
 STATUS_WEIGHTS = (10, 15, 45, 12, 15, 3)
