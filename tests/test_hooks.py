@@ -129,3 +129,46 @@ def test_a_map_that_breaks_the_silver_schema_fails_the_object(registry):
     reg = load_registry(extra_plugins=[("drops", DropsColumn())])
     with pytest.raises(MapError, match="dropped column.*carrier"):
         transform_lines(reg, reg.dataset("shipments"), sample(registry, "shipments", 5))
+
+
+class KeyValueFeed:
+    """A dataset whose feed is not JSON: ``key=value;key=value`` lines, parsed by the plugin."""
+
+    dataset = Dataset(name="kv_events", prefix="bronze/kv/", json_schema={
+        "type": "object", "required": ["event_time", "id", "n"],
+        "properties": {"event_time": {"type": "string", "format": "date-time"}, "id": {"type": "string"},
+                       "n": {"type": "integer"}}})
+
+    @hookimpl
+    def elt_datasets(self):
+        return [self.dataset]
+
+    @hookimpl
+    def elt_parse(self, dataset, block):
+        if dataset.name != "kv_events":
+            return None
+        from elt_sdk.batch import ParsedBatch
+        batch = ParsedBatch(block, rows=[])
+        for i, line in enumerate(block.lines):
+            if not line.strip():
+                continue
+            try:
+                pairs = dict(part.split("=", 1) for part in line.decode().split(";"))
+                if "n" in pairs:
+                    pairs["n"] = int(pairs["n"])
+            except ValueError as exc:
+                batch.rejects.append(block.reject(i, [{"path": "$", "message": f"not key=value: {exc}"}], "parse"))
+                continue
+            batch.rows.append(i)
+            batch.decoded[i] = pairs
+        return batch
+
+
+def test_a_plugin_parser_for_a_non_json_feed(registry):
+    reg = load_registry(extra_plugins=[("kv", KeyValueFeed())])
+    lines = [b"event_time=2025-01-02T03:04:05Z;id=a;n=1", b"garbage", b"", b"event_time=2025-01-02T03:04:05Z;id=b",
+             b"event_time=2025-01-03T00:00:00Z;id=c;n=3"]
+    result = transform_lines(reg, reg.dataset("kv_events"), lines)
+    assert result.silver.select(["id", "n"]).to_pylist() == [{"id": "a", "n": 1}, {"id": "c", "n": 3}]
+    assert [(q["line"], q["stage"]) for q in result.quarantine] == [(2, "parse"), (4, "validate")]
+    assert result.quarantine[1]["errors"] == [{"path": "$.n", "message": "required field is missing"}]

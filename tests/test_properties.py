@@ -9,8 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from elt_sdk.batch import SourceRef
-from elt_sdk.framing import Chunk, plan_chunks, read_blocks
+from elt_sdk.framing import plan_chunks, read_blocks
 from elt_sdk.testing import lines, reference_verdict, transform_lines
 
 DATASETS = ["shipments", "tracking_events", "invoice_lines"]

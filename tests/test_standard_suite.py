@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import textwrap
 
-import pytest
 
 PLUGINS = textwrap.dedent('''
     import random

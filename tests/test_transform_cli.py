@@ -5,19 +5,18 @@ from __future__ import annotations
 import gzip
 import json
 from collections import Counter
-from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.dataset as pads
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from elt_sdk.cli import main
 from conftest import read_jsonl
 
 
-def run(*args: str) -> "Result":
+def run(*args: str) -> Result:
     result = CliRunner().invoke(main, list(args), catch_exceptions=False)
     return result
 

@@ -46,10 +46,17 @@ def elt_datasets() -> list["Dataset"]:
 def elt_parse(dataset: "Dataset", block: "RawBlock") -> "ParsedBatch | None":
     """Decode one block of raw lines into records.
 
-    The default decodes each line as JSON; a line that is not UTF-8 or not JSON becomes a
-    ``Reject`` at stage ``parse`` and never affects its neighbours. Framing (JSON array vs
-    JSONL, gzip, byte ranges) happens before this hook, so ``block.lines`` holds one JSON
-    document each.
+    Framing (JSON array vs JSONL, gzip, byte ranges) happens before this hook: ``block.lines``
+    holds one document per line (blank lines are not records), ``block.lineno(i)`` and
+    ``block.offset(i)`` locate line ``i``. A plugin parser returns
+    ``ParsedBatch(block, rows=[line indices], decoded={index: value})`` and puts lines it cannot
+    read in ``rejects`` (``block.reject(i, errors, "parse")``).
+
+    The default is strict JSON (UTF-8, no NaN/Infinity); a bad line becomes a reject at stage
+    ``parse`` and never affects its neighbours. Where the dataset's schema allows, it parses the
+    block with pyarrow's JSON reader into ``batch.table`` (columnar, one row per
+    ``batch.table_lines`` entry) instead of Python values; ``batch.records`` still decodes every
+    row on demand, for hooks that want dicts.
     """
 
 
@@ -57,9 +64,12 @@ def elt_parse(dataset: "Dataset", block: "RawBlock") -> "ParsedBatch | None":
 def elt_validate(dataset: "Dataset", batch: "ParsedBatch") -> "ValidatedBatch | None":
     """Check records against the dataset's contract and type the valid ones.
 
-    The default validates with fastjsonschema against ``dataset.json_schema``, lists every
-    error of a rejected record (JSON path + message), and returns the valid records as an Arrow
-    table in ``dataset.bronze_arrow_schema`` (event time parsed to UTC timestamps).
+    The default's verdicts are fastjsonschema's against ``dataset.json_schema``: a columnar
+    batch is checked with vector masks first, and only rows they do not accept go through
+    fastjsonschema. Every error of a rejected record is listed (JSON path + message); the valid
+    records come back as an Arrow table in ``dataset.bronze_arrow_schema`` (event time parsed to
+    UTC timestamps), in line order. A plugin validator may use ``batch.records`` (dicts) and
+    ``batch.reject(position, errors, "validate")``.
     """
 
 

@@ -6,7 +6,7 @@ Datasets whose schema the vector checks can decide exactly are parsed by pyarrow
 from __future__ import annotations
 
 from elt_sdk import hookimpl
-from elt_sdk.batch import ParsedBatch, RawBlock, Reject, decode_line
+from elt_sdk.batch import ParsedBatch, RawBlock, decode_line
 from elt_sdk.dataset import Dataset
 from elt_sdk.defaults import columnar
 
@@ -45,4 +45,4 @@ def elt_parse(dataset: Dataset, block: RawBlock) -> ParsedBatch:
     return plan.parse(block, decode_rows)
 
 
-__all__ = ["Reject", "decode_block", "decode_rows", "elt_parse"]
+__all__ = ["decode_block", "decode_rows", "elt_parse"]
