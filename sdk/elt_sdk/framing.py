@@ -17,7 +17,7 @@ from elt_sdk.batch import RawBlock, SourceRef
 from elt_sdk.source import Source
 
 GZIP_MAGIC = b"\x1f\x8b"
-DEFAULT_BLOCK_BYTES = 8 << 20
+DEFAULT_BLOCK_BYTES = 4 << 20
 WHOLE_DOCUMENT_RAW_LIMIT = 1 << 20
 
 

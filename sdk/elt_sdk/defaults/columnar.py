@@ -12,6 +12,7 @@ has no plan and is parsed and validated record by record.
 """
 from __future__ import annotations
 
+import os
 import re
 import weakref
 from dataclasses import dataclass
@@ -34,7 +35,8 @@ ROOT_KEYWORDS = {"type", "properties", "required", "additionalProperties", "titl
 STRICT_DATE_TIME = (r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?"
                     r"(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$")
 STRICT_DATE = r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$"
-READ_BLOCK = 4 << 20
+MIN_READ_BLOCK = 1 << 20
+_CPUS = os.cpu_count() or 1
 _ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
 
 
@@ -81,7 +83,6 @@ class ColumnarPlan:
         strict = dataset.json_schema.get("additionalProperties") is False
         self.parse_options = pj.ParseOptions(explicit_schema=self.transport,
                                              unexpected_field_behavior="error" if strict else "ignore")
-        self.read_options = pj.ReadOptions(use_threads=True, block_size=READ_BLOCK)
         self.suspect = self._suspect_pattern()
         self.null_sensitive = any(not c.required and not c.nullable for c in columns)
         self.screen_next = False  # a block needed the screens: screen the next one up front
@@ -106,8 +107,11 @@ class ColumnarPlan:
     # -- parse ---------------------------------------------------------------------------------
 
     def _read(self, buf: bytes) -> pa.Table | None:
+        # one read block per core, so pyarrow parses a buffer on every core (a longer line fails
+        # the read and is isolated like any other)
+        options = pj.ReadOptions(use_threads=True, block_size=max(MIN_READ_BLOCK, len(buf) // _CPUS + 1))
         try:
-            return pj.read_json(pa.BufferReader(buf), read_options=self.read_options, parse_options=self.parse_options)
+            return pj.read_json(pa.BufferReader(buf), read_options=options, parse_options=self.parse_options)
         except _ERRORS:
             return None
 
