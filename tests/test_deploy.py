@@ -199,7 +199,7 @@ def test_cfn_lint_passes(which, request, tmp_path):
 
 def test_bundle_contains_every_installed_plugin_with_its_entry_point(default, all_on):
     for stack, _ in (default, all_on):
-        bundle = next((DEPLOY / ".bundle").glob(f"{stack.settings.architecture}-py3.12-*"))
+        [bundle] = (DEPLOY / ".bundle").glob(f"{stack.settings.architecture}-py3.12-*")  # older inputs are pruned
         assert (bundle / "elt_sdk" / "aws" / "handlers.py").exists()
         for name, package in (("shipments", "elt_shipments"), ("tracking_events", "elt_tracking_events"),
                               ("invoice_lines", "elt_invoice_lines")):
@@ -215,6 +215,8 @@ def test_bundle_is_cached_and_its_hash_stable(tmp_path):
     first = build_bundle(DEPLOY / ".bundle", architecture="x86_64", log=logs.append)
     second = build_bundle(DEPLOY / ".bundle", architecture="x86_64", log=logs.append)
     assert second.cached and second.path == first.path
+    assert list((DEPLOY / ".bundle").glob("x86_64-py3.12-*")) == [first.path]
+    assert not list((DEPLOY / ".bundle").glob(".staging-*"))
     assert any("total unzipped" in line for line in logs) and any("pyarrow" in line for line in logs)
     with pytest.raises(BundleError, match="over the budget of 10 MiB"):
         build_bundle(DEPLOY / ".bundle", architecture="x86_64", budget_mb=10, log=logs.append)
@@ -237,7 +239,7 @@ def test_x86_64_bundle_imports_and_transforms_under_python_312(all_on, tmp_path)
     python = _python_312()
     if python is None:
         pytest.skip("no Python 3.12 on this machine to run the Lambda runtime's version")
-    bundle = next((DEPLOY / ".bundle").glob("x86_64-py3.12-*"))
+    [bundle] = (DEPLOY / ".bundle").glob("x86_64-py3.12-*")
     script = tmp_path / "smoke.py"
     script.write_text('''
 import json, random, sys, tempfile

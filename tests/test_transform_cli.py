@@ -94,6 +94,8 @@ def test_wrong_types_are_rejected_never_coerced(tmp_path):
         {**good_inv, "quantity": 3.0},  # JSON Schema: 3.0 is an integer
         {**good_inv, "quantity": True},
         {**good_ship, "event_time": "yesterday"},
+        {**good_ship, "event_time": "2025-02-30T10:00:00Z"},  # passes the vector regex, no such day
+        {**good_ship, "event_time": "2016-12-31T23:59:60Z"},  # a leap second: valid RFC 3339, no timestamp
     ]
     src = tmp_path / "mixed.jsonl"
     src.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
@@ -112,6 +114,8 @@ def test_wrong_types_are_rejected_never_coerced(tmp_path):
     assert rejected[(4, "$.quantity")] == "$.quantity must be integer"
     assert rejected[(6, "$.quantity")] == "$.quantity must be integer"
     assert "date-time" in rejected[(7, "$.event_time")]
+    assert "date-time" in rejected[(8, "$.event_time")]
+    assert "not representable" in rejected[(9, "$")]
 
 
 def test_every_error_of_a_record_is_listed(tmp_path):
@@ -182,3 +186,28 @@ def test_a_bad_file_never_blocks_its_neighbours(tmp_path):
     assert res.exit_code == 1
     assert json.loads(res.stdout)["datasets"]["shipments"]["written"] == 20
     assert "1 of 2 file(s) failed" in res.stderr and "bad.json.gz" in res.stderr
+
+
+def test_columnar_path_hands_what_arrow_refuses_to_the_record_path(registry):
+    from elt_sdk.defaults import columnar
+    from elt_sdk.testing import transform_lines
+
+    ds = registry.dataset("shipments")
+    assert columnar.plan_for(ds) is not None  # these lines take the pyarrow path
+    base = {"record_type": "shipments", "shipment_id": "S", "origin": "A", "destination": "B", "carrier": "UPS",
+            "weight_kg": 1.5}
+    times = ["2025-03-05T10:00:00Z", "2025-02-30T10:00:00Z", "2025-03-01T10:00:00.123456789Z",
+             "2016-12-31T23:59:60Z", "2025-03-03T10:00:00+01:00"]
+    lines = [json.dumps({**base, "event_time": t}).encode() for t in times]
+    result = transform_lines(registry, ds, lines)
+    assert [q["line"] for q in result.quarantine] == [2, 4]
+    assert "date-time" in result.quarantine[0]["errors"][0]["message"]
+    assert "not representable" in result.quarantine[1]["errors"][0]["message"]
+    # the row the record path accepted (9 fraction digits) is merged back in line order
+    from elt_sdk.batch import RawBlock, SourceRef
+    block = RawBlock(SourceRef("mem://x", "e"), b"\n".join(lines) + b"\n")
+    parsed = registry.hook.elt_parse(dataset=ds, block=block)
+    assert parsed.table is not None
+    validated = registry.hook.elt_validate(dataset=ds, batch=parsed)
+    assert [t.isoformat() for t in validated.table.column("event_time").to_pylist()] == [
+        "2025-03-05T10:00:00+00:00", "2025-03-01T10:00:00.123456+00:00", "2025-03-03T09:00:00+00:00"]

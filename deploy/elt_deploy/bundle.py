@@ -164,29 +164,22 @@ def build_bundle(cache_root: Path, *, architecture: str = "arm64", python: str =
         key = hashlib.sha256(key_material.encode()).hexdigest()[:16]
         target = cache_root / f"{architecture}-py{python}-{key}"
         cached = (target / ".complete").exists()
-        notes: list[str] = []
-        stripped = False
         if not cached:
-            staging = Path(tempfile.mkdtemp(prefix="elt-bundle-", dir=cache_root.parent if cache_root.parent.exists() else None))
-            platform = ARCHS[architecture]
-            cross = ["--no-compile", "--platform", f"manylinux_2_28_{platform}", "--platform", f"manylinux2014_{platform}",
-                     "--only-binary=:all:", "--python-version", python, "--implementation", "cp", "--target", str(staging)]
-            if requirements or index_pins:
-                _pip("install", *cross, *requirements, *index_pins)
-            _pip("install", "--no-deps", *cross, *map(str, wheels))
-            for stray in staging.glob("*.dist-info/direct_url.json"):
-                stray.unlink()  # holds a temporary path: would change the asset hash
-            _trim(staging)
-            stripped, note = _strip(staging, platform)
-            if note:
-                notes.append(note)
-            (staging / ".complete").write_text(key_material)
             cache_root.mkdir(parents=True, exist_ok=True)
-            if target.exists():
-                shutil.rmtree(target)
-            staging.rename(target)
-        else:
-            stripped = (target / ".stripped").exists()
+            staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=cache_root))
+            try:
+                _install(staging, ARCHS[architecture], python, requirements + index_pins, wheels)
+                (staging / ".complete").write_text(key_material)
+                if target.exists():
+                    shutil.rmtree(target)
+                staging.rename(target)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)  # gone already when renamed
+            for old in cache_root.glob(f"{architecture}-py{python}-*"):  # earlier inputs: never used again
+                if old != target:
+                    shutil.rmtree(old, ignore_errors=True)
+    stripped = (target / ".stripped").exists()
+    notes = [] if stripped else [f"no strip for {ARCHS[architecture]} on this machine: shared objects left unstripped"]
     sizes = _sizes(target)
     report = BundleReport(target, architecture, python, sum(sizes.values()), sizes, plugin_entry_points(),
                           stripped, cached, notes)
@@ -198,6 +191,18 @@ def build_bundle(cache_root: Path, *, architecture: str = "arm64", python: str =
         raise BundleError(f"the Lambda bundle is {report.total_bytes / 1048576:.1f} MiB unzipped, over {which}: "
                           "drop unused plugins or dependencies, or raise the budget")
     return report
+
+
+def _install(staging: Path, platform: str, python: str, requirements: list[str], wheels: list[Path]) -> None:
+    cross = ["--no-compile", "--platform", f"manylinux_2_28_{platform}", "--platform", f"manylinux2014_{platform}",
+             "--only-binary=:all:", "--python-version", python, "--implementation", "cp", "--target", str(staging)]
+    if requirements:
+        _pip("install", *cross, *requirements)
+    _pip("install", "--no-deps", *cross, *map(str, wheels))
+    for stray in staging.glob("*.dist-info/direct_url.json"):
+        stray.unlink()  # holds a temporary path: would change the asset hash
+    _trim(staging)
+    _strip(staging, platform)
 
 
 def _trim(root: Path) -> None:
@@ -218,15 +223,15 @@ def _trim(root: Path) -> None:
         shutil.rmtree(path)
 
 
-def _strip(root: Path, platform: str) -> tuple[bool, str]:
+def _strip(root: Path, platform: str) -> None:
+    """Strip shared objects where a strip for the target exists; ``.stripped`` records it."""
     tool = shutil.which(f"{platform}-linux-gnu-strip") or (shutil.which("strip") if os.uname().machine == platform else None)
     if tool is None:
-        return False, f"no strip for {platform} on this machine: shared objects left unstripped"
+        return
     for so in root.rglob("*.so*"):
         if so.is_file():
             subprocess.run([tool, "--strip-unneeded", str(so)], capture_output=True)
     (root / ".stripped").write_text(tool)
-    return True, ""
 
 
 def _sizes(root: Path) -> dict[str, int]:

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import json
-from itertools import accumulate
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any
 
 import pyarrow as pa
@@ -75,8 +75,9 @@ class RawBlock:
         self._starts: list[int] | None = None
 
     @classmethod
-    def from_lines(cls, source: SourceRef, lines: list[bytes], first_lineno: int = 1, offsets_known: bool = True) -> "RawBlock":
-        return cls(source, b"\n".join(lines) + b"\n", first_lineno, 0 if offsets_known else -1)
+    def from_elements(cls, source: SourceRef, lines: list[bytes], first_lineno: int) -> "RawBlock":
+        """Re-serialized elements of a JSON array: numbered by element, with no byte offsets."""
+        return cls(source, b"\n".join(lines) + b"\n", first_lineno, -1)
 
     @property
     def lines(self) -> list[bytes]:
@@ -146,19 +147,6 @@ class ParsedBatch:
             lines = self.block.lines
             self._records = [self.decoded[i] if i in self.decoded else decode_line(lines[i]) for i in self.rows]
         return self._records
-
-    @property
-    def raws(self) -> list[bytes]:
-        lines = self.block.lines
-        return [lines[i] for i in self.rows]
-
-    @property
-    def linenos(self) -> list[int]:
-        return [self.block.lineno(i) for i in self.rows]
-
-    @property
-    def offsets(self) -> list[int]:
-        return [self.block.offset(i) for i in self.rows]
 
     def reject(self, position: int, errors: list[dict[str, str]], stage: str) -> Reject:
         """A reject for the row at ``position`` in ``rows``."""

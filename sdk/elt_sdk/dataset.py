@@ -77,8 +77,7 @@ class Dataset:
     @classmethod
     def from_package(cls, package: str, name: str, **kwargs: Any) -> "Dataset":
         """A dataset whose ``schema.json`` (and ``rules.json``, if present) ship in ``package``."""
-        files = resources.files(package)
-        rules = json.loads(files.joinpath("rules.json").read_text(encoding="utf-8")) if files.joinpath("rules.json").is_file() else []
+        rules = load_json(package, "rules.json") if resources.files(package).joinpath("rules.json").is_file() else []
         return cls(name=name, json_schema=load_json(package, "schema.json"), quality_rules=tuple(rules), **kwargs)
 
     def with_plugin(self, plugin: str) -> "Dataset":

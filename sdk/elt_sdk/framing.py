@@ -55,7 +55,7 @@ def read_blocks(source: Source, chunk: Chunk | None = None, block_bytes: int = D
         return
     stream = source.open(0)
     with stream:
-        head = stream.read(64) if hasattr(stream, "read") else b""
+        head = stream.read(64)
         kind = sniff(head)
         if kind == "gzip":
             raw = _Prepended(head, stream)
@@ -162,7 +162,7 @@ def _array(ref: SourceRef, stream: BinaryIO, block_bytes: int) -> Iterator[RawBl
         lines.append(line)
         size += len(line)
         if size >= block_bytes:
-            yield RawBlock.from_lines(ref, lines, first, offsets_known=False)
+            yield RawBlock.from_elements(ref, lines, first)
             lines, first, size = [], i + 1, 0
     if lines:
-        yield RawBlock.from_lines(ref, lines, first, offsets_known=False)
+        yield RawBlock.from_elements(ref, lines, first)

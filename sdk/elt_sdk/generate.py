@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass
-from typing import IO, Any, Iterator
+from typing import IO, Any, Iterator, Mapping
 
 from elt_sdk.dataset import Dataset
 from elt_sdk.plugins import Registry
@@ -26,16 +26,27 @@ class GenStats:
     schema_invalid: int = 0
 
 
-def _wrong_type(prop: dict[str, Any], value: Any) -> Any:
-    types, _ = json_types(prop)
-    kind = types[0] if types else "string"
+def wrong_type_values(prop: Mapping[str, Any], current: Any) -> list[Any]:
+    """Values of the wrong JSON type for a property, the ones feeds really send."""
+    try:
+        types, nullable = json_types(prop)
+    except ValueError:
+        return []
+    kind = types[0] if len(types) == 1 else None
+    out: list[Any] = [] if nullable else [None]
     if kind in ("number", "integer"):
-        return str(value)  # "12.5": the reference pipeline coerced this
-    if kind == "string":
-        return 12345
-    if kind == "boolean":
-        return "true"
-    return "not-a-" + kind
+        out += [str(current if isinstance(current, (int, float)) and not isinstance(current, bool) else 12.5), True]
+        if kind == "integer":
+            out.append(2.5)
+    elif kind == "string":
+        out += [12345, {"nested": "object"}]
+    elif kind == "boolean":
+        out += ["true", 1]
+    elif kind == "array":
+        out += ["not an array"]
+    elif kind == "object":
+        out += ["not an object"]
+    return out
 
 
 def schema_invalid(dataset: Dataset, record: dict[str, Any], rng: random.Random) -> dict[str, Any]:
@@ -44,13 +55,11 @@ def schema_invalid(dataset: Dataset, record: dict[str, Any], rng: random.Random)
     required = [f for f in dataset.json_schema.get("required", ()) if f in broken]
     name = rng.choice(required)
     prop = dataset.json_schema["properties"][name]
-    types, _ = json_types(prop)
-    if rng.random() < 0.3:
+    wrong = wrong_type_values(prop, broken[name])
+    if rng.random() < 0.3 or not wrong:
         del broken[name]
-    elif types == ["integer"] and rng.random() < 0.5:
-        broken[name] = (broken[name] if isinstance(broken[name], int) else 1) + 0.5  # 2.5 must not truncate
-    else:
-        broken[name] = _wrong_type(prop, broken[name])
+    else:  # "12.5" for a number, 2.5 for an integer, 12345 for a string: the reference coerced these
+        broken[name] = rng.choice(wrong)
     return broken
 
 

@@ -8,9 +8,6 @@ from typing import Mapping
 
 from elt_sdk import logs
 
-COUNTS = ("Objects", "RecordsIn", "RecordsWritten", "RecordsQuarantined", "Bytes")
-"""Per-dataset metrics of the transform (Unit Count/Bytes), dimensioned by dataset."""
-
 
 def emf(namespace: str, dimensions: Mapping[str, str], values: Mapping[str, float],
         units: Mapping[str, str] | None = None) -> str:

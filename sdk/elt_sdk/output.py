@@ -10,6 +10,7 @@ import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -100,7 +101,7 @@ class ObjectOutput:
         self.max_rows_per_file = max_rows_per_file
         self.tmpdir = tempfile.TemporaryDirectory(prefix="elt-out-")
         self._partitions: dict[tuple[str, str], _PartitionFile] = {}
-        self._quarantine: dict[str, tuple[Path, object, int]] = {}
+        self._quarantine: dict[str, TextIO] = {}
 
     def write_silver(self, dataset: Dataset, table: pa.Table) -> None:
         """Append silver rows, split by the UTC date of the dataset's event time."""
@@ -121,30 +122,27 @@ class ObjectOutput:
         if not rejects:
             return
         if dataset not in self._quarantine:
-            path = Path(self.tmpdir.name) / f"quarantine-{dataset}.jsonl"
-            self._quarantine[dataset] = (path, path.open("w", encoding="utf-8"), 0)
-        path, fh, count = self._quarantine[dataset]
+            self._quarantine[dataset] = (Path(self.tmpdir.name) / f"quarantine-{dataset}.jsonl").open("w", encoding="utf-8")
+        fh = self._quarantine[dataset]
         for reject in rejects:
-            fh.write(json.dumps(reject.envelope(self.source, dataset, plugin, version)))
-            fh.write("\n")
-        self._quarantine[dataset] = (path, fh, count + len(rejects))
+            fh.write(json.dumps(reject.envelope(self.source, dataset, plugin, version)) + "\n")
 
     def close(self) -> tuple[list[WrittenPartition], dict[str, str]]:
         """Upload everything; the written partitions and the quarantine key per dataset."""
         try:
             written = [p.close() for _, p in sorted(self._partitions.items())]
             quarantined = {}
-            for dataset, (path, fh, _) in sorted(self._quarantine.items()):
+            for dataset, fh in sorted(self._quarantine.items()):
                 fh.close()
                 key = layout.quarantine_key(dataset, self.source)
-                self.sink.put_file(key, path)
+                self.sink.put_file(key, Path(fh.name))
                 quarantined[dataset] = key
             return written, quarantined
         finally:
             self.abort()
 
     def abort(self) -> None:
-        for _, fh, _ in self._quarantine.values():
+        for fh in self._quarantine.values():
             if not fh.closed:
                 fh.close()
         for p in self._partitions.values():

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 import pyarrow as pa
 
@@ -39,6 +39,13 @@ class DatasetCounts:
         self.written += other.written
         self.quarantined += other.quarantined
 
+    @classmethod
+    def total(cls, counts: "Iterable[DatasetCounts]") -> "DatasetCounts":
+        out = cls()
+        for c in counts:
+            out.add(c)
+        return out
+
 
 @dataclass
 class ObjectReport:
@@ -56,10 +63,7 @@ class ObjectReport:
         return self.counts.setdefault(dataset, DatasetCounts())
 
     def totals(self) -> DatasetCounts:
-        total = DatasetCounts()
-        for c in self.counts.values():
-            total.add(c)
-        return total
+        return DatasetCounts.total(self.counts.values())
 
 
 def conform(dataset: Dataset, table: pa.Table) -> pa.Table:

@@ -90,9 +90,6 @@ class Settings:
     def table_name(self) -> str:
         return f"{self.name_prefix}-idempotency"
 
-    def replace(self, **changes: Any) -> "Settings":
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
-
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

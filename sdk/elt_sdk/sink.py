@@ -13,9 +13,6 @@ class Sink(Protocol):
     def put_file(self, key: str, path: Path) -> None:
         """Store the local file ``path`` under ``key``, replacing what was there."""
 
-    def describe(self, key: str) -> str:
-        """A URI for ``key``, for logs and reports."""
-
 
 @dataclass
 class LocalSink:
@@ -27,6 +24,3 @@ class LocalSink:
         tmp = target.with_name(target.name + ".tmp")
         shutil.copyfile(path, tmp)
         tmp.replace(target)  # atomic: a reader never sees half a file
-
-    def describe(self, key: str) -> str:
-        return str(self.root / key)

@@ -26,10 +26,7 @@ class RunSummary:
         self.failed.append({"source": uri, "error": error if isinstance(error, str) else f"{type(error).__name__}: {error}"})
 
     def totals(self) -> DatasetCounts:
-        total = DatasetCounts()
-        for c in self.datasets.values():
-            total.add(c)
-        return total
+        return DatasetCounts.total(self.datasets.values())
 
     def rows(self) -> list[tuple[Any, ...]]:
         rows = [(n, c.objects, c.records_in, c.written, c.quarantined) for n, c in sorted(self.datasets.items())]

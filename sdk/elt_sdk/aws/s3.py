@@ -66,9 +66,6 @@ class S3Sink:
     def put_file(self, key: str, path: Path) -> None:
         self.client.upload_file(str(path), self.bucket, key)
 
-    def describe(self, key: str) -> str:
-        return f"s3://{self.bucket}/{key}"
-
 
 def strip_etag(etag: str) -> str:
     return etag.strip('"')

@@ -52,12 +52,12 @@ class SqsTransform:
         logs.info(log, "object transformed", message_id=message_id, source=source.uri, chunk=pointer.chunk_index,
                   records_in=totals.records_in, written=totals.written, quarantined=totals.quarantined,
                   partitions=[f"{p.dataset}/dt={p.dt}" for p in report.partitions],
+                  quarantine=sorted(report.quarantine_keys.values()),
                   seconds=round(report.seconds, 3))
         for name, c in report.counts.items():
             metrics.put(self.namespace, {"dataset": name},
                         {"Objects": c.objects, "RecordsIn": c.records_in, "RecordsWritten": c.written,
-                         "RecordsQuarantined": c.quarantined},
-                        {})
+                         "RecordsQuarantined": c.quarantined})
         metrics.put(self.namespace, {"function": "transform"},
                     {"Bytes": report.bytes_read, "DurationMs": round(report.seconds * 1000, 1)},
                     {"Bytes": "Bytes", "DurationMs": "Milliseconds"})

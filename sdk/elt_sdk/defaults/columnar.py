@@ -12,6 +12,7 @@ has no plan and is parsed and validated record by record.
 """
 from __future__ import annotations
 
+import operator
 import os
 import re
 import weakref
@@ -25,7 +26,7 @@ import pyarrow.json as pj
 
 from elt_sdk.batch import ParsedBatch, RawBlock
 from elt_sdk.dataset import Dataset
-from elt_sdk.schema import SchemaError, json_types
+from elt_sdk.schema import SchemaError, json_types, transport_schema
 
 PROPERTY_KEYWORDS = {"type", "enum", "const", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
                      "minLength", "maxLength", "format", "title", "description", "default", "examples", "$comment"}
@@ -37,7 +38,7 @@ STRICT_DATE_TIME = (r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3
 STRICT_DATE = r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$"
 MIN_READ_BLOCK = 1 << 20
 _CPUS = os.cpu_count() or 1
-_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
+ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
 
 
 @dataclass(frozen=True)
@@ -78,14 +79,16 @@ class ColumnarPlan:
     def __init__(self, dataset: Dataset, columns: list[Column]):
         self.dataset = dataset
         self.columns = columns
-        arrow_type = {"string": pa.string(), "number": pa.float64(), "integer": pa.int64(), "boolean": pa.bool_()}
-        self.transport = pa.schema([pa.field(c.name, arrow_type[c.kind]) for c in columns])
+        # as JSON values arrive (times as strings), every column nullable: absence is accept()'s business
+        self.transport = pa.schema([f.with_nullable(True) for f in transport_schema(dataset.bronze_arrow_schema)])
         strict = dataset.json_schema.get("additionalProperties") is False
         self.parse_options = pj.ParseOptions(explicit_schema=self.transport,
                                              unexpected_field_behavior="error" if strict else "ignore")
         self.suspect = self._suspect_pattern()
         self.null_sensitive = any(not c.required and not c.nullable for c in columns)
-        self.screen_next = False  # a block needed the screens: screen the next one up front
+        # A block needed the screens, so screen the next one up front. A hint shared by every
+        # object of the dataset (and the local runtime's threads): a stale value costs speed only.
+        self.screen_next = False
 
     def _suspect_pattern(self) -> str:
         """RE2: a property followed by a value of the wrong JSON type, or a null it may not be;
@@ -112,7 +115,7 @@ class ColumnarPlan:
         options = pj.ReadOptions(use_threads=True, block_size=max(MIN_READ_BLOCK, len(buf) // _CPUS + 1))
         try:
             return pj.read_json(pa.BufferReader(buf), read_options=options, parse_options=self.parse_options)
-        except _ERRORS:
+        except ARROW_ERRORS:
             return None
 
     def _needs_screen(self, data: bytes) -> bool:
@@ -159,8 +162,8 @@ class ColumnarPlan:
                     except UnicodeDecodeError:
                         mask[i] = False
         self.screen_next = pc.any(suspect).as_py() or False
-        candidates = [i for i, keep in enumerate(mask) if keep]
-        rest = [i for i, keep in enumerate(mask) if not keep]
+        candidates = list(compress(range(len(lines)), mask))
+        rest = list(compress(range(len(lines)), map(operator.not_, mask)))
         tables, parsed, failed = self._isolate(lines, candidates, joined=b"\n".join(compress(lines, mask)))
         batch = ParsedBatch(block, [])
         decode_rows(block, sorted(rest + failed), batch)
@@ -202,7 +205,7 @@ class ColumnarPlan:
             for key, fn in (("minimum", pc.greater_equal), ("maximum", pc.less_equal),
                             ("exclusiveMinimum", pc.greater), ("exclusiveMaximum", pc.less)):
                 if key in p:
-                    conds.append(fn(col, pa.scalar(p[key], type=col.type) if c.kind == "integer" and isinstance(p[key], int) else p[key]))
+                    conds.append(fn(col, p[key]))
             if "minLength" in p:
                 conds.append(pc.greater_equal(pc.utf8_length(col), p["minLength"]))
             if "maxLength" in p:
@@ -218,30 +221,27 @@ class ColumnarPlan:
                 ok = cond if ok is None else pc.and_(ok, cond)
         return ok if ok is not None else pa.array([True] * table.num_rows)
 
-    def typed(self, table: pa.Table) -> tuple[pa.Table, list[int]]:
-        """Accepted rows in the dataset's bronze schema; positions whose values Arrow refused
-        (a date that does not exist) come back to be decided record by record."""
+    def typed(self, table: pa.Table, ok: pa.BooleanArray) -> tuple[pa.Table, pa.BooleanArray]:
+        """The accepted rows in the dataset's bronze schema, and ``ok`` without the rows whose
+        values Arrow refuses (a date that does not exist): those are decided record by record."""
         target = self.dataset.bronze_arrow_schema
-        bad: set[int] = set()
-        cast: dict[str, Any] = {}
         for f in target:
             col = table.column(f.name)
-            if col.type == f.type:
-                continue
-            try:
-                cast[f.name] = col.cast(f.type)
-            except _ERRORS:
-                for i, v in enumerate(col.to_pylist()):
-                    if v is not None:
-                        try:
-                            pa.scalar(v, col.type).cast(f.type)
-                        except _ERRORS:
-                            bad.add(i)
-        if bad:
-            table = table.filter(pa.array([i not in bad for i in range(table.num_rows)]))
-            cast = {}
-        columns = [cast[f.name] if f.name in cast else table.column(f.name).cast(f.type) for f in target]
-        return pa.Table.from_arrays(columns, schema=target), sorted(bad)
+            if col.type != f.type:
+                try:
+                    col.filter(ok).cast(f.type)
+                except ARROW_ERRORS:
+                    ok = pc.and_(ok, pa.array([_castable(v, col.type, f.type) for v in col.to_pylist()]))
+        accepted = table.filter(ok)
+        return pa.Table.from_arrays([accepted.column(f.name).cast(f.type) for f in target], schema=target), ok
+
+
+def _castable(value: Any, source: pa.DataType, target: pa.DataType) -> bool:
+    try:
+        pa.scalar(value, source).cast(target)
+        return True
+    except ARROW_ERRORS:
+        return False
 
 
 _plans: "weakref.WeakKeyDictionary[Dataset, ColumnarPlan | None]" = weakref.WeakKeyDictionary()

@@ -15,12 +15,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from elt_sdk import hookimpl
-from elt_sdk.batch import ParsedBatch, Reject, ValidatedBatch, decode_line
+from elt_sdk.batch import ParsedBatch, RawBlock, Reject, ValidatedBatch, decode_line
 from elt_sdk.dataset import Dataset
 from elt_sdk.defaults import columnar
 from elt_sdk.schema import transport_schema
 
-_ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError, ValueError, TypeError)
+# from_pylist raises Python errors too (an integer beyond 64 bits, a string with a lone surrogate)
+_ARROW_ERRORS = (*columnar.ARROW_ERRORS, OverflowError, ValueError, TypeError)
 
 
 def _path(name: str, prefix: str = "$") -> str:
@@ -85,75 +86,63 @@ def _integral_floats_as_ints(dataset: Dataset, record: dict) -> dict:
     return fixed or record
 
 
-def convert_valid(dataset: Dataset, records: list[Any], make_reject) -> tuple[pa.Table, list[Reject], list[int]]:
-    """Valid records -> typed table; the rejects of values Arrow refuses; the kept positions."""
+def convert_valid(dataset: Dataset, records: list[Any], block: RawBlock, lines: list[int]) -> tuple[pa.Table, list[Reject], list[int]]:
+    """Valid records (from ``lines`` of ``block``) -> typed table, rejects of values Arrow
+    refuses, and the lines kept."""
     try:
-        return to_arrow(dataset, records), [], list(range(len(records)))
+        return to_arrow(dataset, records), [], lines
     except _ARROW_ERRORS:
         pass
     good, kept, rejects = [], [], []
-    for pos, record in enumerate(records):
+    for line, record in zip(lines, records):
         record = _integral_floats_as_ints(dataset, record)
         try:
             to_arrow(dataset, [record])
-            good.append(record)
-            kept.append(pos)
         except _ARROW_ERRORS as exc:
-            rejects.append(make_reject(pos, [{"path": "$", "message": f"value not representable in the silver schema: {exc}"}]))
+            rejects.append(block.reject(line, [{"path": "$", "message": f"value not representable in the silver schema: {exc}"}], "validate"))
+            continue
+        good.append(record)
+        kept.append(line)
     return to_arrow(dataset, good), rejects, kept
 
 
-def validate_records(dataset: Dataset, batch: ParsedBatch, positions: list[int], records: list[Any]) -> tuple[pa.Table, list[Reject], list[int]]:
-    """fastjsonschema on ``records`` (rows at ``positions`` of ``batch``): typed valid rows,
-    rejects, and the batch positions of the valid rows."""
+def validate_records(dataset: Dataset, block: RawBlock, lines: list[int], records: list[Any]) -> tuple[pa.Table, list[Reject], list[int]]:
+    """fastjsonschema on ``records`` (the rows at ``lines`` of ``block``): typed valid rows,
+    rejects, and the lines of the valid rows."""
     validator = dataset.validator
-    keep_pos, keep, rejects = [], [], []
-    for pos, record in zip(positions, records):
+    keep_lines, keep, rejects = [], [], []
+    for line, record in zip(lines, records):
         try:
             validator(record)
         except fastjsonschema.JsonSchemaValueException:
-            rejects.append(batch.reject(pos, record_errors(dataset, record), "validate"))
+            rejects.append(block.reject(line, record_errors(dataset, record), "validate"))
             continue
-        keep_pos.append(pos)
+        keep_lines.append(line)
         keep.append(record)
-    table, bad, kept = convert_valid(dataset, keep, lambda i, errors: batch.reject(keep_pos[i], errors, "validate"))
-    return table, rejects + bad, [keep_pos[i] for i in kept]
+    table, bad, kept = convert_valid(dataset, keep, block, keep_lines)
+    return table, rejects + bad, kept
 
 
 def _validate_columnar(plan: columnar.ColumnarPlan, dataset: Dataset, batch: ParsedBatch) -> ValidatedBatch:
-    table, table_lines = batch.table, batch.table_lines
-    ok = plan.accept(table)
-    accepted_idx = pc.indices_nonzero(ok)
-    typed, refused = plan.typed(table.filter(ok))
-    slow = pc.indices_nonzero(pc.invert(ok)).to_pylist()
-    if refused:  # positions within the accepted rows whose values Arrow refused
-        keep = pc.invert(pc.is_in(pa.array(range(len(accepted_idx))), value_set=pa.array(refused)))
-        slow += [accepted_idx[i].as_py() for i in refused]
-        accepted_idx = accepted_idx.filter(keep)
-    slow_lines = sorted({table_lines[i] for i in slow} | set(batch.decoded))
+    block, table_lines = batch.block, batch.table_lines
+    typed, ok = plan.typed(batch.table, plan.accept(batch.table))
+    slow_lines = sorted({table_lines[i] for i in pc.indices_nonzero(pc.invert(ok)).to_pylist()} | set(batch.decoded))
     if not slow_lines:
         return ValidatedBatch(typed)
-    position = {line: pos for pos, line in enumerate(batch.rows)} if len(slow_lines) > 64 else None
-    positions = [position[line] if position else batch.rows.index(line) for line in slow_lines]
-    lines = batch.block.lines
-    records, decoded_positions, rejects = [], [], []
-    for line, pos in zip(slow_lines, positions):
-        if line in batch.decoded:
-            records.append(batch.decoded[line])
-            decoded_positions.append(pos)
-            continue
+    records, lines, rejects = [], [], []
+    for line in slow_lines:
         try:
-            records.append(decode_line(lines[line]))
-            decoded_positions.append(pos)
+            records.append(batch.decoded[line] if line in batch.decoded else decode_line(block.lines[line]))
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # pyarrow was laxer than strict JSON
-            rejects.append(batch.reject(pos, [{"path": "$", "message": f"malformed JSON: {exc}"}], "parse"))
-    slow_table, slow_rejects, kept = validate_records(dataset, batch, decoded_positions, records)
+            rejects.append(block.reject(line, [{"path": "$", "message": f"malformed JSON: {exc}"}], "parse"))
+            continue
+        lines.append(line)
+    slow_table, slow_rejects, kept = validate_records(dataset, block, lines, records)
     rejects = sorted(rejects + slow_rejects, key=lambda r: r.line)
     if slow_table.num_rows == 0:
         return ValidatedBatch(typed, rejects)
-    fast_lines = accepted_idx if isinstance(table_lines, range) and table_lines.start == 0 and table_lines.step == 1 \
-        else pc.take(pa.array(table_lines, pa.int64()), accepted_idx)
-    order = pa.concat_arrays([fast_lines.cast(pa.int64()), pa.array([batch.rows[p] for p in kept], pa.int64())])
+    order = pa.concat_arrays([pc.take(pa.array(table_lines, pa.int64()), pc.indices_nonzero(ok)),
+                              pa.array(kept, pa.int64())])  # back to line order
     merged = pa.concat_tables([typed, slow_table])
     return ValidatedBatch(merged.take(pc.sort_indices(order)), rejects)
 
@@ -163,5 +152,5 @@ def elt_validate(dataset: Dataset, batch: ParsedBatch) -> ValidatedBatch:
     plan = columnar.plan_for(dataset)
     if batch.table is not None and plan is not None:
         return _validate_columnar(plan, dataset, batch)
-    table, rejects, _ = validate_records(dataset, batch, list(range(len(batch))), batch.records)
+    table, rejects, _ = validate_records(dataset, batch.block, list(batch.rows), batch.records)
     return ValidatedBatch(table, rejects)

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from elt_sdk.dataset import Dataset
 from elt_sdk.plugins import Registry, load_registry
 from elt_sdk.testing.harness import reference_verdict, transform_lines
-from elt_sdk.schema import json_types
+from elt_sdk.generate import wrong_type_values
 from elt_sdk.testing.strategies import invalid_lines, invalid_records, lines, valid_records
 
 EXAMPLES_ENV = "ELT_SDK_SUITE_EXAMPLES"
@@ -168,26 +168,3 @@ class DatasetSuite:
         silver = transform_lines(self.registry, self.ds, [_line(r) for r in records]).silver
         for row in silver.select([self.ds.event_time_field, "dt"]).to_pylist():
             assert str(row["dt"]) == row[self.ds.event_time_field].strftime("%Y-%m-%d"), row
-
-
-def wrong_type_values(prop: Mapping[str, Any], current: Any) -> list[Any]:
-    """Values of the wrong JSON type for a property, the ones feeds really send."""
-    try:
-        types, nullable = json_types(prop)
-    except ValueError:
-        return []
-    kind = types[0] if len(types) == 1 else None
-    out: list[Any] = [] if nullable else [None]
-    if kind in ("number", "integer"):
-        out += [str(current if isinstance(current, (int, float)) and not isinstance(current, bool) else 12.5), True]
-        if kind == "integer":
-            out.append(2.5)
-    elif kind == "string":
-        out += [12345, {"nested": "object"}]
-    elif kind == "boolean":
-        out += ["true", 1]
-    elif kind == "array":
-        out += ["not an array"]
-    elif kind == "object":
-        out += ["not an object"]
-    return out
