@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import accumulate
 from typing import Any
 
@@ -62,51 +63,68 @@ class Reject:
 class RawBlock:
     """A bounded run of raw documents from one object: complete lines of ``data``.
 
-    Lines are split lazily, so the columnar path can hand the buffer to pyarrow untouched.
-    ``first_offset`` is -1 when byte offsets mean nothing (elements of a JSON array).
+    ``data`` always ends with a newline (one is added after a last line without it). Lines are
+    located lazily, so the columnar path can hand the buffer to pyarrow untouched and screen it as
+    an Arrow array over the same bytes. ``first_offset`` is -1 when byte offsets mean nothing
+    (elements of a JSON array).
     """
 
     def __init__(self, source: SourceRef, data: bytes, first_lineno: int = 1, first_offset: int = 0):
+        if data and not data.endswith(b"\n"):
+            data += b"\n"
         self.source = source
         self.data = data
         self.first_lineno = first_lineno
         self.first_offset = first_offset
-        self._lines: list[bytes] | None = None
-        self._starts: list[int] | None = None
 
     @classmethod
     def from_elements(cls, source: SourceRef, lines: list[bytes], first_lineno: int) -> "RawBlock":
         """Re-serialized elements of a JSON array: numbered by element, with no byte offsets."""
         return cls(source, b"\n".join(lines) + b"\n", first_lineno, -1)
 
-    @property
+    @cached_property
+    def line_count(self) -> int:
+        return self.data.count(b"\n")
+
+    @cached_property
     def lines(self) -> list[bytes]:
         """Every physical line, ``\\r`` stripped; blank lines included (they are not records)."""
-        if self._lines is None:
-            lines = self.data.split(b"\n")
-            if self.data.endswith(b"\n"):
-                lines.pop()
-            if b"\r" in self.data:
-                lines = [ln[:-1] if ln.endswith(b"\r") else ln for ln in lines]
-            self._lines = lines
-        return self._lines
+        lines = self.data.split(b"\n")
+        lines.pop()
+        if b"\r" in self.data:
+            lines = [ln[:-1] if ln.endswith(b"\r") else ln for ln in lines]
+        return lines
+
+    @cached_property
+    def starts(self) -> list[int]:
+        """Where each line starts in ``data``, then ``len(data)``: cumulative lengths, summed in C."""
+        parts = self.data.split(b"\n")
+        parts.pop()
+        return [0, *accumulate(map((1).__add__, map(len, parts)))]
+
+    def line(self, i: int) -> bytes:
+        """Line ``i`` without its line ending, without splitting the whole block."""
+        if "lines" in self.__dict__:
+            return self.lines[i]
+        line = self.data[self.starts[i]:self.starts[i + 1] - 1]
+        return line[:-1] if line.endswith(b"\r") else line
+
+    def line_array(self) -> pa.LargeBinaryArray:
+        """The lines, each with its line ending, as an Arrow array over ``data`` (no copy)."""
+        offsets = pa.array(self.starts, pa.int64()).buffers()[1]
+        return pa.LargeBinaryArray.from_buffers(pa.large_binary(), self.line_count, [None, offsets, pa.py_buffer(self.data)])
 
     def lineno(self, i: int) -> int:
         return self.first_lineno + i
 
     def offset(self, i: int) -> int:
-        if self.first_offset < 0:
-            return -1
-        if self._starts is None:  # cumulative line lengths, summed in C
-            raw = self.data.split(b"\n") if b"\r" in self.data else self.lines
-            self._starts = [0, *accumulate(map(len, raw))]
-        return self.first_offset + self._starts[i] + i  # + one newline per earlier line
+        return -1 if self.first_offset < 0 else self.first_offset + self.starts[i]
 
     def reject(self, i: int, errors: list[dict[str, str]], stage: str) -> Reject:
-        return Reject(self.lines[i], self.lineno(i), self.offset(i), errors, stage)
+        return Reject(self.line(i), self.lineno(i), self.offset(i), errors, stage)
 
     def __len__(self) -> int:
-        return len(self.lines)
+        return self.line_count
 
 
 def _no_constants(name: str) -> None:

@@ -137,8 +137,9 @@ def _lines(ref: SourceRef, stream: BinaryIO, block_bytes: int, *, first_offset: 
                 buf = buf[: nl + 1]
             done = True
         if buf:
-            yield RawBlock(ref, buf, lineno, offset)
-            lineno += buf.count(b"\n") + (0 if buf.endswith(b"\n") else 1)
+            block = RawBlock(ref, buf, lineno, offset)
+            yield block
+            lineno += block.line_count
             offset += len(buf)
 
 

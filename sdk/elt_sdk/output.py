@@ -3,19 +3,24 @@
 Rows are buffered per ``(dataset, dt)`` only up to one row group, then streamed to a Parquet file
 on local disk (Lambda's /tmp), which is uploaded when complete; a partition rolls over to a new
 part file past ``max_rows_per_file``. Memory stays bounded by row-group size, not object size.
+
+Row groups are encoded and uploaded on one writer thread (pyarrow releases the GIL while it
+encodes), so Parquet encoding overlaps the parsing and validation of the next block. At most one
+row group is in flight; a failure there surfaces on the next write or at ``close()``.
 """
 from __future__ import annotations
 
 import json
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from elt_sdk import kernels as k
 from elt_sdk import layout
 from elt_sdk.batch import Reject, SourceRef
 from elt_sdk.dataset import Dataset
@@ -57,10 +62,13 @@ class _PartitionFile:
             self._flush()
 
     def _flush(self) -> None:
-        if not self.pending_rows:
-            return
-        table = pa.concat_tables(self.pending)
-        self.pending, self.pending_rows, self.pending_bytes = [], 0, 0
+        if self.pending_rows:
+            tables, self.pending, self.pending_rows, self.pending_bytes = self.pending, [], 0, 0
+            self.out.in_background(self._write, tables)
+
+    def _write(self, tables: list[pa.Table]) -> None:
+        """On the writer thread: one row group (or more, past a file's row limit)."""
+        table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
         while table.num_rows:
             room = self.out.max_rows_per_file - self.file_rows
             head, table = table.slice(0, room), table.slice(room)
@@ -84,7 +92,10 @@ class _PartitionFile:
         self.part += 1
 
     def close(self) -> WrittenPartition:
-        self._flush()
+        """On the writer thread: the last row group, then the last part file's upload."""
+        if self.pending_rows:
+            self._write(self.pending)
+            self.pending, self.pending_rows, self.pending_bytes = [], 0, 0
         if self.writer is not None:
             self._upload()
         return self.written
@@ -102,20 +113,40 @@ class ObjectOutput:
         self.tmpdir = tempfile.TemporaryDirectory(prefix="elt-out-")
         self._partitions: dict[tuple[str, str], _PartitionFile] = {}
         self._quarantine: dict[str, TextIO] = {}
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="elt-parquet")
+        self._in_flight: Future | None = None
+
+    def in_background(self, fn, *args) -> None:
+        """Run ``fn`` on the writer thread once the previous job is done (re-raising its error)."""
+        self._wait()
+        self._in_flight = self._writer.submit(fn, *args)
+
+    def _wait(self) -> None:
+        if self._in_flight is not None:
+            job, self._in_flight = self._in_flight, None
+            job.result()
 
     def write_silver(self, dataset: Dataset, table: pa.Table) -> None:
         """Append silver rows, split by the UTC date of the dataset's event time."""
         if table.num_rows == 0:
             return
-        days = pc.cast(table.column(dataset.event_time_field), pa.date32())  # the UTC date
-        unique = pc.unique(days)
-        for day in unique.to_pylist():
-            part = table if len(unique) == 1 else table.filter(pc.equal(days, pa.scalar(day, pa.date32())))
-            dt = day.isoformat()
-            key = (dataset.name, dt)
-            if key not in self._partitions:
-                self._partitions[key] = _PartitionFile(self, dataset, dt)
-            self._partitions[key].append(part)
+        days = k.cast(table.column(dataset.event_time_field), pa.date32())  # the UTC date
+        if len(k.unique(days)) == 1:
+            self._partition(dataset, days[0].as_py().isoformat()).append(table)
+            return
+        order = k.sort_indices(days)  # stable: rows keep their order within a day
+        table, days = k.take(table, order), k.take(days, order)
+        counts = k.value_counts(days)  # in order of first appearance, which is sorted order now
+        start = 0
+        for day, n in zip(counts.field(0).to_pylist(), counts.field(1).to_pylist()):
+            self._partition(dataset, day.isoformat()).append(table.slice(start, n))
+            start += n
+
+    def _partition(self, dataset: Dataset, dt: str) -> _PartitionFile:
+        key = (dataset.name, dt)
+        if key not in self._partitions:
+            self._partitions[key] = _PartitionFile(self, dataset, dt)
+        return self._partitions[key]
 
     def quarantine(self, dataset: str, plugin: str, version: str, rejects: list[Reject]) -> None:
         """Append rejected records, each in its envelope, to the dataset's quarantine file."""
@@ -130,7 +161,8 @@ class ObjectOutput:
     def close(self) -> tuple[list[WrittenPartition], dict[str, str]]:
         """Upload everything; the written partitions and the quarantine key per dataset."""
         try:
-            written = [p.close() for _, p in sorted(self._partitions.items())]
+            self._wait()
+            written = self._writer.submit(lambda: [p.close() for _, p in sorted(self._partitions.items())]).result()
             quarantined = {}
             for dataset, fh in sorted(self._quarantine.items()):
                 fh.close()
@@ -142,6 +174,11 @@ class ObjectOutput:
             self.abort()
 
     def abort(self) -> None:
+        try:
+            self._wait()
+        except BaseException:  # noqa: BLE001 - aborting already: the first error is the one raised
+            pass
+        self._writer.shutdown()
         for fh in self._quarantine.values():
             if not fh.closed:
                 fh.close()

@@ -6,11 +6,14 @@ plugin hooks. The CLI, the local runtime and the Lambda handler all call ``trans
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
+from elt_sdk import kernels as k
 from elt_sdk import layout
 from elt_sdk.batch import ParsedBatch, RawBlock, Reject
 from elt_sdk.dataset import Dataset
@@ -20,6 +23,10 @@ from elt_sdk.output import ObjectOutput, WrittenPartition
 from elt_sdk.plugins import Registry
 from elt_sdk.sink import Sink
 from elt_sdk.source import Source
+
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class MapError(RuntimeError):
@@ -82,7 +89,7 @@ def conform(dataset: Dataset, table: pa.Table) -> pa.Table:
         col = table.column(f.name)
         if col.type != f.type:
             try:
-                col = col.cast(f.type)
+                col = k.cast(col, f.type)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 raise MapError(f"{dataset.name}: column {f.name} is {col.type}, schema says {f.type}: {exc}") from None
         if not f.nullable and col.null_count:
@@ -112,15 +119,20 @@ class Transformer:
         target = self.registry.dataset(dataset) if dataset else self.registry.route_key(source.key)
         report = ObjectReport(uri=source.uri, chunk=chunk.index if chunk else 0)
         out: ObjectOutput | None = None
+        if target is not None:
+            def parse(block: RawBlock) -> ParsedBatch:
+                return self.registry.hook.elt_parse(dataset=target, block=block)
+        else:
+            parse = decode_block  # routed record by record
         try:
-            for block in read_blocks(source, chunk, self.block_bytes):
+            for block, parsed in ahead(parse, read_blocks(source, chunk, self.block_bytes)):
                 if out is None:
                     out = ObjectOutput(sink, block.source, **self.output_options)
                 report.bytes_read += len(block.data)
                 if target is not None:
-                    self._run(target, self.registry.hook.elt_parse(dataset=target, block=block), out, report)
+                    self._run(target, parsed, out, report)
                 else:
-                    self._route(block, out, report)
+                    self._route(parsed, out, report)
             if out is not None:
                 report.partitions, report.quarantine_keys = out.close()
         except BaseException:
@@ -132,8 +144,7 @@ class Transformer:
         report.seconds = time.perf_counter() - started
         return report
 
-    def _route(self, block: RawBlock, out: ObjectOutput, report: ObjectReport) -> None:
-        parsed = decode_block(block)
+    def _route(self, parsed: ParsedBatch, out: ObjectOutput, report: ObjectReport) -> None:
         by_dataset: dict[str, tuple[Dataset, list[int]]] = {}
         unrouted: list[Reject] = list(parsed.rejects)
         for i, record in enumerate(parsed.records):
@@ -163,6 +174,35 @@ class Transformer:
         counts.records_in += len(parsed) + len(parsed.rejects)
         counts.written += table.num_rows
         counts.quarantined += len(rejects)
+
+
+_END = object()
+
+
+def ahead(fn: Callable[[T], R], items: Iterable[T]) -> Iterator[tuple[T, R]]:
+    """``(item, fn(item))`` for each item, reading and computing the next one on a worker thread
+    while the caller works on this one: parsing block k+1 (pyarrow's reader and Arrow kernels
+    release the GIL) overlaps validating and writing block k. One item is in flight at a time."""
+    it = iter(items)
+
+    def step() -> tuple[Any, Any]:
+        item = next(it, _END)
+        return item, (None if item is _END else fn(item))
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="elt-parse")
+    try:
+        future = pool.submit(step)
+        while True:
+            item, result = future.result()
+            if item is _END:
+                return
+            future = pool.submit(step)
+            yield item, result
+    finally:
+        pool.shutdown(wait=True)  # the step in flight finishes before its source is closed
+        close = getattr(it, "close", None)
+        if close is not None:
+            close()
 
 
 def _unroutable(record: Any) -> str:

@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import pyarrow as pa
-import pyarrow.compute as pc
+
+from elt_sdk import kernels as k
 
 
 class RuleError(ValueError):
@@ -57,22 +58,22 @@ def _between(table: pa.Table, rule: Mapping[str, Any]) -> tuple[bool, str]:
     col = _col(table, rule)
     outside = 0
     if "min" in rule:
-        outside += pc.sum(pc.less(col, rule["min"])).as_py() or 0
+        outside += k.count_true(k.compare("less", col, rule["min"]))
     if "max" in rule:
-        outside += pc.sum(pc.greater(col, rule["max"])).as_py() or 0
+        outside += k.count_true(k.compare("greater", col, rule["max"]))
     return outside == 0, f"{outside} value(s) outside [{rule.get('min', '-inf')}, {rule.get('max', 'inf')}]"
 
 
 def _accepted_values(table: pa.Table, rule: Mapping[str, Any]) -> tuple[bool, str]:
     col = _col(table, rule)
-    bad = pc.sum(pc.invert(pc.is_in(col, value_set=pa.array(rule["values"])))).as_py() or 0
+    bad = k.count_true(k.invert(k.is_in(col, pa.array(rule["values"]))))
     bad -= col.null_count  # nulls are not_null's business
     return bad == 0, f"{bad} value(s) not in {rule['values']}"
 
 
 def _unique(table: pa.Table, rule: Mapping[str, Any]) -> tuple[bool, str]:
     col = _col(table, rule)
-    dupes = table.num_rows - len(pc.unique(col))
+    dupes = table.num_rows - len(k.unique(col))
     ratio = dupes / max(table.num_rows, 1)
     limit = rule.get("max_duplicate_ratio", 0.0)
     return ratio <= limit, f"{dupes} duplicate(s), ratio {ratio:.4f} (max {limit})"

@@ -12,18 +12,18 @@ has no plan and is parsed and validated record by record.
 """
 from __future__ import annotations
 
-import operator
+import bisect
+import codecs
 import os
 import re
 import weakref
 from dataclasses import dataclass
-from itertools import compress
 from typing import Any, Callable
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.json as pj
 
+from elt_sdk import kernels as k
 from elt_sdk.batch import ParsedBatch, RawBlock
 from elt_sdk.dataset import Dataset
 from elt_sdk.schema import SchemaError, json_types, transport_schema
@@ -36,7 +36,8 @@ ROOT_KEYWORDS = {"type", "properties", "required", "additionalProperties", "titl
 STRICT_DATE_TIME = (r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?"
                     r"(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$")
 STRICT_DATE = r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$"
-MIN_READ_BLOCK = 1 << 20
+MIN_READ_BLOCK = 256 << 10
+UTF8_WINDOW = 64 << 10
 _CPUS = os.cpu_count() or 1
 ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
 
@@ -81,14 +82,18 @@ class ColumnarPlan:
         self.columns = columns
         # as JSON values arrive (times as strings), every column nullable: absence is accept()'s business
         self.transport = pa.schema([f.with_nullable(True) for f in transport_schema(dataset.bronze_arrow_schema)])
-        strict = dataset.json_schema.get("additionalProperties") is False
-        self.parse_options = pj.ParseOptions(explicit_schema=self.transport,
-                                             unexpected_field_behavior="error" if strict else "ignore")
+        self.closed = dataset.json_schema.get("additionalProperties") is False
         self.suspect = self._suspect_pattern()
         self.null_sensitive = any(not c.required and not c.nullable for c in columns)
-        # A block needed the screens, so screen the next one up front. A hint shared by every
-        # object of the dataset (and the local runtime's threads): a stale value costs speed only.
+        # Hints shared by every object of the dataset (and the local runtime's threads); a stale
+        # value costs speed only. screen_next: the last block needed the screens, so screen the
+        # next one up front. extra_fields: blocks carry fields the schema does not name, so the
+        # fast path must ignore them and scan for NaN/Infinity they may hide.
         self.screen_next = False
+        self.extra_fields = False
+
+    def _options(self, extra: str) -> pj.ParseOptions:
+        return pj.ParseOptions(explicit_schema=self.transport, unexpected_field_behavior=extra)
 
     def _suspect_pattern(self) -> str:
         """RE2: a property followed by a value of the wrong JSON type, or a null it may not be;
@@ -109,62 +114,66 @@ class ColumnarPlan:
 
     # -- parse ---------------------------------------------------------------------------------
 
-    def _read(self, buf: bytes) -> pa.Table | None:
-        # one read block per core, so pyarrow parses a buffer on every core (a longer line fails
-        # the read and is isolated like any other)
-        options = pj.ReadOptions(use_threads=True, block_size=max(MIN_READ_BLOCK, len(buf) // _CPUS + 1))
-        try:
-            return pj.read_json(pa.BufferReader(buf), read_options=options, parse_options=self.parse_options)
-        except ARROW_ERRORS:
-            return None
+    def _read(self, buf: Any, extra: str) -> pa.Table | None:
+        """pyarrow's parse of ``buf`` (bytes or an Arrow buffer), or None where it refuses.
+        Read blocks are sized so every core gets several (a longer line fails the read and is
+        isolated like any other)."""
+        block_size = max(MIN_READ_BLOCK, len(buf) // (4 * _CPUS) + 1)
+        while True:
+            options = pj.ReadOptions(use_threads=True, block_size=block_size)
+            try:
+                return pj.read_json(pa.BufferReader(buf), read_options=options, parse_options=self._options(extra))
+            except ARROW_ERRORS as exc:
+                if "straddl" in str(exc) and block_size <= len(buf):  # a line longer than a read block
+                    block_size = len(buf) + 1
+                    continue
+                if extra == "error" and "unexpected field" in str(exc) and not self.closed:
+                    self.extra_fields = True
+                return None
+
+    def _one_object_per_line(self, block: RawBlock) -> bool:
+        """Every line starts with ``{`` and ends with ``}``: with pyarrow's row count equal to the
+        line count, each line then holds exactly one object (pyarrow reads ``{..} {..}`` as two
+        rows and skips blank lines, and ``}\\n{`` rules blank lines out)."""
+        data, n = block.data, block.line_count
+        return data[:1] == b"{" and data[-2:] == b"}\n" and (n == 1 or data.count(b"}\n{") == n - 1)
 
     def _needs_screen(self, data: bytes) -> bool:
-        """Whole-buffer tests at memchr speed. pyarrow reads NaN/Infinity (strict JSON does not),
-        even in fields it then ignores; lone surrogates need no test (pyarrow refuses them)."""
-        if self.screen_next or b"\r" in data or b"NaN" in data or b"Infinity" in data:
+        """Whole-buffer tests a clean block passes at memchr speed."""
+        if self.null_sensitive and b"null" in data:  # a null pyarrow cannot tell from absence
             return True
-        if self.null_sensitive and b"null" in data:
+        # NaN/Infinity: pyarrow reads them, strict JSON does not. In a schema column they fail the
+        # read or the finiteness check; only fields the parse ignores can hide them.
+        if self.extra_fields and not self.closed and (b"NaN" in data or b"Infinity" in data):
             return True
-        if not data.isascii():
-            try:
-                data.decode("utf-8")
-            except UnicodeDecodeError:
-                return True
-        return False
+        return not data.isascii() and _first_bad_utf8(data, 0) is not None  # pyarrow does not check
 
     def parse(self, block: RawBlock, decode_rows: Callable[..., None]) -> ParsedBatch:
-        data = block.data
-        lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
-        body = data[:-1] if data.endswith(b"\n") else data
-        if (not self.screen_next and body[:1] == b"{" and body[-1:] == b"}"
-                and (lines == 1 or data.count(b"}\n{") == lines - 1) and not self._needs_screen(data)):
-            table = self._read(data)
-            if table is not None and table.num_rows == lines:
-                rows = range(lines)
+        if not self.screen_next and self._one_object_per_line(block) and not self._needs_screen(block.data):
+            table = self._read(block.data, "ignore" if self.extra_fields else "error")
+            if table is None and self.extra_fields and not self._needs_screen(block.data):
+                table = self._read(block.data, "ignore")  # it failed on a field the schema does not name
+            if table is not None and table.num_rows == block.line_count:
+                rows = range(block.line_count)
                 return ParsedBatch(block, rows, table=table, table_lines=rows)
         return self._screened(block, decode_rows)
 
     def _screened(self, block: RawBlock, decode_rows: Callable[..., None]) -> ParsedBatch:
-        lines = block.lines
-        arr = pa.array(lines, pa.binary())
-        shape = pc.and_(pc.starts_with(arr, pattern="{"), pc.ends_with(arr, pattern="}"))
-        suspect = pc.match_substring_regex(arr, pattern=self.suspect)
-        keep = pc.and_(shape, pc.invert(suspect))
-        mask = keep.to_pylist()
+        """Screens over the lines as one Arrow array, so only the lines they set aside cost
+        Python work: shape (``{`` ... ``}``), wrong-typed values and NaN/Infinity (RE2), UTF-8."""
+        lines = block.line_array()
+        shape = k.and_(k.starts_with(lines, "{"), k.or_(k.ends_with(lines, "}\n"), k.ends_with(lines, "}\r\n")))
+        suspect = k.matches(lines, self.suspect)
+        keep = k.and_(shape, k.invert(suspect))
         if not block.data.isascii():
-            try:
-                block.data.decode("utf-8")
-            except UnicodeDecodeError:  # check only the non-ASCII candidate lines, one by one
-                non_ascii = pc.and_(keep, pc.match_substring_regex(arr, pattern=r"[\x80-\xff]"))
-                for i in pc.indices_nonzero(non_ascii).to_pylist():
-                    try:
-                        lines[i].decode("utf-8")
-                    except UnicodeDecodeError:
-                        mask[i] = False
-        self.screen_next = pc.any(suspect).as_py() or False
-        candidates = list(compress(range(len(lines)), mask))
-        rest = list(compress(range(len(lines)), map(operator.not_, mask)))
-        tables, parsed, failed = self._isolate(lines, candidates, joined=b"\n".join(compress(lines, mask)))
+            bad = _bad_utf8_lines(block)
+            if bad:
+                keep = k.and_(keep, pa.array([i not in bad for i in range(block.line_count)]))
+        self.screen_next = k.any_true(suspect)
+        candidates = k.indices(keep)
+        rest = k.indices(k.invert(keep))
+        extra = "error" if self.closed else "ignore"  # NaN/Infinity are screened line by line here
+        tables, parsed, failed = self._isolate(lines, candidates, extra, k.filter(lines, keep))
         batch = ParsedBatch(block, [])
         decode_rows(block, sorted(rest + failed), batch)
         if tables:
@@ -173,72 +182,116 @@ class ColumnarPlan:
         batch.rows = sorted(parsed + list(batch.decoded))
         return batch
 
-    def _isolate(self, lines: list[bytes], idx: list[int], joined: bytes | None = None) -> tuple[list[pa.Table], list[int], list[int]]:
-        """Parse ``idx`` in one go; where pyarrow refuses, halve until the culprits stand alone."""
+    def _isolate(self, lines: pa.LargeBinaryArray, idx: list[int], extra: str,
+                 picked: pa.LargeBinaryArray | None = None) -> tuple[list[pa.Table], list[int], list[int]]:
+        """Parse the lines at ``idx`` in one go; where pyarrow refuses, halve until the culprits
+        stand alone."""
         if not idx:
             return [], [], []
-        buf = joined if joined is not None else b"\n".join([lines[i] for i in idx])
-        table = self._read(buf)
+        if picked is None:
+            picked = k.take(lines, pa.array(idx, pa.int64()))
+        table = self._read(_values(picked), extra)
         if table is not None and table.num_rows == len(idx):
             return [table], list(idx), []
         if len(idx) == 1:
             return [], [], list(idx)
         mid = len(idx) // 2
-        lt, lp, lf = self._isolate(lines, idx[:mid])
-        rt, rp, rf = self._isolate(lines, idx[mid:])
+        lt, lp, lf = self._isolate(lines, idx[:mid], extra)
+        rt, rp, rf = self._isolate(lines, idx[mid:], extra)
         return lt + rt, lp + rp, lf + rf
 
     # -- validate ------------------------------------------------------------------------------
 
-    def accept(self, table: pa.Table) -> pa.BooleanArray:
+    def accept(self, table: pa.Table) -> Any:
         """True where fastjsonschema surely accepts the row; False means: decide record by record."""
         ok: Any = None
         for c in self.columns:
             col = table.column(c.name)
             conds = []
             if c.required:
-                conds.append(pc.is_valid(col))  # a null may be missing or explicit: let the record path decide
+                conds.append(k.is_valid(col))  # a null may be missing or explicit: let the record path decide
             p = c.prop
             if "enum" in p or "const" in p:
                 values = list(p.get("enum", [p.get("const")]))
-                conds.append(pc.is_in(col, value_set=pa.array(values, type=col.type)))
-            for key, fn in (("minimum", pc.greater_equal), ("maximum", pc.less_equal),
-                            ("exclusiveMinimum", pc.greater), ("exclusiveMaximum", pc.less)):
+                conds.append(k.is_in(col, pa.array(values, type=col.type)))
+            for key, op in (("minimum", "greater_equal"), ("maximum", "less_equal"),
+                            ("exclusiveMinimum", "greater"), ("exclusiveMaximum", "less")):
                 if key in p:
-                    conds.append(fn(col, p[key]))
+                    conds.append(k.compare(op, col, pa.scalar(p[key], col.type)))
+            # characters <= bytes: a byte bound is exact for minLength <= 1 and stricter for maxLength
             if "minLength" in p:
-                conds.append(pc.greater_equal(pc.utf8_length(col), p["minLength"]))
+                length = k.binary_length(col) if p["minLength"] <= 1 else k.utf8_length(col)
+                conds.append(k.compare("greater_equal", length, p["minLength"]))
             if "maxLength" in p:
-                conds.append(pc.less_equal(pc.utf8_length(col), p["maxLength"]))
+                conds.append(k.compare("less_equal", k.binary_length(col), p["maxLength"]))
             if c.kind == "number":
-                conds.append(pc.is_finite(col))  # pyarrow reads NaN/Infinity; strict JSON does not
+                conds.append(k.is_finite(col))  # pyarrow reads NaN/Infinity; strict JSON does not
             if c.fmt == "date-time":
-                conds.append(pc.match_substring_regex(col, pattern=STRICT_DATE_TIME))
+                conds.append(k.matches(col, STRICT_DATE_TIME))
             elif c.fmt == "date":
-                conds.append(pc.match_substring_regex(col, pattern=STRICT_DATE))
+                conds.append(k.matches(col, STRICT_DATE))
             for cond in conds:
-                cond = pc.fill_null(cond, True)  # null values are the required check's business
-                ok = cond if ok is None else pc.and_(ok, cond)
-        return ok if ok is not None else pa.array([True] * table.num_rows)
+                cond = k.fill_null(cond, True)  # null values are the required check's business
+                ok = cond if ok is None else k.and_(ok, cond)
+        return ok if ok is not None else pa.chunked_array([pa.array([True] * table.num_rows)])
 
-    def typed(self, table: pa.Table, ok: pa.BooleanArray) -> tuple[pa.Table, pa.BooleanArray]:
+    def typed(self, table: pa.Table, ok: Any) -> tuple[pa.Table, Any]:
         """The accepted rows in the dataset's bronze schema, and ``ok`` without the rows whose
         values Arrow refuses (a date that does not exist): those are decided record by record."""
         target = self.dataset.bronze_arrow_schema
+        everything = not k.any_true(k.invert(ok))
         for f in target:
             col = table.column(f.name)
             if col.type != f.type:
                 try:
-                    col.filter(ok).cast(f.type)
+                    k.cast(col if everything else k.filter(col, ok), f.type)
                 except ARROW_ERRORS:
-                    ok = pc.and_(ok, pa.array([_castable(v, col.type, f.type) for v in col.to_pylist()]))
-        accepted = table.filter(ok)
-        return pa.Table.from_arrays([accepted.column(f.name).cast(f.type) for f in target], schema=target), ok
+                    ok = k.and_(ok, pa.array([_castable(v, col.type, f.type) for v in col.to_pylist()]))
+                    everything = False
+        accepted = table if everything else k.filter(table, ok)
+        columns = [accepted.column(f.name) for f in target]
+        return pa.Table.from_arrays([c if c.type == f.type else k.cast(c, f.type) for c, f in zip(columns, target)],
+                                    schema=target), ok
+
+
+def _values(array: pa.LargeBinaryArray) -> pa.Buffer:
+    """The bytes of a compact binary array's values, end to end (lines keep their newlines)."""
+    offsets = array.buffers()[1]
+    first, last = (int.from_bytes(offsets[i * 8:(i + 1) * 8], "little", signed=True)
+                   for i in (array.offset, array.offset + len(array)))
+    return array.buffers()[2][first:last]
+
+
+def _first_bad_utf8(data: bytes, start: int, end: int | None = None) -> int | None:
+    """Position of the first byte in ``data[start:end]`` that is not valid UTF-8, or None."""
+    try:
+        codecs.utf_8_decode(memoryview(data)[start:end], "strict", True)
+        return None
+    except UnicodeDecodeError as exc:
+        return start + exc.start
+
+
+def _bad_utf8_lines(block: RawBlock) -> set[int]:
+    """The lines with invalid UTF-8, decoding line-aligned windows (a decode error copies what it
+    was decoding, so a window bounds that copy), resumed after each bad line."""
+    bad: set[int] = set()
+    starts = block.starts
+    pos, last = 0, len(starts) - 1
+    while pos < len(block.data):
+        end = starts[min(bisect.bisect_right(starts, pos + UTF8_WINDOW), last)]
+        at = _first_bad_utf8(block.data, pos, end)
+        if at is None:
+            pos = end
+            continue
+        line = bisect.bisect_right(starts, at) - 1
+        bad.add(line)
+        pos = starts[line + 1]
+    return bad
 
 
 def _castable(value: Any, source: pa.DataType, target: pa.DataType) -> bool:
     try:
-        pa.scalar(value, source).cast(target)
+        k.cast(pa.array([value], source), target)
         return True
     except ARROW_ERRORS:
         return False

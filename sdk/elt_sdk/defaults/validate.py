@@ -12,9 +12,9 @@ from typing import Any
 
 import fastjsonschema
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from elt_sdk import hookimpl
+from elt_sdk import kernels as k
 from elt_sdk.batch import ParsedBatch, RawBlock, Reject, ValidatedBatch, decode_line
 from elt_sdk.dataset import Dataset
 from elt_sdk.defaults import columnar
@@ -58,8 +58,7 @@ def record_errors(dataset: Dataset, record: Any) -> list[dict[str, str]]:
 
 def _normalise_times(column: pa.ChunkedArray) -> pa.ChunkedArray:
     """RFC 3339 allows lowercase t/z and any number of fraction digits; Arrow wants 'T', 'Z', <= 6."""
-    upper = pc.utf8_upper(column)
-    return pc.replace_substring_regex(upper, pattern=r"(\.\d{6})\d+", replacement=r"\1")
+    return k.replace_regex(k.utf8_upper(column), r"(\.\d{6})\d+", r"\1")
 
 
 def to_arrow(dataset: Dataset, records: list[dict]) -> pa.Table:
@@ -71,7 +70,7 @@ def to_arrow(dataset: Dataset, records: list[dict]) -> pa.Table:
         col = table.column(f.name)
         if pa.types.is_timestamp(f.type):
             col = _normalise_times(col)
-        columns.append(col.cast(f.type) if col.type != f.type else col)
+        columns.append(k.cast(col, f.type) if col.type != f.type else col)
     return pa.Table.from_arrays(columns, schema=target)
 
 
@@ -126,13 +125,13 @@ def validate_records(dataset: Dataset, block: RawBlock, lines: list[int], record
 def _validate_columnar(plan: columnar.ColumnarPlan, dataset: Dataset, batch: ParsedBatch) -> ValidatedBatch:
     block, table_lines = batch.block, batch.table_lines
     typed, ok = plan.typed(batch.table, plan.accept(batch.table))
-    slow_lines = sorted({table_lines[i] for i in pc.indices_nonzero(pc.invert(ok)).to_pylist()} | set(batch.decoded))
+    slow_lines = sorted({table_lines[i] for i in k.indices(k.invert(ok))} | set(batch.decoded))
     if not slow_lines:
         return ValidatedBatch(typed)
     records, lines, rejects = [], [], []
     for line in slow_lines:
         try:
-            records.append(batch.decoded[line] if line in batch.decoded else decode_line(block.lines[line]))
+            records.append(batch.decoded[line] if line in batch.decoded else decode_line(block.line(line)))
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # pyarrow was laxer than strict JSON
             rejects.append(block.reject(line, [{"path": "$", "message": f"malformed JSON: {exc}"}], "parse"))
             continue
@@ -141,10 +140,10 @@ def _validate_columnar(plan: columnar.ColumnarPlan, dataset: Dataset, batch: Par
     rejects = sorted(rejects + slow_rejects, key=lambda r: r.line)
     if slow_table.num_rows == 0:
         return ValidatedBatch(typed, rejects)
-    order = pa.concat_arrays([pc.take(pa.array(table_lines, pa.int64()), pc.indices_nonzero(ok)),
+    order = pa.concat_arrays([k.take(pa.array(table_lines, pa.int64()), pa.array(k.indices(ok), pa.int64())),
                               pa.array(kept, pa.int64())])  # back to line order
     merged = pa.concat_tables([typed, slow_table])
-    return ValidatedBatch(merged.take(pc.sort_indices(order)), rejects)
+    return ValidatedBatch(k.take(merged, k.sort_indices(order)), rejects)
 
 
 @hookimpl(trylast=True)

@@ -1,0 +1,120 @@
+"""The Arrow compute kernels the transform path uses, called without importing ``pyarrow.compute``.
+
+``import pyarrow.compute`` builds a Python wrapper, with a docstring scraped from the C++ docs,
+for each of ~300 kernels: about 20 ms, half of ``import pyarrow.parquet`` again, paid by every
+Lambda cold start. The kernels themselves live in ``pyarrow._compute`` and are called by name
+through ``call_function`` (public as ``pyarrow.compute.call_function``). pyarrow's own methods
+that route through ``pyarrow.compute`` (``Table.filter``, ``Array.cast``, ``take``) are avoided
+in the transform path for the same reason; ``tests/test_hot_path.py`` keeps it that way.
+Compaction and tests may use ``pyarrow.compute`` freely.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+from pyarrow._compute import (CastOptions, FilterOptions, MatchSubstringOptions, ReplaceSubstringOptions,
+                              ScalarAggregateOptions, SetLookupOptions, TakeOptions, call_function)
+
+Datum = Any  # an Array, ChunkedArray, Table or Scalar
+
+
+def and_(left: Datum, right: Datum) -> Datum:
+    return call_function("and", [left, right])
+
+
+def or_(left: Datum, right: Datum) -> Datum:
+    return call_function("or", [left, right])
+
+
+def invert(values: Datum) -> Datum:
+    return call_function("invert", [values])
+
+
+def compare(op: str, values: Datum, bound: Any) -> Datum:
+    """``op``: equal, greater, greater_equal, less, less_equal."""
+    return call_function(op, [values, bound if isinstance(bound, (pa.Scalar, pa.Array, pa.ChunkedArray)) else pa.scalar(bound)])
+
+
+def is_valid(values: Datum) -> Datum:
+    return call_function("is_valid", [values])
+
+
+def is_finite(values: Datum) -> Datum:
+    return call_function("is_finite", [values])
+
+
+def is_in(values: Datum, value_set: pa.Array) -> Datum:
+    return call_function("is_in", [values], SetLookupOptions(value_set))
+
+
+def binary_length(values: Datum) -> Datum:
+    return call_function("binary_length", [values])
+
+
+def utf8_length(values: Datum) -> Datum:
+    return call_function("utf8_length", [values])
+
+
+def starts_with(values: Datum, prefix: str) -> Datum:
+    return call_function("starts_with", [values], MatchSubstringOptions(prefix))
+
+
+def ends_with(values: Datum, suffix: str) -> Datum:
+    return call_function("ends_with", [values], MatchSubstringOptions(suffix))
+
+
+def matches(values: Datum, pattern: str) -> Datum:
+    """RE2 search (unanchored unless the pattern anchors itself)."""
+    return call_function("match_substring_regex", [values], MatchSubstringOptions(pattern))
+
+
+def replace_regex(values: Datum, pattern: str, replacement: str) -> Datum:
+    return call_function("replace_substring_regex", [values], ReplaceSubstringOptions(pattern, replacement))
+
+
+def utf8_upper(values: Datum) -> Datum:
+    return call_function("utf8_upper", [values])
+
+
+def fill_null(values: Datum, fill: Any) -> Datum:
+    return call_function("coalesce", [values, pa.scalar(fill)])
+
+
+def any_true(values: Datum) -> bool:
+    return bool(call_function("any", [values], ScalarAggregateOptions(skip_nulls=True)).as_py())
+
+
+def count_true(mask: Datum) -> int:
+    return call_function("sum", [mask]).as_py() or 0
+
+
+def indices(mask: Datum) -> list[int]:
+    """Positions where ``mask`` is true, as Python ints."""
+    return call_function("indices_nonzero", [mask]).to_pylist()
+
+
+def filter(data: Datum, mask: Datum) -> Datum:  # noqa: A001 - the kernel's name
+    return call_function("filter", [data, mask], FilterOptions("drop"))
+
+
+def take(data: Datum, positions: Datum) -> Datum:
+    return call_function("take", [data, positions], TakeOptions(boundscheck=True))
+
+
+def cast(values: Datum, target: pa.DataType) -> Datum:
+    """Safe cast: raises ArrowInvalid where a value does not fit ``target``."""
+    return call_function("cast", [values], CastOptions.safe(target))
+
+
+def unique(values: Datum) -> pa.Array:
+    return call_function("unique", [values])
+
+
+def sort_indices(values: Datum) -> pa.Array:
+    return call_function("sort_indices", [values])
+
+
+def value_counts(values: Datum) -> pa.StructArray:
+    """Distinct values (field 0) and their counts (field 1), in order of first appearance."""
+    return call_function("value_counts", [values])

@@ -1,0 +1,161 @@
+"""The columnar hot path's edges: fields the schema does not name, invalid UTF-8 spread over a
+block, lines longer than pyarrow's read block, objects spanning days, the writer and parse
+threads, and the transform path's promise not to import ``pyarrow.compute``."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from elt_sdk.batch import RawBlock, SourceRef
+from elt_sdk.defaults import columnar
+from elt_sdk.pipeline import Transformer, ahead
+from elt_sdk.source import LocalSource
+from elt_sdk.testing import reference_verdict, transform_lines
+
+BASE = {"record_type": "shipments", "event_time": "2025-03-05T10:00:00Z", "shipment_id": "S", "origin": "A",
+        "destination": "B", "carrier": "UPS", "weight_kg": 1.5}
+
+
+def line(**changes) -> bytes:
+    return json.dumps({**BASE, **changes}, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@pytest.fixture
+def shipments(registry):
+    ds = registry.dataset("shipments")
+    plan = columnar.plan_for(ds)
+    assert plan is not None
+    saved = plan.extra_fields, plan.screen_next
+    plan.extra_fields = plan.screen_next = False
+    yield ds
+    plan.extra_fields, plan.screen_next = saved
+
+
+def expect_verdicts(ds, lines, result) -> None:
+    bad = [i + 1 for i, ln in enumerate(lines) if not reference_verdict(ds, ln)]
+    assert [q["line"] for q in result.quarantine] == bad
+    assert result.silver.num_rows == len(lines) - len(bad)
+
+
+def test_fields_the_schema_does_not_name_are_ignored_but_hide_no_nan(registry, shipments):
+    lines = [line(shipment_id=f"S{i}", note="free text", extra={"n": 1}) for i in range(200)]
+    lines[57] = lines[57][:-1] + b',"score":NaN}'  # strict JSON refuses it; pyarrow would not
+    lines[120] = lines[120][:-1] + b',"score":-Infinity}'
+    result = transform_lines(registry, shipments, lines)
+    expect_verdicts(shipments, lines, result)
+    assert [q["line"] for q in result.quarantine] == [58, 121]
+    assert all(q["stage"] == "parse" for q in result.quarantine)
+    assert columnar.plan_for(shipments).extra_fields  # learnt from pyarrow's "unexpected field"
+
+
+def test_invalid_utf8_anywhere_in_a_large_block(registry, shipments):
+    lines = [line(shipment_id=f"S{i}", origin="São Paulo") for i in range(3000)]  # > 64 KiB: several windows
+    for i in (0, 411, 412, 1999, 2999):
+        lines[i] = lines[i].replace(b"S\xc3\xa3o", b"S\xe3o")  # latin-1 bytes: not UTF-8
+    result = transform_lines(registry, shipments, lines)
+    expect_verdicts(shipments, lines, result)
+    assert [q["line"] for q in result.quarantine] == [1, 412, 413, 2000, 3000]
+    assert {q["raw_encoding"] for q in result.quarantine} == {"latin-1"}
+
+
+def test_a_line_longer_than_a_read_block(registry, shipments):
+    long = line(shipment_id="LONG", origin="x" * (columnar.MIN_READ_BLOCK * 3))
+    lines = [line(shipment_id=f"S{i}") for i in range(50)] + [long] + [line(shipment_id=f"T{i}") for i in range(50)]
+    result = transform_lines(registry, shipments, lines)
+    assert result.quarantine == []
+    assert result.silver.num_rows == 101
+    assert max(len(v) for v in result.silver.column("origin").to_pylist()) == columnar.MIN_READ_BLOCK * 3
+
+
+def test_an_object_over_many_days_keeps_row_order_within_each_day(registry, shipments, tmp_path):
+    days = ["2025-03-07", "2025-03-05", "2025-03-06", "2025-03-05", "2025-03-07"]
+    lines = [line(shipment_id=f"S{i:04d}", event_time=f"{days[i % 5]}T{i % 24:02d}:00:00Z") for i in range(500)]
+    lines[3] = b'{"truncated'  # the screened path too
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b"\n".join(lines) + b"\n")
+    Transformer(registry, block_bytes=4096).transform_object(
+        LocalSource.from_path(src, key="bronze/shipments/in.jsonl"), _sink(tmp_path / "out"), dataset="shipments")
+    for day in sorted(set(days)):
+        files = sorted((tmp_path / "out" / "silver" / "shipments" / f"dt={day}").glob("*.parquet"))
+        assert len(files) == 1
+        ids = pq.read_table(files[0]).column("shipment_id").to_pylist()
+        want = [f"S{i:04d}" for i in range(500) if days[i % 5] == day and i != 3]
+        assert ids == want
+
+
+def _sink(root: Path):
+    from elt_sdk.sink import LocalSink
+    return LocalSink(root)
+
+
+class FailingSink:
+    def put_file(self, key: str, path: Path) -> None:
+        raise OSError(f"disk full writing {key}")
+
+
+def test_a_failure_on_the_writer_thread_fails_the_object(registry, tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b"\n".join(line(shipment_id=f"S{i}") for i in range(100)) + b"\n")
+    transformer = Transformer(registry, max_rows_per_file=10)  # uploads from the writer thread mid-object
+    with pytest.raises(OSError, match="disk full writing silver/shipments/dt=2025-03-05/"):
+        transformer.transform_object(LocalSource.from_path(src, key="bronze/shipments/in.jsonl"), FailingSink(),
+                                     dataset="shipments")
+
+
+def test_ahead_yields_in_order_and_stops_its_source_when_the_caller_fails():
+    closed = []
+
+    def source():
+        try:
+            yield from range(100)
+        finally:
+            closed.append(True)
+
+    assert [r for _, r in ahead(lambda x: x * 2, range(5))] == [0, 2, 4, 6, 8]
+    with pytest.raises(KeyError):
+        for item, _ in ahead(lambda x: x, source()):
+            if item == 3:
+                raise KeyError(item)
+    assert closed == [True]
+    with pytest.raises(ZeroDivisionError):  # an error computing the next item reaches the caller
+        list(ahead(lambda x: 1 // (x - 2), range(5)))
+
+
+def test_block_lines_locate_every_line():
+    data = b'{"a":1}\r\n\n  {"b":2}\n{"c":3}'
+    block = RawBlock(SourceRef("mem://x", "e"), data, first_lineno=10, first_offset=100)
+    assert block.line_count == 4
+    assert [block.line(i) for i in range(4)] == [b'{"a":1}', b"", b'  {"b":2}', b'{"c":3}'] == block.lines
+    assert [block.offset(i) for i in range(4)] == [100, 109, 110, 120]
+    assert block.line_array().to_pylist() == [b'{"a":1}\r\n', b"\n", b'  {"b":2}\n', b'{"c":3}\n']
+
+
+def test_the_transform_path_never_imports_pyarrow_compute(tmp_path):
+    """``import pyarrow.compute`` costs ~20 ms of every cold start; the transform path calls the
+    kernels by name instead (``elt_sdk.kernels``)."""
+    clean = [line(shipment_id=f"S{i}", event_time=f"2025-03-0{1 + i % 3}T10:00:00Z") for i in range(300)]
+    dirty = clean[:100] + [b'{"trunc', line(weight_kg="12.5"), line(weight_kg=-1), b"\xff"] + clean[100:]
+    for name, lines in (("clean", clean), ("dirty", dirty)):
+        (tmp_path / f"{name}.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    code = f"""
+import sys
+from pathlib import Path
+from elt_sdk.aws import handlers
+from elt_sdk.pipeline import Transformer
+from elt_sdk.plugins import load_registry
+from elt_sdk.sink import LocalSink
+from elt_sdk.source import LocalSource
+t = Transformer(load_registry())
+for name in ("clean", "dirty"):
+    src = LocalSource.from_path(Path({str(tmp_path)!r}) / (name + ".jsonl"), key="bronze/shipments/x.jsonl")
+    r = t.transform_object(src, LocalSink(Path({str(tmp_path)!r}) / "out" / name))
+    print(name, r.totals().written, r.totals().quarantined)
+print("pyarrow.compute" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[:3] == ["clean 300 0", "dirty 300 4", "False"]
