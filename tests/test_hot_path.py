@@ -51,6 +51,13 @@ def test_fields_the_schema_does_not_name_are_ignored_but_hide_no_nan(registry, s
     assert [q["line"] for q in result.quarantine] == [58, 121]
     assert all(q["stage"] == "parse" for q in result.quarantine)
     assert columnar.plan_for(shipments).extra_fields  # learnt from pyarrow's "unexpected field"
+    # learnt in the middle of screening a block (a truncated line sends it there first)
+    columnar.plan_for(shipments).extra_fields = False
+    lines[10] = lines[10][:25]
+    result = transform_lines(registry, shipments, lines)
+    expect_verdicts(shipments, lines, result)
+    assert [q["line"] for q in result.quarantine] == [11, 58, 121]
+    assert columnar.plan_for(shipments).extra_fields
 
 
 def test_invalid_utf8_anywhere_in_a_large_block(registry, shipments):

@@ -4,10 +4,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
-from itertools import accumulate
-from typing import Any
+from typing import Any, Callable
 
 import pyarrow as pa
+
+from elt_sdk import kernels as k
 
 
 @dataclass(frozen=True)
@@ -96,11 +97,21 @@ class RawBlock:
         return lines
 
     @cached_property
+    def line_offsets(self) -> pa.Int64Array:
+        """Where each line starts in ``data``, then ``len(data)``; found by Arrow kernels, without
+        a Python object per line."""
+        if not self.data:
+            return pa.array([0], pa.int64())
+        whole = pa.LargeBinaryArray.from_buffers(pa.large_binary(), 1, [None, _offsets_buffer([0, len(self.data) - 1]),
+                                                                        pa.py_buffer(self.data)])
+        pieces = k.split_pattern(whole, "\n").values  # one list: its values are the lines
+        ends = k.cumulative_sum(k.add(k.binary_length(pieces), 1))
+        return pa.concat_arrays([pa.array([0], pa.int64()), ends])
+
+    @cached_property
     def starts(self) -> list[int]:
-        """Where each line starts in ``data``, then ``len(data)``: cumulative lengths, summed in C."""
-        parts = self.data.split(b"\n")
-        parts.pop()
-        return [0, *accumulate(map((1).__add__, map(len, parts)))]
+        """``line_offsets`` as Python ints."""
+        return self.line_offsets.to_pylist()
 
     def line(self, i: int) -> bytes:
         """Line ``i`` without its line ending, without splitting the whole block."""
@@ -111,8 +122,8 @@ class RawBlock:
 
     def line_array(self) -> pa.LargeBinaryArray:
         """The lines, each with its line ending, as an Arrow array over ``data`` (no copy)."""
-        offsets = pa.array(self.starts, pa.int64()).buffers()[1]
-        return pa.LargeBinaryArray.from_buffers(pa.large_binary(), self.line_count, [None, offsets, pa.py_buffer(self.data)])
+        return pa.LargeBinaryArray.from_buffers(pa.large_binary(), self.line_count,
+                                                [None, self.line_offsets.buffers()[1], pa.py_buffer(self.data)])
 
     def lineno(self, i: int) -> int:
         return self.first_lineno + i
@@ -120,11 +131,16 @@ class RawBlock:
     def offset(self, i: int) -> int:
         return -1 if self.first_offset < 0 else self.first_offset + self.starts[i]
 
-    def reject(self, i: int, errors: list[dict[str, str]], stage: str) -> Reject:
-        return Reject(self.line(i), self.lineno(i), self.offset(i), errors, stage)
+    def reject(self, i: int, errors: list[dict[str, str]], stage: str, raw: bytes | None = None) -> Reject:
+        """Line ``i`` refused (``raw``: the line, where the caller has it already)."""
+        return Reject(self.line(i) if raw is None else raw, self.lineno(i), self.offset(i), errors, stage)
 
     def __len__(self) -> int:
         return self.line_count
+
+
+def _offsets_buffer(values: list[int]) -> pa.Buffer:
+    return pa.array(values, pa.int64()).buffers()[1]
 
 
 def _no_constants(name: str) -> None:
@@ -154,6 +170,17 @@ class ParsedBatch:
     table_lines: list[int] | None = None
     decoded: dict[int, Any] = field(default_factory=dict)
     _records: list[Any] | None = None
+    pending: Callable[[], None] | None = None
+
+    def settle(self) -> "ParsedBatch":
+        """Run the work parse left for later (``pending``): the columnar parse leaves the lines its
+        screens set aside to be decoded here, so that Python work runs on the pipeline's thread
+        while the next block is parsed on another. The pipeline settles every batch before
+        validate sees it."""
+        if self.pending is not None:
+            work, self.pending = self.pending, None
+            work()
+        return self
 
     @property
     def source(self) -> SourceRef:
@@ -161,6 +188,7 @@ class ParsedBatch:
 
     @property
     def records(self) -> list[Any]:
+        self.settle()
         if self._records is None:
             lines = self.block.lines
             self._records = [self.decoded[i] if i in self.decoded else decode_line(lines[i]) for i in self.rows]
@@ -178,6 +206,7 @@ class ParsedBatch:
                            _records=[records[p] for p in positions])
 
     def __len__(self) -> int:
+        self.settle()
         return len(self.rows)
 
 

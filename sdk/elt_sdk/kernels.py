@@ -13,8 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
-from pyarrow._compute import (CastOptions, FilterOptions, MatchSubstringOptions, ReplaceSubstringOptions,
-                              ScalarAggregateOptions, SetLookupOptions, TakeOptions, call_function)
+from pyarrow._compute import (CastOptions, CumulativeOptions, FilterOptions, MatchSubstringOptions,
+                              ReplaceSubstringOptions, ScalarAggregateOptions, SetLookupOptions, SplitPatternOptions,
+                              TakeOptions, call_function)
 
 Datum = Any  # an Array, ChunkedArray, Table or Scalar
 
@@ -46,6 +47,19 @@ def is_finite(values: Datum) -> Datum:
 
 def is_in(values: Datum, value_set: pa.Array) -> Datum:
     return call_function("is_in", [values], SetLookupOptions(value_set))
+
+
+def add(values: Datum, other: Any) -> Datum:
+    return call_function("add", [values, other if isinstance(other, (pa.Scalar, pa.Array, pa.ChunkedArray))
+                                 else pa.scalar(other, values.type)])
+
+
+def cumulative_sum(values: Datum) -> Datum:
+    return call_function("cumulative_sum", [values], CumulativeOptions(pa.scalar(0, values.type)))
+
+
+def split_pattern(values: Datum, pattern: str) -> Datum:
+    return call_function("split_pattern", [values], SplitPatternOptions(pattern))
 
 
 def binary_length(values: Datum) -> Datum:
@@ -83,6 +97,10 @@ def fill_null(values: Datum, fill: Any) -> Datum:
 
 def any_true(values: Datum) -> bool:
     return bool(call_function("any", [values], ScalarAggregateOptions(skip_nulls=True)).as_py())
+
+
+def count_true(mask: Datum) -> int:
+    return call_function("sum", [mask]).as_py() or 0
 
 
 def count_true(mask: Datum) -> int:

@@ -84,6 +84,8 @@ class ColumnarPlan:
         self.transport = pa.schema([f.with_nullable(True) for f in transport_schema(dataset.bronze_arrow_schema)])
         self.closed = dataset.json_schema.get("additionalProperties") is False
         self.suspect = self._suspect_pattern()
+        # fields the parse ignores may hide NaN/Infinity, which pyarrow reads and strict JSON does not
+        self.suspect_ignoring = "NaN|Infinity|" + self.suspect
         self.null_sensitive = any(not c.required and not c.nullable for c in columns)
         # Hints shared by every object of the dataset (and the local runtime's threads); a stale
         # value costs speed only. screen_next: the last block needed the screens, so screen the
@@ -96,9 +98,10 @@ class ColumnarPlan:
         return pj.ParseOptions(explicit_schema=self.transport, unexpected_field_behavior=extra)
 
     def _suspect_pattern(self) -> str:
-        """RE2: a property followed by a value of the wrong JSON type, or a null it may not be;
-        NaN/Infinity anywhere (pyarrow reads them, strict JSON does not)."""
-        alternatives = [r"NaN", r"Infinity"]
+        """RE2: a property followed by a value of the wrong JSON type, or a null it may not be
+        (which covers NaN/Infinity in every schema column but a number's -Infinity, and that
+        one fails the finiteness check)."""
+        alternatives = []
         starts = {"string": '"', "number": r"\-0-9", "integer": r"\-0-9", "boolean": "tf"}
         for c in self.columns:
             key = '"' + re.escape(c.name).replace('"', r'\"') + r'"\s*:\s*'
@@ -163,23 +166,33 @@ class ColumnarPlan:
         Python work: shape (``{`` ... ``}``), wrong-typed values and NaN/Infinity (RE2), UTF-8."""
         lines = block.line_array()
         shape = k.and_(k.starts_with(lines, "{"), k.or_(k.ends_with(lines, "}\n"), k.ends_with(lines, "}\r\n")))
-        suspect = k.matches(lines, self.suspect)
-        keep = k.and_(shape, k.invert(suspect))
         if not block.data.isascii():
             bad = _bad_utf8_lines(block)
             if bad:
-                keep = k.and_(keep, pa.array([i not in bad for i in range(block.line_count)]))
+                shape = k.and_(shape, pa.array([i not in bad for i in range(block.line_count)]))
+        while True:
+            ignoring = self.extra_fields and not self.closed
+            suspect = k.matches(lines, self.suspect_ignoring if ignoring else self.suspect)
+            keep = k.and_(shape, k.invert(suspect))
+            candidates = k.indices(keep)
+            try:
+                tables, parsed, failed = self._isolate(lines, candidates, "ignore" if ignoring else "error",
+                                                       k.filter(lines, keep))
+                break
+            except _FieldsLearnt:  # the block has fields the schema does not name: screen it again
+                continue
         self.screen_next = k.any_true(suspect)
-        candidates = k.indices(keep)
         rest = k.indices(k.invert(keep))
-        extra = "error" if self.closed else "ignore"  # NaN/Infinity are screened line by line here
-        tables, parsed, failed = self._isolate(lines, candidates, extra, k.filter(lines, keep))
         batch = ParsedBatch(block, [])
-        decode_rows(block, sorted(rest + failed), batch)
         if tables:
             batch.table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
             batch.table_lines = parsed
-        batch.rows = sorted(parsed + list(batch.decoded))
+
+        def decode_set_aside() -> None:
+            decode_rows(block, sorted(rest + failed), batch)
+            batch.rows = sorted(parsed + list(batch.decoded))
+
+        batch.pending = decode_set_aside
         return batch
 
     def _isolate(self, lines: pa.LargeBinaryArray, idx: list[int], extra: str,
@@ -193,6 +206,8 @@ class ColumnarPlan:
         table = self._read(_values(picked), extra)
         if table is not None and table.num_rows == len(idx):
             return [table], list(idx), []
+        if table is None and extra == "error" and self.extra_fields and not self.closed:
+            raise _FieldsLearnt
         if len(idx) == 1:
             return [], [], list(idx)
         mid = len(idx) // 2
@@ -208,7 +223,7 @@ class ColumnarPlan:
         for c in self.columns:
             col = table.column(c.name)
             conds = []
-            if c.required:
+            if c.required and col.null_count:
                 conds.append(k.is_valid(col))  # a null may be missing or explicit: let the record path decide
             p = c.prop
             if "enum" in p or "const" in p:
@@ -231,7 +246,8 @@ class ColumnarPlan:
             elif c.fmt == "date":
                 conds.append(k.matches(col, STRICT_DATE))
             for cond in conds:
-                cond = k.fill_null(cond, True)  # null values are the required check's business
+                if cond.null_count:
+                    cond = k.fill_null(cond, True)  # null values are the required check's business
                 ok = cond if ok is None else k.and_(ok, cond)
         return ok if ok is not None else pa.chunked_array([pa.array([True] * table.num_rows)])
 
@@ -239,19 +255,23 @@ class ColumnarPlan:
         """The accepted rows in the dataset's bronze schema, and ``ok`` without the rows whose
         values Arrow refuses (a date that does not exist): those are decided record by record."""
         target = self.dataset.bronze_arrow_schema
-        everything = not k.any_true(k.invert(ok))
+        accepted = k.filter(table, ok) if k.any_true(k.invert(ok)) else table
+        columns = []
         for f in target:
-            col = table.column(f.name)
+            col = accepted.column(f.name)
             if col.type != f.type:
                 try:
-                    k.cast(col if everything else k.filter(col, ok), f.type)
-                except ARROW_ERRORS:
-                    ok = k.and_(ok, pa.array([_castable(v, col.type, f.type) for v in col.to_pylist()]))
-                    everything = False
-        accepted = table if everything else k.filter(table, ok)
-        columns = [accepted.column(f.name) for f in target]
-        return pa.Table.from_arrays([c if c.type == f.type else k.cast(c, f.type) for c, f in zip(columns, target)],
-                                    schema=target), ok
+                    col = k.cast(col, f.type)
+                except ARROW_ERRORS:  # rare: find the values Arrow refuses, and try again without them
+                    whole = table.column(f.name)
+                    return self.typed(table, k.and_(ok, pa.array([_castable(v, whole.type, f.type)
+                                                                  for v in whole.to_pylist()])))
+            columns.append(col)
+        return pa.Table.from_arrays(columns, schema=target), ok
+
+
+class _FieldsLearnt(Exception):
+    """A read refused a field the schema does not name, and the dataset's schema allows them."""
 
 
 def _values(array: pa.LargeBinaryArray) -> pa.Buffer:

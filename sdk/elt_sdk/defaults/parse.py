@@ -17,16 +17,14 @@ def decode_rows(block: RawBlock, indices, batch: ParsedBatch) -> None:
     line_at = block.lines.__getitem__ if len(indices) > block.line_count // 8 else block.line
     for i in indices:
         line = line_at(i)
-        if not line.strip():
+        if not line or line.isspace():
             continue
         try:
             batch.decoded[i] = decode_line(line)
         except UnicodeDecodeError as exc:
-            batch.rejects.append(block.reject(i, [{"path": "$", "message": f"not valid UTF-8: {exc.reason} at byte {exc.start}"}], "parse"))
-            continue
+            batch.rejects.append(block.reject(i, [{"path": "$", "message": f"not valid UTF-8: {exc.reason} at byte {exc.start}"}], "parse", line))
         except (ValueError, RecursionError) as exc:
-            batch.rejects.append(block.reject(i, [{"path": "$", "message": f"malformed JSON: {exc}"}], "parse"))
-            continue
+            batch.rejects.append(block.reject(i, [{"path": "$", "message": f"malformed JSON: {exc}"}], "parse", line))
 
 
 def decode_block(block: RawBlock) -> ParsedBatch:

@@ -148,6 +148,7 @@ def _validate_columnar(plan: columnar.ColumnarPlan, dataset: Dataset, batch: Par
 
 @hookimpl(trylast=True)
 def elt_validate(dataset: Dataset, batch: ParsedBatch) -> ValidatedBatch:
+    batch.settle()  # a caller outside the pipeline may hand over a batch parse left work in
     plan = columnar.plan_for(dataset)
     if batch.table is not None and plan is not None:
         return _validate_columnar(plan, dataset, batch)
