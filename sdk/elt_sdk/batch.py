@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
+from collections.abc import Iterator
 from typing import Any, Callable
 
 import pyarrow as pa
@@ -41,24 +42,31 @@ class Reject:
 
     def envelope(self, source: SourceRef, dataset: str, plugin: str, version: str) -> dict[str, Any]:
         """The quarantine line: enough to understand, fix and replay the record."""
+        return {**_shared(source, dataset, plugin, version), **self.own_fields()}
+
+    def own_fields(self) -> dict[str, Any]:
         try:
             raw_text, encoding = self.raw.decode("utf-8"), "utf-8"
         except UnicodeDecodeError:
             raw_text, encoding = self.raw.decode("latin-1"), "latin-1"
-        return {
-            "dataset": dataset,
-            "plugin": plugin,
-            "plugin_version": version,
-            "source": source.uri,
-            "etag": source.etag,
-            "chunk": source.chunk,
-            "line": self.line,
-            "byte_offset": self.offset,
-            "stage": self.stage,
-            "errors": self.errors,
-            "raw": raw_text,
-            "raw_encoding": encoding,
-        }
+        return {"line": self.line, "byte_offset": self.offset, "stage": self.stage, "errors": self.errors,
+                "raw": raw_text, "raw_encoding": encoding}
+
+
+_encode = json.JSONEncoder(check_circular=False).encode
+
+
+def envelope_lines(rejects: list[Reject], source: SourceRef, dataset: str, plugin: str, version: str) -> Iterator[str]:
+    """Quarantine JSONL lines for ``rejects`` (each ``Reject.envelope`` as JSON); the fields every
+    reject of an object shares are serialized once."""
+    head = _encode(_shared(source, dataset, plugin, version))[:-1] + ", "
+    for reject in rejects:
+        yield head + _encode(reject.own_fields())[1:] + "\n"
+
+
+def _shared(source: SourceRef, dataset: str, plugin: str, version: str) -> dict[str, Any]:
+    return {"dataset": dataset, "plugin": plugin, "plugin_version": version, "source": source.uri,
+            "etag": source.etag, "chunk": source.chunk}
 
 
 class RawBlock:

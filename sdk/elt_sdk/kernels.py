@@ -103,10 +103,6 @@ def count_true(mask: Datum) -> int:
     return call_function("sum", [mask]).as_py() or 0
 
 
-def count_true(mask: Datum) -> int:
-    return call_function("sum", [mask]).as_py() or 0
-
-
 def indices(mask: Datum) -> list[int]:
     """Positions where ``mask`` is true, as Python ints."""
     return call_function("indices_nonzero", [mask]).to_pylist()

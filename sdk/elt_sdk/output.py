@@ -10,7 +10,6 @@ row group is in flight; a failure there surfaces on the next write or at ``close
 """
 from __future__ import annotations
 
-import json
 import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,13 +21,15 @@ import pyarrow.parquet as pq
 
 from elt_sdk import kernels as k
 from elt_sdk import layout
-from elt_sdk.batch import Reject, SourceRef
+from elt_sdk.batch import Reject, SourceRef, envelope_lines
 from elt_sdk.dataset import Dataset
 from elt_sdk.sink import Sink
 
 ROW_GROUP_ROWS = 64 * 1024
-PENDING_BYTES = 8 << 20
-"""Per-partition buffer cap: an object spread over many days must not hold many row groups."""
+PENDING_BYTES = 12 << 20
+"""Rows buffered across all partitions of an object: past it, the partition holding the most is
+flushed as a (smaller) row group, so an object spread over many days does not hold a row group
+per day."""
 MAX_ROWS_PER_FILE = 1_000_000
 
 
@@ -58,12 +59,15 @@ class _PartitionFile:
         self.pending.append(table)
         self.pending_rows += table.num_rows
         self.pending_bytes += table.nbytes
-        if self.pending_rows >= self.out.row_group_rows or self.pending_bytes >= PENDING_BYTES:
-            self._flush()
+        self.out.pending_bytes += table.nbytes
+        if self.pending_rows >= self.out.row_group_rows:
+            self.flush()
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
         if self.pending_rows:
-            tables, self.pending, self.pending_rows, self.pending_bytes = self.pending, [], 0, 0
+            tables, self.pending, self.pending_rows = self.pending, [], 0
+            self.out.pending_bytes -= self.pending_bytes
+            self.pending_bytes = 0
             self.out.in_background(self._write, tables)
 
     def _write(self, tables: list[pa.Table]) -> None:
@@ -115,6 +119,7 @@ class ObjectOutput:
         self._quarantine: dict[str, TextIO] = {}
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="elt-parquet")
         self._in_flight: Future | None = None
+        self.pending_bytes = 0
 
     def in_background(self, fn, *args) -> None:
         """Run ``fn`` on the writer thread once the previous job is done (re-raising its error)."""
@@ -133,14 +138,16 @@ class ObjectOutput:
         days = k.cast(table.column(dataset.event_time_field), pa.date32())  # the UTC date
         if len(k.unique(days)) == 1:
             self._partition(dataset, days[0].as_py().isoformat()).append(table)
-            return
-        order = k.sort_indices(days)  # stable: rows keep their order within a day
-        table, days = k.take(table, order), k.take(days, order)
-        counts = k.value_counts(days)  # in order of first appearance, which is sorted order now
-        start = 0
-        for day, n in zip(counts.field(0).to_pylist(), counts.field(1).to_pylist()):
-            self._partition(dataset, day.isoformat()).append(table.slice(start, n))
-            start += n
+        else:
+            order = k.sort_indices(days)  # stable: rows keep their order within a day
+            table, days = k.take(table, order), k.take(days, order)
+            counts = k.value_counts(days)  # in order of first appearance, which is sorted order now
+            start = 0
+            for day, n in zip(counts.field(0).to_pylist(), counts.field(1).to_pylist()):
+                self._partition(dataset, day.isoformat()).append(table.slice(start, n))
+                start += n
+        while self.pending_bytes > PENDING_BYTES:
+            max(self._partitions.values(), key=lambda p: p.pending_bytes).flush()
 
     def _partition(self, dataset: Dataset, dt: str) -> _PartitionFile:
         key = (dataset.name, dt)
@@ -155,8 +162,7 @@ class ObjectOutput:
         if dataset not in self._quarantine:
             self._quarantine[dataset] = (Path(self.tmpdir.name) / f"quarantine-{dataset}.jsonl").open("w", encoding="utf-8")
         fh = self._quarantine[dataset]
-        for reject in rejects:
-            fh.write(json.dumps(reject.envelope(self.source, dataset, plugin, version)) + "\n")
+        fh.writelines(envelope_lines(rejects, self.source, dataset, plugin, version))
 
     def close(self) -> tuple[list[WrittenPartition], dict[str, str]]:
         """Upload everything; the written partitions and the quarantine key per dataset."""

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import pyarrow as pa
 
 from elt_sdk import kernels as k
-from elt_sdk import layout
+from elt_sdk import layout, memory
 from elt_sdk.batch import ParsedBatch, RawBlock, Reject
 from elt_sdk.dataset import Dataset
 from elt_sdk.defaults.parse import decode_block
@@ -107,6 +107,7 @@ class Transformer:
 
     def __init__(self, registry: Registry, *, block_bytes: int = DEFAULT_BLOCK_BYTES,
                  row_group_rows: int | None = None, max_rows_per_file: int | None = None):
+        memory.use_transform_pool()
         self.registry = registry
         self.block_bytes = block_bytes
         self.output_options: dict[str, Any] = {}
