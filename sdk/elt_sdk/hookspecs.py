@@ -14,6 +14,12 @@ another sink) wraps any hook with ``@hookimpl(wrapper=True)``: code before ``yie
 arguments, the ``yield`` returns the result, and the wrapper returns what callers get.
 
 All hooks are batch-level, so per-record Python work is the exception, not the rule.
+
+Threads: ``elt_parse`` runs on a worker thread, one block ahead of the block the pipeline's own
+thread takes through validate, map and write (pyarrow and Arrow kernels release the GIL, so the
+two overlap). Calls of one hook never overlap each other and blocks keep their order, but a
+parse hook may run while validate/map/write hooks handle the previous block: state a plugin
+shares between them needs a lock.
 """
 from __future__ import annotations
 
@@ -56,7 +62,10 @@ def elt_parse(dataset: "Dataset", block: "RawBlock") -> "ParsedBatch | None":
     ``parse`` and never affects its neighbours. Where the dataset's schema allows, it parses the
     block with pyarrow's JSON reader into ``batch.table`` (columnar, one row per
     ``batch.table_lines`` entry) instead of Python values; ``batch.records`` still decodes every
-    row on demand, for hooks that want dicts.
+    row on demand, for hooks that want dicts. A parser may leave Python-heavy work for the
+    pipeline's thread in ``batch.pending`` (the default leaves decoding the lines its screens set
+    aside there); the pipeline calls ``batch.settle()`` before validate, and reading ``records``
+    or ``len(batch)`` settles too.
     """
 
 

@@ -81,15 +81,28 @@ def object_strategy(schema: Mapping[str, Any]) -> st.SearchStrategy:
     )
 
 
+_JSON_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-(2**53), 2**53),
+                         st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=12))
+_JSON_VALUES = st.recursive(_JSON_SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                                   st.dictionaries(st.text(max_size=6), inner, max_size=3)),
+                            max_leaves=6)
+
+
 def valid_records(dataset: Dataset) -> st.SearchStrategy[dict[str, Any]]:
-    """Records ``dataset.json_schema`` accepts."""
-    return object_strategy(dataset.json_schema)
+    """Records ``dataset.json_schema`` accepts: where the schema allows fields it does not name,
+    some records carry a few, of any JSON type (feeds do)."""
+    records = object_strategy(dataset.json_schema)
+    if dataset.json_schema.get("additionalProperties", True) is False:
+        return records
+    names = set(dataset.json_schema.get("properties", {}))
+    extra = st.dictionaries(st.text(min_size=1, max_size=10).filter(lambda n: n not in names), _JSON_VALUES, max_size=3)
+    return st.one_of(records, st.builds(lambda r, e: {**r, **e}, records, extra))
 
 
 def _wrong_type_value(prop: Mapping[str, Any]) -> st.SearchStrategy:
     types, nullable = json_types(prop)
     candidates = {
-        "string": st.integers(0, 10**6),
+        "string": st.one_of(st.integers(0, 10**6), st.booleans(), st.just({"nested": "object"}), st.lists(st.text(), max_size=2)),
         "integer": st.one_of(st.floats(0.5, 1e6).filter(lambda f: not f.is_integer()), st.text(min_size=1).map(str), st.booleans()),
         "number": st.one_of(st.floats(-1e6, 1e6).map(str), st.booleans()),
         "boolean": st.sampled_from(["true", 1, 0]),
