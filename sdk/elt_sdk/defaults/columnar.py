@@ -169,7 +169,7 @@ class ColumnarPlan:
         if not block.data.isascii():
             bad = _bad_utf8_lines(block)
             if bad:
-                shape = k.and_(shape, pa.array([i not in bad for i in range(block.line_count)]))
+                shape = k.and_(shape, _mask_without(block.line_count, bad))
         while True:
             ignoring = self.extra_fields and not self.closed
             suspect = k.matches(lines, self.suspect_ignoring if ignoring else self.suspect)
@@ -307,6 +307,14 @@ def _bad_utf8_lines(block: RawBlock) -> set[int]:
         bad.add(line)
         pos = starts[line + 1]
     return bad
+
+
+def _mask_without(n: int, positions: set[int]) -> pa.BooleanArray:
+    """True everywhere but at ``positions``, built as bytes (no Python bool per row)."""
+    flags = bytearray(b"\x01") * n
+    for i in positions:
+        flags[i] = 0
+    return k.cast(pa.Array.from_buffers(pa.uint8(), n, [None, pa.py_buffer(flags)]), pa.bool_())
 
 
 def _castable(value: Any, source: pa.DataType, target: pa.DataType) -> bool:
