@@ -1,0 +1,38 @@
+"""``elt-sdk bench`` as a smoke test: it runs every contender and reports what it measured.
+Nothing here asserts a timing (benchmarks report; they never pass or fail on speed)."""
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from elt_sdk.cli import main
+
+
+def test_bench_reports_every_contender_on_both_inputs():
+    res = CliRunner().invoke(main, ["bench", "--records", "2000", "--repeat", "1", "--json"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    got = {(r["contender"], r["input"]): r for r in report["results"]}
+    assert set(got) == {("elt-sdk", "clean"), ("pyarrow-native", "clean"), ("per-record-python", "clean"),
+                        ("elt-sdk", "invalid"), ("per-record-python", "invalid")}  # pyarrow cannot read bad lines
+    assert got[("pyarrow-native", "clean")]["vs_pyarrow_native"] == 1.0
+    for r in got.values():
+        assert r["records"] == 2000 and r["bytes"] > 2000 * 100
+        assert len(r["seconds"]) == 1 and r["records_per_s"] > 0 and r["vs_pyarrow_native"] > 0
+        assert r["peak_rss_mib"] > 50  # pyarrow alone is more than that: a real process was measured
+    assert got[("elt-sdk", "invalid")]["bytes"] != got[("elt-sdk", "clean")]["bytes"]
+    imp = report["import"]
+    assert imp["handler_s"] > imp["pyarrow_parquet_s"] > 0  # the handler imports pyarrow.parquet and more
+    assert report["invalid_rate"] == 0.02 and report["cpus"] >= 1
+
+
+def test_bench_table_and_unknown_dataset():
+    res = CliRunner().invoke(main, ["bench", "--records", "1000", "--repeat", "1", "--invalid-rate", "0"])
+    assert res.exit_code == 0, res.output
+    assert "vs pyarrow-native" in res.stdout and "cold import: transform handler" in res.stdout
+    rows = [line.split() for line in res.stdout.split("cold import")[0].splitlines()[2:] if line.strip()]
+    assert sorted(row[:2] for row in rows) == [["elt-sdk", "clean"], ["per-record-python", "clean"],
+                                               ["pyarrow-native", "clean"]]  # no bad-line input was asked for
+    res = CliRunner().invoke(main, ["bench", "--dataset", "nope"])
+    assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1 and "nope" in res.stderr
