@@ -153,8 +153,9 @@ class ColumnarPlan:
 
     def parse(self, block: RawBlock, decode_rows: Callable[..., None]) -> ParsedBatch:
         if not self.screen_next and self._one_object_per_line(block) and not self._needs_screen(block.data):
-            table = self._read(block.data, "ignore" if self.extra_fields else "error")
-            if table is None and self.extra_fields and not self._needs_screen(block.data):
+            ignoring = self.extra_fields
+            table = self._read(block.data, "ignore" if ignoring else "error")
+            if table is None and self.extra_fields and not ignoring and not self._needs_screen(block.data):
                 table = self._read(block.data, "ignore")  # it failed on a field the schema does not name
             if table is not None and table.num_rows == block.line_count:
                 rows = range(block.line_count)
