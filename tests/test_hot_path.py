@@ -166,3 +166,14 @@ print("pyarrow.compute" in sys.modules)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
     assert out[:3] == ["clean 300 0", "dirty 300 4", "False"]
+
+
+def test_a_plugin_validator_sees_a_settled_batch(registry, shipments):
+    """A columnar batch leaves its set-aside lines to settle(); the dict-based API settles first."""
+    lines = [line(shipment_id="A"), b'{"truncated', line(shipment_id="B", weight_kg="heavy"), line(shipment_id="C")]
+    block = RawBlock(SourceRef("mem://x", "e"), b"\n".join(lines))
+    parsed = registry.hook.elt_parse(dataset=shipments, block=block)
+    assert parsed.pending is not None and parsed.table is not None
+    assert [r["shipment_id"] for r in parsed.records] == ["A", "B", "C"]  # settles, then decodes
+    assert [r.line for r in parsed.rejects] == [2] and parsed.pending is None
+    assert parsed.reject(1, [], "validate").line == 3 and len(parsed) == 3

@@ -204,6 +204,7 @@ class ParsedBatch:
 
     def reject(self, position: int, errors: list[dict[str, str]], stage: str) -> Reject:
         """A reject for the row at ``position`` in ``rows``."""
+        self.settle()
         return self.block.reject(self.rows[position], errors, stage)
 
     def subset(self, positions: list[int]) -> "ParsedBatch":
