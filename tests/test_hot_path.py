@@ -14,6 +14,7 @@ import pytest
 from elt_sdk.batch import RawBlock, SourceRef
 from elt_sdk.defaults import columnar
 from elt_sdk.pipeline import Transformer, ahead
+from elt_sdk.sink import LocalSink
 from elt_sdk.source import LocalSource
 from elt_sdk.testing import reference_verdict, transform_lines
 
@@ -86,18 +87,13 @@ def test_an_object_over_many_days_keeps_row_order_within_each_day(registry, ship
     src = tmp_path / "in.jsonl"
     src.write_bytes(b"\n".join(lines) + b"\n")
     Transformer(registry, block_bytes=4096).transform_object(
-        LocalSource.from_path(src, key="bronze/shipments/in.jsonl"), _sink(tmp_path / "out"), dataset="shipments")
+        LocalSource.from_path(src, key="bronze/shipments/in.jsonl"), LocalSink(tmp_path / "out"), dataset="shipments")
     for day in sorted(set(days)):
         files = sorted((tmp_path / "out" / "silver" / "shipments" / f"dt={day}").glob("*.parquet"))
         assert len(files) == 1
         ids = pq.read_table(files[0]).column("shipment_id").to_pylist()
         want = [f"S{i:04d}" for i in range(500) if days[i % 5] == day and i != 3]
         assert ids == want
-
-
-def _sink(root: Path):
-    from elt_sdk.sink import LocalSink
-    return LocalSink(root)
 
 
 class FailingSink:
@@ -140,6 +136,15 @@ def test_block_lines_locate_every_line():
     assert [block.line(i) for i in range(4)] == [b'{"a":1}', b"", b'  {"b":2}', b'{"c":3}'] == block.lines
     assert [block.offset(i) for i in range(4)] == [100, 109, 110, 120]
     assert block.line_array().to_pylist() == [b'{"a":1}\r\n', b"\n", b'  {"b":2}\n', b'{"c":3}\n']
+    assert block.size == len(data) and len(block.data) == len(data) + 1  # a newline closes the last line
+
+
+def test_bytes_read_is_the_object_size(registry, tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b"\n".join(line(shipment_id=f"S{i}") for i in range(300)))  # no newline at the end
+    report = Transformer(registry, block_bytes=4096).transform_object(
+        LocalSource.from_path(src, key="bronze/shipments/in.jsonl"), LocalSink(tmp_path / "out"), dataset="shipments")
+    assert report.bytes_read == src.stat().st_size and report.totals().written == 300
 
 
 def test_the_transform_path_never_imports_pyarrow_compute(tmp_path):

@@ -67,10 +67,15 @@ def test_100k_shipments_with_2pct_invalid(tmp_path):
         assert r["errors"] and all(e["path"].startswith("$") and e["message"] for e in r["errors"])
         assert r["source"].endswith("shipments.jsonl") and r["line"] >= 1
         assert r["plugin"] == "shipments" and r["plugin_version"] == "1.0.0"
-    # the line numbers point at the actual bad lines of the source file
-    lines = src.read_bytes().split(b"\n")
+        assert list(r) == ["dataset", "plugin", "plugin_version", "source", "etag", "chunk", "line", "byte_offset",
+                           "stage", "errors", "raw", "raw_encoding"]  # the envelope, in this order
+    # the line numbers and byte offsets point at the actual bad lines of the source file
+    body = src.read_bytes()
+    lines = body.split(b"\n")
     for r in rejected[:50]:
-        assert lines[r["line"] - 1].decode("utf-8", "replace") == r["raw"].encode(r["raw_encoding"]).decode("utf-8", "replace")
+        raw = r["raw"].encode(r["raw_encoding"])
+        assert lines[r["line"] - 1].decode("utf-8", "replace") == raw.decode("utf-8", "replace")
+        assert body[r["byte_offset"]:].startswith(raw)
 
     # a second run rewrites the same files and adds none
     before = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())

@@ -40,11 +40,8 @@ class Reject:
     errors: list[dict[str, str]]
     stage: str
 
-    def envelope(self, source: SourceRef, dataset: str, plugin: str, version: str) -> dict[str, Any]:
-        """The quarantine line: enough to understand, fix and replay the record."""
-        return {**_shared(source, dataset, plugin, version), **self.own_fields()}
-
     def own_fields(self) -> dict[str, Any]:
+        """This reject's part of its quarantine envelope (``envelope_lines``)."""
         try:
             raw_text, encoding = self.raw.decode("utf-8"), "utf-8"
         except UnicodeDecodeError:
@@ -57,8 +54,9 @@ _encode = json.JSONEncoder(check_circular=False).encode
 
 
 def envelope_lines(rejects: list[Reject], source: SourceRef, dataset: str, plugin: str, version: str) -> Iterator[str]:
-    """Quarantine JSONL lines for ``rejects`` (each ``Reject.envelope`` as JSON); the fields every
-    reject of an object shares are serialized once."""
+    """Quarantine JSONL lines for ``rejects``: each an envelope with enough to understand, fix and
+    replay the record (where it came from, which plugin refused it, every error, the raw line).
+    The fields every reject of an object shares are serialized once."""
     head = _encode(_shared(source, dataset, plugin, version))[:-1] + ", "
     for reject in rejects:
         yield head + _encode(reject.own_fields())[1:] + "\n"
@@ -79,6 +77,8 @@ class RawBlock:
     """
 
     def __init__(self, source: SourceRef, data: bytes, first_lineno: int = 1, first_offset: int = 0):
+        self.size = len(data)
+        """Bytes of the object this block covers (``data`` may have one newline more)."""
         if data and not data.endswith(b"\n"):
             data += b"\n"
         self.source = source

@@ -18,6 +18,7 @@ from pyarrow._compute import (CastOptions, CumulativeOptions, FilterOptions, Mat
                               TakeOptions, call_function)
 
 Datum = Any  # an Array, ChunkedArray, Table or Scalar
+_ARROW = (pa.Scalar, pa.Array, pa.ChunkedArray)
 
 
 def and_(left: Datum, right: Datum) -> Datum:
@@ -34,7 +35,7 @@ def invert(values: Datum) -> Datum:
 
 def compare(op: str, values: Datum, bound: Any) -> Datum:
     """``op``: equal, greater, greater_equal, less, less_equal."""
-    return call_function(op, [values, bound if isinstance(bound, (pa.Scalar, pa.Array, pa.ChunkedArray)) else pa.scalar(bound)])
+    return call_function(op, [values, bound if isinstance(bound, _ARROW) else pa.scalar(bound)])
 
 
 def is_valid(values: Datum) -> Datum:
@@ -50,8 +51,7 @@ def is_in(values: Datum, value_set: pa.Array) -> Datum:
 
 
 def add(values: Datum, other: Any) -> Datum:
-    return call_function("add", [values, other if isinstance(other, (pa.Scalar, pa.Array, pa.ChunkedArray))
-                                 else pa.scalar(other, values.type)])
+    return call_function("add", [values, other if isinstance(other, _ARROW) else pa.scalar(other, values.type)])
 
 
 def cumulative_sum(values: Datum) -> Datum:
@@ -103,9 +103,14 @@ def count_true(mask: Datum) -> int:
     return call_function("sum", [mask]).as_py() or 0
 
 
+def nonzero(mask: Datum) -> pa.UInt64Array:
+    """Positions where ``mask`` is true."""
+    return call_function("indices_nonzero", [mask])
+
+
 def indices(mask: Datum) -> list[int]:
     """Positions where ``mask`` is true, as Python ints."""
-    return call_function("indices_nonzero", [mask]).to_pylist()
+    return nonzero(mask).to_pylist()
 
 
 def filter(data: Datum, mask: Datum) -> Datum:  # noqa: A001 - the kernel's name
@@ -119,6 +124,29 @@ def take(data: Datum, positions: Datum) -> Datum:
 def cast(values: Datum, target: pa.DataType) -> Datum:
     """Safe cast: raises ArrowInvalid where a value does not fit ``target``."""
     return call_function("cast", [values], CastOptions.safe(target))
+
+
+class ColumnCastError(pa.ArrowInvalid):
+    """A column of a table does not cast to its field of a schema; ``field`` says which."""
+
+    def __init__(self, field: pa.Field, source: pa.DataType, cause: Exception):
+        super().__init__(f"column {field.name} is {source}, schema says {field.type}: {cause}")
+        self.field = field
+
+
+def cast_table(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """The columns of ``table`` that ``schema`` names, in its order and cast to its types (safe
+    casts); raises ColumnCastError for the first that does not fit."""
+    columns = []
+    for f in schema:
+        col = table.column(f.name)
+        if col.type != f.type:
+            try:
+                col = cast(col, f.type)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+                raise ColumnCastError(f, col.type, exc) from exc
+        columns.append(col)
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def unique(values: Datum) -> pa.Array:

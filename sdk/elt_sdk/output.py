@@ -64,11 +64,15 @@ class _PartitionFile:
             self.flush()
 
     def flush(self) -> None:
+        """Hand the buffered rows to the writer thread as one row group."""
         if self.pending_rows:
-            tables, self.pending, self.pending_rows = self.pending, [], 0
-            self.out.pending_bytes -= self.pending_bytes
-            self.pending_bytes = 0
-            self.out.in_background(self._write, tables)
+            self.out.in_background(self._write, self._take_pending())
+
+    def _take_pending(self) -> list[pa.Table]:
+        tables, self.pending, self.pending_rows = self.pending, [], 0
+        self.out.pending_bytes -= self.pending_bytes
+        self.pending_bytes = 0
+        return tables
 
     def _write(self, tables: list[pa.Table]) -> None:
         """On the writer thread: one row group (or more, past a file's row limit)."""
@@ -98,8 +102,7 @@ class _PartitionFile:
     def close(self) -> WrittenPartition:
         """On the writer thread: the last row group, then the last part file's upload."""
         if self.pending_rows:
-            self._write(self.pending)
-            self.pending, self.pending_rows, self.pending_bytes = [], 0, 0
+            self._write(self._take_pending())
         if self.writer is not None:
             self._upload()
         return self.written

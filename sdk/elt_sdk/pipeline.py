@@ -6,8 +6,8 @@ plugin hooks. The CLI, the local runtime and the Lambda handler all call ``trans
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -24,7 +24,6 @@ from elt_sdk.output import ObjectOutput, WrittenPartition
 from elt_sdk.plugins import Registry
 from elt_sdk.sink import Sink
 from elt_sdk.source import Source
-
 
 PARSE_AHEAD = 1
 """Blocks parsed ahead of the one being validated. Measured on two cores: two or three ahead were
@@ -88,18 +87,14 @@ def conform(dataset: Dataset, table: pa.Table) -> pa.Table:
     if extra:
         raise MapError(f"{dataset.name}: map added column(s) {', '.join(extra)} not in the silver schema "
                        "(declare silver_schema)")
-    columns = []
-    for f in target:
-        col = table.column(f.name)
-        if col.type != f.type:
-            try:
-                col = k.cast(col, f.type)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                raise MapError(f"{dataset.name}: column {f.name} is {col.type}, schema says {f.type}: {exc}") from None
+    try:
+        table = k.cast_table(table, target)
+    except k.ColumnCastError as exc:
+        raise MapError(f"{dataset.name}: {exc}") from None
+    for f, col in zip(target, table.columns):
         if not f.nullable and col.null_count:
             raise MapError(f"{dataset.name}: column {f.name} has {col.null_count} null(s) but is required")
-        columns.append(col)
-    return pa.Table.from_arrays(columns, schema=target)
+    return table
 
 
 class Transformer:
@@ -133,7 +128,7 @@ class Transformer:
             for block, parsed in ahead(parse, read_blocks(source, chunk, self.block_bytes)):
                 if out is None:
                     out = ObjectOutput(sink, block.source, **self.output_options)
-                report.bytes_read += len(block.data)
+                report.bytes_read += block.size
                 if target is not None:
                     self._run(target, parsed, out, report)
                 else:

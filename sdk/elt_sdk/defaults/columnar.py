@@ -89,10 +89,15 @@ class ColumnarPlan:
         self.null_sensitive = any(not c.required and not c.nullable for c in columns)
         # Hints shared by every object of the dataset (and the local runtime's threads); a stale
         # value costs speed only. screen_next: the last block needed the screens, so screen the
-        # next one up front. extra_fields: blocks carry fields the schema does not name, so the
-        # fast path must ignore them and scan for NaN/Infinity they may hide.
+        # next one up front. extra_fields: blocks carry fields the schema does not name (and it
+        # allows them; only _read sets it), so parses ignore them and look for NaN/Infinity.
         self.screen_next = False
         self.extra_fields = False
+
+    @property
+    def unnamed_fields(self) -> str:
+        """What pyarrow does with a field the schema does not name: refuse it until one is seen."""
+        return "ignore" if self.extra_fields else "error"
 
     def _options(self, extra: str) -> pj.ParseOptions:
         return pj.ParseOptions(explicit_schema=self.transport, unexpected_field_behavior=extra)
@@ -147,16 +152,16 @@ class ColumnarPlan:
             return True
         # NaN/Infinity: pyarrow reads them, strict JSON does not. In a schema column they fail the
         # read or the finiteness check; only fields the parse ignores can hide them.
-        if self.extra_fields and not self.closed and (b"NaN" in data or b"Infinity" in data):
+        if self.extra_fields and (b"NaN" in data or b"Infinity" in data):
             return True
         return not data.isascii() and _first_bad_utf8(data, 0) is not None  # pyarrow does not check
 
     def parse(self, block: RawBlock, decode_rows: Callable[..., None]) -> ParsedBatch:
         if not self.screen_next and self._one_object_per_line(block) and not self._needs_screen(block.data):
-            ignoring = self.extra_fields
-            table = self._read(block.data, "ignore" if ignoring else "error")
-            if table is None and self.extra_fields and not ignoring and not self._needs_screen(block.data):
-                table = self._read(block.data, "ignore")  # it failed on a field the schema does not name
+            mode = self.unnamed_fields
+            table = self._read(block.data, mode)
+            if table is None and self.unnamed_fields != mode and not self._needs_screen(block.data):
+                table = self._read(block.data, self.unnamed_fields)  # it failed on a field the schema does not name
             if table is not None and table.num_rows == block.line_count:
                 rows = range(block.line_count)
                 return ParsedBatch(block, rows, table=table, table_lines=rows)
@@ -172,12 +177,10 @@ class ColumnarPlan:
             if bad:
                 shape = k.and_(shape, _mask_without(block.line_count, bad))
         while True:
-            ignoring = self.extra_fields and not self.closed
-            suspect = k.matches(lines, self.suspect_ignoring if ignoring else self.suspect)
+            suspect = k.matches(lines, self.suspect_ignoring if self.extra_fields else self.suspect)
             keep = k.and_(shape, k.invert(suspect))
-            candidates = k.indices(keep)
             try:
-                tables, parsed, failed = self._isolate(lines, candidates, "ignore" if ignoring else "error",
+                tables, parsed, failed = self._isolate(lines, k.indices(keep), self.unnamed_fields,
                                                        k.filter(lines, keep))
                 break
             except _FieldsLearnt:  # the block has fields the schema does not name: screen it again
@@ -207,7 +210,7 @@ class ColumnarPlan:
         table = self._read(_values(picked), extra)
         if table is not None and table.num_rows == len(idx):
             return [table], list(idx), []
-        if table is None and extra == "error" and self.extra_fields and not self.closed:
+        if table is None and extra != self.unnamed_fields:
             raise _FieldsLearnt
         if len(idx) == 1:
             return [], [], list(idx)
@@ -255,20 +258,13 @@ class ColumnarPlan:
     def typed(self, table: pa.Table, ok: Any) -> tuple[pa.Table, Any]:
         """The accepted rows in the dataset's bronze schema, and ``ok`` without the rows whose
         values Arrow refuses (a date that does not exist): those are decided record by record."""
-        target = self.dataset.bronze_arrow_schema
         accepted = k.filter(table, ok) if k.any_true(k.invert(ok)) else table
-        columns = []
-        for f in target:
-            col = accepted.column(f.name)
-            if col.type != f.type:
-                try:
-                    col = k.cast(col, f.type)
-                except ARROW_ERRORS:  # rare: find the values Arrow refuses, and try again without them
-                    whole = table.column(f.name)
-                    return self.typed(table, k.and_(ok, pa.array([_castable(v, whole.type, f.type)
-                                                                  for v in whole.to_pylist()])))
-            columns.append(col)
-        return pa.Table.from_arrays(columns, schema=target), ok
+        try:
+            return k.cast_table(accepted, self.dataset.bronze_arrow_schema), ok
+        except k.ColumnCastError as exc:  # rare: find the values Arrow refuses, try again without them
+            whole = table.column(exc.field.name)
+            return self.typed(table, k.and_(ok, pa.array([_castable(v, whole.type, exc.field.type)
+                                                          for v in whole.to_pylist()])))
 
 
 class _FieldsLearnt(Exception):

@@ -15,9 +15,10 @@ import pyarrow as pa
 
 from elt_sdk import hookimpl
 from elt_sdk import kernels as k
-from elt_sdk.batch import ParsedBatch, RawBlock, Reject, ValidatedBatch, decode_line
+from elt_sdk.batch import ParsedBatch, RawBlock, Reject, ValidatedBatch
 from elt_sdk.dataset import Dataset
 from elt_sdk.defaults import columnar
+from elt_sdk.defaults.parse import decode_rows
 from elt_sdk.schema import transport_schema
 
 # from_pylist raises Python errors too (an integer beyond 64 bits, a string with a lone surrogate)
@@ -65,13 +66,10 @@ def to_arrow(dataset: Dataset, records: list[dict]) -> pa.Table:
     """Valid records -> a table in ``dataset.bronze_arrow_schema``; raises on values Arrow refuses."""
     target = dataset.bronze_arrow_schema
     table = pa.Table.from_pylist(records, schema=transport_schema(target))
-    columns = []
-    for f in target:
-        col = table.column(f.name)
+    for i, f in enumerate(target):
         if pa.types.is_timestamp(f.type):
-            col = _normalise_times(col)
-        columns.append(k.cast(col, f.type) if col.type != f.type else col)
-    return pa.Table.from_arrays(columns, schema=target)
+            table = table.set_column(i, f.name, _normalise_times(table.column(i)))
+    return k.cast_table(table, target)
 
 
 def _integral_floats_as_ints(dataset: Dataset, record: dict) -> dict:
@@ -125,22 +123,20 @@ def validate_records(dataset: Dataset, block: RawBlock, lines: list[int], record
 def _validate_columnar(plan: columnar.ColumnarPlan, dataset: Dataset, batch: ParsedBatch) -> ValidatedBatch:
     block, table_lines = batch.block, batch.table_lines
     typed, ok = plan.typed(batch.table, plan.accept(batch.table))
-    slow_lines = sorted({table_lines[i] for i in k.indices(k.invert(ok))} | set(batch.decoded))
-    if not slow_lines:
+    refused = [table_lines[i] for i in k.indices(k.invert(ok))]
+    if not refused and not batch.decoded:
         return ValidatedBatch(typed)
-    records, lines, rejects = [], [], []
-    for line in slow_lines:
-        try:
-            records.append(batch.decoded[line] if line in batch.decoded else decode_line(block.line(line)))
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # pyarrow was laxer than strict JSON
-            rejects.append(block.reject(line, [{"path": "$", "message": f"malformed JSON: {exc}"}], "parse"))
-            continue
-        lines.append(line)
-    slow_table, slow_rejects, kept = validate_records(dataset, block, lines, records)
-    rejects = sorted(rejects + slow_rejects, key=lambda r: r.line)
+    # rows the vector checks did not accept are decided record by record; strict JSON may refuse
+    # a line pyarrow read (it is laxer), which makes that line a parse reject
+    again = ParsedBatch(block, [])
+    decode_rows(block, refused, again)
+    decoded = {**batch.decoded, **again.decoded}
+    lines = sorted(decoded)
+    slow_table, slow_rejects, kept = validate_records(dataset, block, lines, [decoded[line] for line in lines])
+    rejects = sorted(again.rejects + slow_rejects, key=lambda r: r.line)
     if slow_table.num_rows == 0:
         return ValidatedBatch(typed, rejects)
-    order = pa.concat_arrays([k.take(pa.array(table_lines, pa.int64()), pa.array(k.indices(ok), pa.int64())),
+    order = pa.concat_arrays([k.take(pa.array(table_lines, pa.int64()), k.nonzero(ok)),
                               pa.array(kept, pa.int64())])  # back to line order
     merged = pa.concat_tables([typed, slow_table])
     return ValidatedBatch(k.take(merged, k.sort_indices(order)), rejects)
