@@ -9,7 +9,7 @@ import uuid
 import pyarrow.parquet as pq
 import pytest
 
-from elt_sdk.aws import handlers
+from elt_sdk.aws import compaction, handlers
 from elt_sdk.aws.events import parse
 from elt_sdk.aws.idempotency.base import AlreadyCompleted, AlreadyInProgress, Idempotency
 from elt_sdk.aws.idempotency.dynamodb import DynamoDBPersistence
@@ -223,6 +223,10 @@ def test_partition_ready_events_reach_eventbridge(endpoint, stack, monkeypatch):
     got = [json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=target, MaxNumberOfMessages=10)["Messages"]]
     details = sorted((g["detail"]["dataset"], g["detail"]["dt"], g["detail"]["rows"]) for g in got)
     assert details == [("shipments", "2025-06-01", 2), ("shipments", "2025-06-02", 2), ("shipments", "2025-06-03", 2)]
+    for g in got:  # consumers list or read exactly the partition's files
+        d = g["detail"]
+        assert d["prefix"] == f"silver/shipments/dt={d['dt']}/" and d["bucket"] == res.silver_bucket
+        assert d["keys"] and all(k.startswith(d["prefix"]) and k.endswith(".parquet") for k in d["keys"])
     events.remove_targets(Rule=f"{settings.name_prefix}-ready", Ids=["q"])
     events.delete_rule(Name=f"{settings.name_prefix}-ready")
 
@@ -243,3 +247,26 @@ def test_idempotency_locks_expire_and_ttl_is_checked_in_code(endpoint, stack):
     idem.claim("k", remaining_ms=5000)
     idem.release("k")
     idem.claim("k", remaining_ms=5000)  # released claims can be taken at once
+
+
+def test_compaction_merges_a_partitions_files_into_a_separate_prefix(endpoint, stack):
+    settings, res = stack
+    s3 = endpoint.client("s3")
+    for name, start in (("e1", 0), ("e2", 30)):  # two objects: two part files per day
+        put = s3.put_object(Bucket=res.bronze_bucket, Key=f"bronze/shipments/{name}.jsonl", Body=lines(9, start=start))
+        handlers.ingest_handler(s3_event(res.bronze_bucket, f"bronze/shipments/{name}.jsonl", put["ETag"].strip('"'), 1), ctx())
+    drive(endpoint, settings, res)
+    day = "silver/shipments/dt=2025-06-01/"
+    before = [o["Key"] for o in s3.list_objects_v2(Bucket=res.silver_bucket, Prefix=day)["Contents"]]
+    assert len(before) == 2
+    result = compaction.handler({"dataset": "shipments", "dt": "2025-06-01"}, ctx())
+    assert (result["input_files"], result["output_files"], result["rows"]) == (2, 1, 6)
+    [key] = result["keys"]
+    assert key.startswith("silver_compacted/shipments/dt=2025-06-01/")
+    merged = pq.read_table(io.BytesIO(s3.get_object(Bucket=res.silver_bucket, Key=key)["Body"].read()))
+    originals = [pq.read_table(io.BytesIO(s3.get_object(Bucket=res.silver_bucket, Key=k)["Body"].read())) for k in before]
+    assert sorted(merged.column("shipment_id").to_pylist()) == sorted(
+        i for t in originals for i in t.column("shipment_id").to_pylist())
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=res.silver_bucket, Prefix=day)["Contents"]] == before
+    with pytest.raises(ValueError, match="never rewrites in place"):
+        compaction.handler({"dataset": "shipments", "dt": "2025-06-01", "output_prefix": "silver/"}, ctx())

@@ -12,8 +12,9 @@ UNROUTED = "_unrouted"
 """Quarantine folder for records that no dataset claims (unknown discriminator)."""
 
 
-def silver_partition(dataset: str, dt: str) -> str:
-    return f"{SILVER_PREFIX}{dataset}/dt={dt}/"
+def silver_partition(dataset: str, dt: str, root: str = SILVER_PREFIX) -> str:
+    """The Hive-style folder of one day of a dataset (``root`` for copies such as compaction's)."""
+    return f"{root.rstrip('/')}/{dataset}/dt={dt}/"
 
 
 def silver_key(dataset: str, dt: str, source: SourceRef, part: int) -> str:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Protocol
 
+from elt_sdk import layout
 from elt_sdk.plugins import Registry
 
 OUTPUTS = ("bronze_bucket", "silver_bucket", "queue_url", "dlq_url", "ingest_lambda", "transform_lambda",
@@ -115,7 +116,7 @@ def run_checklist(target: Target, registry: Registry, *, window_s: float = 300, 
         if not seed:
             return "FAIL", "no seed upload"
         s3 = target.client("s3")
-        prefix = f"silver/{dataset}/dt={seed['dt']}/"
+        prefix = layout.silver_partition(dataset, seed["dt"])
         deadline = time.time() + window_s
         while True:
             objs = s3.list_objects_v2(Bucket=out["silver_bucket"], Prefix=prefix).get("Contents", [])

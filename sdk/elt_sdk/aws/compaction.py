@@ -31,7 +31,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         outputs, rows = compact(inputs, Path(tmp) / "out")
         keys = []
         for path in outputs:
-            key = f"{output_prefix}/{dataset}/dt={dt}/{path.name}"
+            key = layout.silver_partition(dataset, dt, root=output_prefix) + path.name
             s3.upload_file(str(path), bucket, key)
             keys.append(key)
     result = {"dataset": dataset, "dt": dt, "input_files": len(inputs), "output_files": len(keys), "rows": rows,

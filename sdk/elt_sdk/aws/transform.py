@@ -10,7 +10,7 @@ import json
 import time
 from typing import Any
 
-from elt_sdk import logs, metrics
+from elt_sdk import layout, logs, metrics
 from elt_sdk.aws.messages import ObjectPointer
 from elt_sdk.aws.s3 import S3Sink, S3Source, StaleObject
 from elt_sdk.pipeline import ObjectReport, Transformer
@@ -71,7 +71,7 @@ class SqsTransform:
             "DetailType": "silver_partition_ready",
             "EventBusName": self.event_bus,
             "Detail": json.dumps({"dataset": p.dataset, "dt": p.dt, "rows": p.rows, "bucket": self.silver_bucket,
-                                  "prefix": f"silver/{p.dataset}/dt={p.dt}/", "keys": p.keys,
+                                  "prefix": layout.silver_partition(p.dataset, p.dt), "keys": p.keys,
                                   "source": report.uri, "at": int(time.time())}),
         } for p in report.partitions]
         for i in range(0, len(entries), 10):
