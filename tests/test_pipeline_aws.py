@@ -9,7 +9,7 @@ import uuid
 import pyarrow.parquet as pq
 import pytest
 
-from elt_sdk.aws import compaction, handlers
+from elt_sdk.aws import compaction, handlers, quality_gate
 from elt_sdk.aws.events import parse
 from elt_sdk.aws.idempotency.base import AlreadyCompleted, AlreadyInProgress, Idempotency
 from elt_sdk.aws.idempotency.dynamodb import DynamoDBPersistence
@@ -270,3 +270,24 @@ def test_compaction_merges_a_partitions_files_into_a_separate_prefix(endpoint, s
     assert [o["Key"] for o in s3.list_objects_v2(Bucket=res.silver_bucket, Prefix=day)["Contents"]] == before
     with pytest.raises(ValueError, match="never rewrites in place"):
         compaction.handler({"dataset": "shipments", "dt": "2025-06-01", "output_prefix": "silver/"}, ctx())
+
+
+def test_quality_gate_passes_a_clean_partition_and_marks_a_failing_one(endpoint, stack):
+    settings, res = stack
+    s3 = endpoint.client("s3")
+    clean = lines(9)
+    dupes = lines(9).replace(b'"DHL"', b'"Pigeon"')  # same shipment ids again, a carrier the rules refuse
+    for name, body in (("q1", clean), ("q2", dupes)):
+        put = s3.put_object(Bucket=res.bronze_bucket, Key=f"bronze/shipments/{name}.jsonl", Body=body)
+        handlers.ingest_handler(s3_event(res.bronze_bucket, f"bronze/shipments/{name}.jsonl", put["ETag"].strip('"'), 1), ctx())
+        drive(endpoint, settings, res)
+        verdict = quality_gate.handler({"detail": {"dataset": "shipments", "dt": "2025-06-01"}}, ctx())
+        failed = {r["rule"] for r in verdict["results"] if not r["passed"]}
+        if name == "q1":
+            assert (verdict["passed"], verdict["rows"], failed) == (True, 3, set())
+        else:
+            assert (verdict["passed"], verdict["rows"], failed) == (False, 6, {"accepted_values", "unique"})
+    results = s3.list_objects_v2(Bucket=res.silver_bucket, Prefix="quality/results/shipments/dt=2025-06-01/")["Contents"]
+    assert len(results) == 2 and all(o["Key"].endswith("Z.json") for o in results)  # one verdict per check
+    marker = json.loads(s3.get_object(Bucket=res.silver_bucket, Key="quality/quarantine/shipments/dt=2025-06-01.json")["Body"].read())
+    assert marker["passed"] is False and marker["rows"] == 6

@@ -24,6 +24,7 @@ from elt_sdk.quality import evaluate
 from elt_sdk.settings import ENV_SILVER_BUCKET
 
 log = logs.get("quality")
+RESULTS = "quality/results/"
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -39,8 +40,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     passed = all(r.passed for r in results)
     verdict = {"dataset": dataset_name, "dt": dt, "passed": passed, "rows": table.num_rows,
                "results": [r.to_dict() for r in results], "checked_at": int(time.time())}
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    s3.put_object(Bucket=bucket, Key=f"quality/results/{dataset_name}/dt={dt}/{stamp}.json",
+    now = time.time()  # milliseconds in the key: two checks of a partition within a second both stay
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{int(now * 1000) % 1000:03d}Z"
+    s3.put_object(Bucket=bucket, Key=layout.silver_partition(dataset_name, dt, root=RESULTS) + f"{stamp}.json",
                   Body=json.dumps(verdict).encode())
     if not passed and os.environ.get("ELT_QUALITY_QUARANTINE_MARKER", "true") == "true":
         s3.put_object(Bucket=bucket, Key=f"quality/quarantine/{dataset_name}/dt={dt}.json", Body=json.dumps(verdict).encode())
