@@ -9,7 +9,7 @@ import uuid
 import pyarrow.parquet as pq
 import pytest
 
-from elt_sdk.aws import compaction, handlers, quality_gate
+from elt_sdk.aws import compaction, handlers, ops, quality_gate
 from elt_sdk.aws.events import parse
 from elt_sdk.aws.idempotency.base import AlreadyCompleted, AlreadyInProgress, Idempotency
 from elt_sdk.aws.idempotency.dynamodb import DynamoDBPersistence
@@ -291,3 +291,34 @@ def test_quality_gate_passes_a_clean_partition_and_marks_a_failing_one(endpoint,
     assert len(results) == 2 and all(o["Key"].endswith("Z.json") for o in results)  # one verdict per check
     marker = json.loads(s3.get_object(Bucket=res.silver_bucket, Key="quality/quarantine/shipments/dt=2025-06-01.json")["Body"].read())
     assert marker["passed"] is False and marker["rows"] == 6
+
+
+def test_a_replayed_object_is_routed_like_its_original_and_overwrites_its_rows(endpoint, stack):
+    settings, res = stack
+    s3, sqs = endpoint.client("s3"), endpoint.client("sqs")
+    put = s3.put_object(Bucket=res.bronze_bucket, Key="bronze/shipments/r.jsonl", Body=lines(6))
+    handlers.ingest_handler(s3_event(res.bronze_bucket, "bronze/shipments/r.jsonl", put["ETag"].strip('"'), 1), ctx())
+    drive(endpoint, settings, res)
+    first = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=res.silver_bucket, Prefix="silver/")["Contents"])
+
+    result = ops.replay_handler({"bronze_bucket": res.bronze_bucket, "window_hours": 1}, ctx())
+    copy = f"{result['dest_prefix']}shipments/r.jsonl"
+    assert result["copied"] == 1 and copy.startswith("bronze/replay/")
+    head = s3.head_object(Bucket=res.bronze_bucket, Key=copy)
+    handlers.ingest_handler(s3_event(res.bronze_bucket, copy, head["ETag"].strip('"'), 1), ctx())
+    [message] = sqs.receive_message(QueueUrl=res.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0)["Messages"]
+    assert json.loads(message["Body"])["dataset"] == "shipments"  # by its original's prefix, not record by record
+    drive(endpoint, settings, res)
+    again = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=res.silver_bucket, Prefix="silver/")["Contents"])
+    assert again == first and len(silver_rows(endpoint, res.silver_bucket)) == 6  # overwritten, not duplicated
+    assert "Contents" not in s3.list_objects_v2(Bucket=res.silver_bucket, Prefix="quarantine/")
+
+
+def test_replay_keys_map_back_to_their_originals():
+    from elt_sdk import layout
+    for bronze, replay in (("bronze/", "bronze/replay/"), ("raw/", "replays")):
+        original = f"{bronze}shipments/2025/06/a.jsonl"
+        copy = layout.replay_key(original, "2026-01-01T00-00-00Z", bronze_prefix=bronze, replay_prefix=replay)
+        assert copy == f"{replay.rstrip('/')}/2026-01-01T00-00-00Z/shipments/2025/06/a.jsonl"
+        assert layout.replayed_key(copy, bronze_prefix=bronze, replay_prefix=replay) == original
+        assert layout.replayed_key(original, bronze_prefix=bronze, replay_prefix=replay) == original

@@ -25,7 +25,27 @@ def quarantine_key(dataset: str, source: SourceRef) -> str:
     return f"{QUARANTINE_PREFIX}{dataset}/{source.source_id}-c{source.chunk:04d}.jsonl"
 
 
-def bronze_key(path: "Path", prefix: str = "bronze/") -> str:
+BRONZE_PREFIX = "bronze/"
+REPLAY_PREFIX = "bronze/replay/"
+
+
+def replay_key(key: str, stamp: str, *, bronze_prefix: str = BRONZE_PREFIX, replay_prefix: str = REPLAY_PREFIX) -> str:
+    """Where a replay copies bronze ``key``: ``<replay_prefix><stamp>/<key below bronze_prefix>``."""
+    rel = key[len(bronze_prefix):] if key.startswith(bronze_prefix) else key
+    return f"{replay_prefix.rstrip('/')}/{stamp}/{rel}"
+
+
+def replayed_key(key: str, *, bronze_prefix: str = BRONZE_PREFIX, replay_prefix: str = REPLAY_PREFIX) -> str:
+    """The bronze key a replay copy stands for (``key`` itself if it is not one), so a replayed
+    object is routed to the dataset of its original, by prefix."""
+    root = replay_prefix.rstrip("/") + "/"
+    if not key.startswith(root):
+        return key
+    _stamp, _, rel = key[len(root):].partition("/")
+    return bronze_prefix + rel
+
+
+def bronze_key(path: "Path", prefix: str = BRONZE_PREFIX) -> str:
     """The bronze key a local file stands for: its path from a ``bronze/`` folder on, if it has
     one, else ``bronze/<file name>`` (routed record by record)."""
     parts = path.resolve().parts

@@ -132,7 +132,7 @@ class Settings:
 
     def lambda_environment(self) -> dict[str, str]:
         """The settings handlers read at run time, as Lambda environment variables."""
-        keep = ("bronze_prefix", "idempotency_ttl_seconds", "chunk_bytes", "emit_partition_events",
+        keep = ("bronze_prefix", "replay_prefix", "idempotency_ttl_seconds", "chunk_bytes", "emit_partition_events",
                 "event_bus_name", "metrics_namespace", "name_prefix")
         out = {}
         for f in fields(self):

@@ -30,7 +30,8 @@ def _ingestor():
     return Ingestor(s3=_client("s3"), sqs=_client("sqs"), queue_url=os.environ[s.ENV_QUEUE_URL],
                     idempotency=Idempotency(DynamoDBPersistence(_client("dynamodb"), os.environ[s.ENV_TABLE]),
                                             cfg.idempotency_ttl_seconds),
-                    registry=load_registry(), chunk_bytes=cfg.chunk_bytes)
+                    registry=load_registry(), chunk_bytes=cfg.chunk_bytes, bronze_prefix=cfg.bronze_prefix,
+                    replay_prefix=cfg.replay_prefix)
 
 
 @lru_cache(maxsize=1)

@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
-from elt_sdk import logs
+from elt_sdk import layout, logs
 from elt_sdk.aws import events
 from elt_sdk.aws.idempotency.base import AlreadyCompleted, AlreadyInProgress, Idempotency
 from elt_sdk.aws.messages import ObjectPointer
@@ -43,11 +43,12 @@ class IngestCounts:
 
 class Ingestor:
     def __init__(self, *, s3: Any, sqs: Any, queue_url: str, idempotency: Idempotency, registry: Registry,
-                 chunk_bytes: int):
+                 chunk_bytes: int, bronze_prefix: str = layout.BRONZE_PREFIX, replay_prefix: str = layout.REPLAY_PREFIX):
         self.s3, self.sqs, self.queue_url = s3, sqs, queue_url
         self.idempotency = idempotency
         self.registry = registry
         self.chunk_bytes = chunk_bytes
+        self.bronze_prefix, self.replay_prefix = bronze_prefix, replay_prefix
 
     def handle(self, event: Any, remaining_ms: Callable[[], int]) -> IngestCounts:
         parsed = events.parse(event)
@@ -95,7 +96,8 @@ class Ingestor:
         logs.info(log, "object enqueued", idempotency_key=key, messages=len(pointers), size=obj.size)
 
     def pointers(self, obj: events.ObjectCreated) -> list[ObjectPointer]:
-        ds = self.registry.route_key(obj.key)
+        ds = self.registry.route_key(layout.replayed_key(obj.key, bronze_prefix=self.bronze_prefix,
+                                                         replay_prefix=self.replay_prefix))
         base = dict(bucket=obj.bucket, key=obj.key, etag=obj.etag, size=obj.size or 0, dataset=ds.name if ds else None)
         size = obj.size or 0
         if size <= self.chunk_bytes or self._kind(obj) != "lines":

@@ -1,8 +1,9 @@
 """Lambdas of the ops workflow (Step Functions): replay by S3 copy, then poll silver.
 
 replay: copies bronze objects (modified within a window) under ``bronze/replay/<stamp>/``, so the
-normal notification -> ingest -> transform path runs again. Silver keys come from content, so a
-replay overwrites the first run's files instead of duplicating rows.
+normal notification -> ingest -> transform path runs again (ingest routes a copy by its original
+key, ``layout.replayed_key``). Silver keys come from content, so a replay overwrites the first
+run's files instead of duplicating rows.
 poll: counts silver Parquet objects written since the replay started.
 """
 from __future__ import annotations
@@ -14,8 +15,8 @@ from typing import Any
 
 import boto3
 
-from elt_sdk import logs
-from elt_sdk.settings import ENV_BRONZE_BUCKET, ENV_SILVER_BUCKET
+from elt_sdk import layout, logs
+from elt_sdk.settings import ENV_BRONZE_BUCKET, ENV_SILVER_BUCKET, Settings
 
 log = logs.get("ops")
 
@@ -23,8 +24,9 @@ log = logs.get("ops")
 def replay_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     s3 = boto3.client("s3")
     bucket = event.get("bronze_bucket") or os.environ[ENV_BRONZE_BUCKET]
-    src = event.get("src_prefix", "bronze/")
-    base = event.get("dest_prefix_base", "bronze/replay/").rstrip("/")
+    cfg = Settings.load(env=os.environ)
+    src = event.get("src_prefix", cfg.bronze_prefix)
+    base = event.get("dest_prefix_base", cfg.replay_prefix).rstrip("/")
     now = datetime.now(timezone.utc)
     since = now - timedelta(hours=float(event.get("window_hours", 24)))
     stamp = now.strftime("%Y-%m-%dT%H-%M-%SZ")
@@ -33,8 +35,8 @@ def replay_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         for obj in page.get("Contents", []):
             if obj["LastModified"] < since or obj["Key"].startswith(base + "/"):
                 continue
-            rel = obj["Key"][len("bronze/"):] if obj["Key"].startswith("bronze/") else obj["Key"]
-            s3.copy_object(Bucket=bucket, Key=f"{base}/{stamp}/{rel}", CopySource={"Bucket": bucket, "Key": obj["Key"]})
+            dest = layout.replay_key(obj["Key"], stamp, bronze_prefix=cfg.bronze_prefix, replay_prefix=base)
+            s3.copy_object(Bucket=bucket, Key=dest, CopySource={"Bucket": bucket, "Key": obj["Key"]})
             copied += 1
     result = {"copied": copied, "started_at": now.isoformat(), "dest_prefix": f"{base}/{stamp}/"}
     logs.info(log, "replay copied objects", **result)

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 from hypothesis import strategies as st
 
 from elt_sdk.dataset import Dataset
+from elt_sdk.framing import GZIP_MAGIC
 from elt_sdk.schema import json_types
 
 INT64 = (-(2**63), 2**63 - 1)
@@ -162,8 +163,11 @@ def invalid_lines(draw, dataset: Dataset) -> bytes:
         return line[:at] + b"\xff" + line[at:]
     if how == "nan":
         return line[:-1] + b', "extra_nan": NaN}'
-    return draw(st.binary(min_size=1, max_size=40).filter(lambda b: b"\n" not in b and b"\r" not in b and b.strip()
-                                                        and not b.strip().startswith((b"{", b"[", b'"', b"\xef\xbb\xbf")) and not b.strip()[:1].isdigit()))
+    # garbage that could pass for something else is left out: JSON openers, a BOM, a digit, and
+    # gzip's magic (an object that starts with it is a gzip object, and a corrupt one fails whole)
+    return draw(st.binary(min_size=1, max_size=40).filter(
+        lambda b: b"\n" not in b and b"\r" not in b and b.strip() and not b.strip()[:1].isdigit()
+        and not b.strip().startswith((b"{", b"[", b'"', b"\xef\xbb\xbf", GZIP_MAGIC))))
 
 
 def lines(dataset: Dataset, min_size: int = 1, max_size: int = 30) -> st.SearchStrategy[list[bytes]]:
