@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from elt_sdk import layout
+
 CONFIG_FILE = "elt-sdk.toml"
 
 
@@ -41,7 +43,7 @@ class Settings:
     batch_size: int = _env("ELT_BATCH_SIZE", default=10)
     batching_window_s: int = _env("ELT_BATCHING_WINDOW_S", default=5)
     # Ingest.
-    bronze_prefix: str = _env("ELT_BRONZE_PREFIX", default="bronze/")
+    bronze_prefix: str = _env("ELT_BRONZE_PREFIX", default=layout.BRONZE_PREFIX)
     idempotency_ttl_seconds: int = _env("IDEMPOTENCY_TTL_SECONDS", default=30 * 86400)
     chunk_bytes: int = _env("ELT_CHUNK_BYTES", default=128 << 20)
     # Transform.
@@ -51,7 +53,7 @@ class Settings:
     quarantine_alarm_ratio: float = _env("ELT_QUARANTINE_ALARM_RATIO", default=0.05)
     # Storage lifecycle.
     quarantine_expiry_days: int = _env("ELT_QUARANTINE_EXPIRY_DAYS", default=90)
-    replay_prefix: str = _env("ELT_REPLAY_PREFIX", default="bronze/replay/")
+    replay_prefix: str = _env("ELT_REPLAY_PREFIX", default=layout.REPLAY_PREFIX)
     replay_expiry_days: int = _env("ELT_REPLAY_EXPIRY_DAYS", default=14)
     # Optional modules (deploy toggles).
     glue_enabled: bool = _env("ELT_GLUE_ENABLED", default=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from elt_sdk import layout
 from elt_sdk.verify import OUTPUTS
 
 
@@ -13,7 +14,7 @@ def _norm(key: str) -> str:
 
 class DeployedTarget:
     def __init__(self, *, stack_name: str, region: str | None = None, profile: str | None = None,
-                 endpoint_url: str | None = None, bronze_prefix: str = "bronze/"):
+                 endpoint_url: str | None = None, bronze_prefix: str = layout.BRONZE_PREFIX):
         import boto3
 
         self.session = boto3.Session(profile_name=profile, region_name=region)
