@@ -252,7 +252,7 @@ from elt_sdk.source import LocalSource
 reg = load_registry()
 tmp = Path(tempfile.mkdtemp())
 src = tmp / "in.jsonl"
-recs = reg.hook.elt_fake_records(dataset=reg.dataset("invoice_lines"), rng=random.Random(1), count=200)
+recs = reg.hooks("invoice_lines").elt_fake_records(dataset=reg.dataset("invoice_lines"), rng=random.Random(1), count=200)
 src.write_text("".join(json.dumps(r) + "\\n" for r in recs) + "{truncated\\n")
 rep = Transformer(reg).transform_object(LocalSource.from_path(src, key="bronze/invoice_lines/in.jsonl"), LocalSink(tmp / "o"))
 rows = sum(pq.ParquetFile(f).metadata.num_rows for f in (tmp / "o").rglob("*.parquet"))

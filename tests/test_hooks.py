@@ -20,7 +20,7 @@ DATASETS = ["shipments", "tracking_events", "invoice_lines"]
 def sample(registry, name: str, n: int = 50) -> list[bytes]:
     import random
     ds = registry.dataset(name)
-    return [json.dumps(r).encode() for r in registry.hook.elt_fake_records(dataset=ds, rng=random.Random(5), count=n)]
+    return [json.dumps(r).encode() for r in registry.hooks(ds).elt_fake_records(dataset=ds, rng=random.Random(5), count=n)]
 
 
 class Masking:

@@ -177,8 +177,9 @@ def test_a_plugin_validator_sees_a_settled_batch(registry, shipments):
     """A columnar batch leaves its set-aside lines to settle(); the dict-based API settles first."""
     lines = [line(shipment_id="A"), b'{"truncated', line(shipment_id="B", weight_kg="heavy"), line(shipment_id="C")]
     block = RawBlock(SourceRef("mem://x", "e"), b"\n".join(lines))
-    parsed = registry.hook.elt_parse(dataset=shipments, block=block)
-    assert parsed.pending is not None and parsed.table is not None
+    parsed = registry.hooks(shipments).elt_parse(dataset=shipments, block=block)
+    assert parsed._pending is not None and parsed._table is not None
     assert [r["shipment_id"] for r in parsed.records] == ["A", "B", "C"]  # settles, then decodes
-    assert [r.line for r in parsed.rejects] == [2] and parsed.pending is None
+    assert [r.line for r in parsed.rejects] == [2] and parsed._pending is None
+    assert parsed.table is None  # not every row was parsed columnar: plugins use records
     assert parsed.reject(1, [], "validate").line == 3 and len(parsed) == 3

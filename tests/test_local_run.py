@@ -62,7 +62,7 @@ def test_settings_precedence_file_env_flags(tmp_path):
     s = Settings.load(cfg, env={"ELT_MAX_RECEIVE_COUNT": "4"}, max_receive_count=9)
     assert s.max_receive_count == 9
     assert Settings.load(cfg, env={"ELT_GLUE_ENABLED": "yes"}).glue_enabled is True
-    with pytest.raises(SettingsError, match="ELT_BATCH_SIZE='ten': expected int"):
+    with pytest.raises(SettingsError, match=r"setting batch_size = 'ten' \(from environment ELT_BATCH_SIZE\): expected int from 1 to 10"):
         Settings.load(cfg, env={"ELT_BATCH_SIZE": "ten"})
     cfg.write_text('[pipeline]\nbach_size = 7\n')
     with pytest.raises(SettingsError, match="unknown setting"):

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from elt_sdk.defaults.fake import CITIES
+from elt_sdk import CITIES
 
 WORKER = """
 import sys

@@ -46,6 +46,7 @@ def test_transform_is_deterministic(registry, name, data):
 class _Bytes:
     def __init__(self, data: bytes):
         self.data, self.uri, self.key, self.etag, self.size = data, "mem://x", "x", "e", len(data)
+        self.version = None
 
     def open(self, start: int = 0):
         return io.BytesIO(self.data[start:])

@@ -211,8 +211,8 @@ def test_columnar_path_hands_what_arrow_refuses_to_the_record_path(registry):
     # the row the record path accepted (9 fraction digits) is merged back in line order
     from elt_sdk.batch import RawBlock, SourceRef
     block = RawBlock(SourceRef("mem://x", "e"), b"\n".join(lines) + b"\n")
-    parsed = registry.hook.elt_parse(dataset=ds, block=block)
+    parsed = registry.hooks(ds).elt_parse(dataset=ds, block=block)
     assert parsed.table is not None
-    validated = registry.hook.elt_validate(dataset=ds, batch=parsed)
+    validated = registry.hooks(ds).elt_validate(dataset=ds, batch=parsed)
     assert [t.isoformat() for t in validated.table.column("event_time").to_pylist()] == [
         "2025-03-05T10:00:00+00:00", "2025-03-01T10:00:00.123456+00:00", "2025-03-03T09:00:00+00:00"]

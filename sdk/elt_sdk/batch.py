@@ -1,70 +1,52 @@
-"""What flows between the hooks: raw blocks of lines, parsed batches, validated Arrow tables."""
+"""What flows between the hooks: raw blocks of lines, parsed batches, validated Arrow tables.
+
+Public (plugins use them): ``RawBlock`` (``lines``, ``line``, ``lineno``, ``offset``, ``reject``),
+``ParsedBatch`` (``rows``, ``decoded``, ``rejects``, ``records``, ``table``, ``reject``,
+``subset``), ``ValidatedBatch`` and ``Reject``. Names with a leading underscore belong to the
+SDK's columnar fast path and may change in any release.
+"""
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
-from collections.abc import Iterator
 from typing import Any, Callable
 
 import pyarrow as pa
 
 from elt_sdk import kernels as k
+from elt_sdk.source import SourceRef
 
+__all__ = ["ParsedBatch", "RawBlock", "Reject", "SourceRef", "ValidatedBatch", "decode_line"]
 
-@dataclass(frozen=True)
-class SourceRef:
-    """Identity of a bronze object, as quarantine envelopes and output keys name it."""
-
-    uri: str
-    etag: str
-    chunk: int = 0
-
-    @property
-    def source_id(self) -> str:
-        """Content identity: the same bytes give the same output keys, whatever the key.
-
-        Built from the etag (MD5 of the content for single-part uploads and local files), so a
-        replayed copy of an object overwrites its first run's output instead of duplicating it.
-        """
-        return "".join(c for c in self.etag.lower() if c.isalnum() or c == "-")[:40] or "noetag"
+RAW_SAMPLE_BYTES = 4096
+"""A reject's ``raw`` is cut to this many bytes when the record itself is too large to keep."""
 
 
 @dataclass
 class Reject:
-    """One record that will not reach silver, with every reason it was refused."""
+    """One record that will not reach silver, with every reason it was refused. ``size`` is the
+    record's full size when ``raw`` holds only a sample of it."""
 
     raw: bytes
     line: int
     offset: int
     errors: list[dict[str, str]]
     stage: str
+    size: int | None = None
 
     def own_fields(self) -> dict[str, Any]:
-        """This reject's part of its quarantine envelope (``envelope_lines``)."""
+        """This reject's part of its quarantine envelope (``quarantine.envelope_lines``)."""
         try:
             raw_text, encoding = self.raw.decode("utf-8"), "utf-8"
         except UnicodeDecodeError:
             raw_text, encoding = self.raw.decode("latin-1"), "latin-1"
-        return {"line": self.line, "byte_offset": self.offset, "stage": self.stage, "errors": self.errors,
-                "raw": raw_text, "raw_encoding": encoding}
-
-
-_encode = json.JSONEncoder(check_circular=False).encode
-
-
-def envelope_lines(rejects: list[Reject], source: SourceRef, dataset: str, plugin: str, version: str) -> Iterator[str]:
-    """Quarantine JSONL lines for ``rejects``: each an envelope with enough to understand, fix and
-    replay the record (where it came from, which plugin refused it, every error, the raw line).
-    The fields every reject of an object shares are serialized once."""
-    head = _encode(_shared(source, dataset, plugin, version))[:-1] + ", "
-    for reject in rejects:
-        yield head + _encode(reject.own_fields())[1:] + "\n"
-
-
-def _shared(source: SourceRef, dataset: str, plugin: str, version: str) -> dict[str, Any]:
-    return {"dataset": dataset, "plugin": plugin, "plugin_version": version, "source": source.uri,
-            "etag": source.etag, "chunk": source.chunk}
+        out = {"line": self.line, "byte_offset": self.offset, "stage": self.stage, "errors": self.errors,
+               "raw": raw_text, "raw_encoding": encoding}
+        if self.size is not None:
+            out["raw_truncated"] = True
+            out["size"] = self.size
+        return out
 
 
 class RawBlock:
@@ -73,11 +55,13 @@ class RawBlock:
     ``data`` always ends with a newline (one is added after a last line without it). Lines are
     located lazily, so the columnar path can hand the buffer to pyarrow untouched and screen it as
     an Arrow array over the same bytes. ``first_offset`` is -1 when byte offsets mean nothing
-    (elements of a JSON array).
+    (elements of a JSON array). ``rejects`` holds what framing refused before any parser saw it
+    (a line over the size limit); such a block has no data.
     """
 
-    def __init__(self, source: SourceRef, data: bytes, first_lineno: int = 1, first_offset: int = 0):
-        self.size = len(data)
+    def __init__(self, source: SourceRef, data: bytes, first_lineno: int = 1, first_offset: int = 0,
+                 rejects: list[Reject] | None = None, size: int | None = None):
+        self.size = len(data) if size is None else size
         """Bytes of the object this block covers (``data`` may have one newline more)."""
         if data and not data.endswith(b"\n"):
             data += b"\n"
@@ -85,11 +69,12 @@ class RawBlock:
         self.data = data
         self.first_lineno = first_lineno
         self.first_offset = first_offset
+        self.rejects: list[Reject] = rejects or []
 
     @classmethod
-    def from_elements(cls, source: SourceRef, lines: list[bytes], first_lineno: int) -> "RawBlock":
+    def from_elements(cls, source: SourceRef, lines: list[bytes], first_lineno: int, size: int | None = None) -> "RawBlock":
         """Re-serialized elements of a JSON array: numbered by element, with no byte offsets."""
-        return cls(source, b"\n".join(lines) + b"\n", first_lineno, -1)
+        return cls(source, b"\n".join(lines) + b"\n", first_lineno, -1, size=size)
 
     @cached_property
     def line_count(self) -> int:
@@ -165,28 +150,31 @@ def decode_line(line: bytes) -> Any:
 
 @dataclass
 class ParsedBatch:
-    """Parse output for one block: the rows that are JSON documents (by physical line index),
-    in columnar form where the fast path parsed them (``table``, one row per ``table_lines``
-    entry) and as decoded values where a row was decoded on its own (``decoded``). Lines that are
-    not JSON are already ``rejects``. ``records`` decodes every row, for hooks that want dicts.
+    """Parse output for one block: the rows that are JSON documents (``rows``: physical line
+    indices of the block, in order), their decoded values where a parser decoded them
+    (``decoded``), and the lines that are not records (``rejects``). A plugin parser builds
+    ``ParsedBatch(block, rows=[...], decoded={index: value})``.
+
+    ``records`` gives every row as a Python value; ``table`` gives them as one Arrow table when the
+    SDK's columnar parse read the whole batch (``None`` otherwise).
     """
 
     block: RawBlock
     rows: list[int]
     rejects: list[Reject] = field(default_factory=list)
-    table: pa.Table | None = None
-    table_lines: list[int] | None = None
     decoded: dict[int, Any] = field(default_factory=dict)
+    # The columnar fast path (private): rows pyarrow parsed, one per entry of _table_lines, and
+    # Python work left for the pipeline's thread (decoding the lines the screens set aside).
+    _table: pa.Table | None = None
+    _table_lines: list[int] | None = None
+    _pending: Callable[[], None] | None = None
     _records: list[Any] | None = None
-    pending: Callable[[], None] | None = None
 
-    def settle(self) -> "ParsedBatch":
-        """Run the work parse left for later (``pending``): the columnar parse leaves the lines its
-        screens set aside to be decoded here, so that Python work runs on the pipeline's thread
-        while the next block is parsed on another. The pipeline settles every batch before
-        validate sees it."""
-        if self.pending is not None:
-            work, self.pending = self.pending, None
+    def _settle(self) -> "ParsedBatch":
+        """Run the work parse left for later: Python work runs on the pipeline's thread while the
+        next block is parsed on another. Every public accessor settles first."""
+        if self._pending is not None:
+            work, self._pending = self._pending, None
             work()
         return self
 
@@ -195,8 +183,17 @@ class ParsedBatch:
         return self.block.source
 
     @property
+    def table(self) -> pa.Table | None:
+        """Every row, as one table in the dataset's transport shape, when the columnar parse read
+        all of them; else ``None`` (use ``records``)."""
+        self._settle()
+        if self._table is not None and self._table_lines is not None and len(self._table_lines) == len(self.rows):
+            return self._table
+        return None
+
+    @property
     def records(self) -> list[Any]:
-        self.settle()
+        self._settle()
         if self._records is None:
             lines = self.block.lines
             self._records = [self.decoded[i] if i in self.decoded else decode_line(lines[i]) for i in self.rows]
@@ -204,7 +201,7 @@ class ParsedBatch:
 
     def reject(self, position: int, errors: list[dict[str, str]], stage: str) -> Reject:
         """A reject for the row at ``position`` in ``rows``."""
-        self.settle()
+        self._settle()
         return self.block.reject(self.rows[position], errors, stage)
 
     def subset(self, positions: list[int]) -> "ParsedBatch":
@@ -215,13 +212,16 @@ class ParsedBatch:
                            _records=[records[p] for p in positions])
 
     def __len__(self) -> int:
-        self.settle()
+        self._settle()
         return len(self.rows)
 
 
 @dataclass
 class ValidatedBatch:
-    """Validate output: valid records as a typed Arrow table, the rest as rejects."""
+    """Validate output: valid records as a typed Arrow table, the rest as rejects. ``lines`` (the
+    block line of each table row) lets the SDK quarantine a row that fails later (in map or
+    write); a validator that leaves it out gets it derived from the batch."""
 
     table: pa.Table
     rejects: list[Reject] = field(default_factory=list)
+    lines: list[int] | None = None

@@ -13,8 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
-from elt_sdk.batch import RawBlock, SourceRef
-from elt_sdk.source import Source
+from elt_sdk.batch import RawBlock
+from elt_sdk.source import Source, SourceRef
 
 GZIP_MAGIC = b"\x1f\x8b"
 DEFAULT_BLOCK_BYTES = 4 << 20
@@ -47,7 +47,8 @@ def plan_chunks(size: int, chunk_bytes: int) -> list[Chunk]:
 
 def read_blocks(source: Source, chunk: Chunk | None = None, block_bytes: int = DEFAULT_BLOCK_BYTES) -> Iterator[RawBlock]:
     """Blocks of raw documents from ``source`` (or one chunk of it)."""
-    ref = SourceRef(uri=source.uri, etag=source.etag, chunk=chunk.index if chunk else 0)
+    ref = SourceRef(uri=source.uri, etag=source.etag, chunk=chunk.index if chunk else 0, key=source.key,
+                    version=source.version)
     if chunk is not None and chunk.start > 0:
         stream = source.open(chunk.start - 1)
         with stream:

@@ -82,7 +82,7 @@ def generate(registry: Registry, dataset: Dataset, count: int, *, seed: int | No
     done = 0
     while done < count:
         n = min(BATCH, count - done)
-        records = registry.hook.elt_fake_records(dataset=dataset, rng=rng, count=n)
+        records = registry.hooks(dataset).elt_fake_records(dataset=dataset, rng=rng, count=n)
         for record in records:
             bad = invalid_rate > 0 and rng.random() < invalid_rate
             if bad and (fmt == "json" or rng.random() < 0.5):

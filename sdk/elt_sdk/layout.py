@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from elt_sdk.batch import SourceRef
+from elt_sdk.source import SourceRef
 
 SILVER_PREFIX = "silver/"
 QUARANTINE_PREFIX = "quarantine/"

@@ -1,5 +1,11 @@
 """Structured JSON logs: one object per line, on stdout in Lambda (CloudWatch Logs indexes it),
-to a file in the local runtime."""
+to a file in the local runtime.
+
+Library modules only ask for loggers (``get``); an entry point (the Lambda handlers, the CLI, the
+local runtime given a log file) calls ``configure`` once. Used as a library, elt-sdk adds no
+handler: its records propagate to the application's logging (and to pytest's ``caplog``).
+Record content (raw lines, values) is logged at DEBUG only: quarantine holds it, logs do not.
+"""
 from __future__ import annotations
 
 import json
@@ -10,10 +16,14 @@ import time
 from typing import IO, Any
 
 LOGGER = "elt_sdk"
+METRICS = "elt_sdk.metrics"
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
+        raw = getattr(record, "raw_line", None)
+        if raw is not None:  # an EMF document: CloudWatch wants it as the whole line
+            return raw
         payload: dict[str, Any] = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
@@ -26,43 +36,55 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str)
 
 
-_configured = False
 _lock = threading.Lock()
+_handler: logging.Handler | None = None
 
 
-def configure(stream: IO[str] | None = None, level: int = logging.INFO) -> logging.Logger:
-    """Send the SDK's logs, as JSON lines, to ``stream`` (stdout by default)."""
-    global _configured
-    _configured = True
+def configure(stream: IO[str] | None = None, level: int | str = logging.INFO) -> logging.Logger:
+    """For entry points: send the SDK's logs at ``level`` and above, as JSON lines, to ``stream``
+    (stdout by default), and nowhere else."""
+    global _handler
     logger = logging.getLogger(LOGGER)
-    for h in list(logger.handlers):
-        logger.removeHandler(h)
-    handler = logging.StreamHandler(stream or sys.stdout)
-    handler.setFormatter(JsonFormatter())
-    logger.addHandler(handler)
-    logger.setLevel(level)
-    logger.propagate = False
+    with _lock:
+        if _handler is not None:
+            logger.removeHandler(_handler)
+        _handler = logging.StreamHandler(stream or sys.stdout)
+        _handler.setFormatter(JsonFormatter())
+        _handler.setLevel(level)
+        logger.addHandler(_handler)
+        logger.setLevel(min(_handler.level, *(h.level for h in logger.handlers)) or logging.DEBUG)
+        logger.propagate = False
     return logger
 
 
-def _handler() -> logging.StreamHandler:
-    if not _configured:
-        configure()
-    return logging.getLogger(LOGGER).handlers[0]
+def attach(stream: IO[str], level: int | str = logging.INFO) -> logging.Handler:
+    """A second JSON-lines destination (the local runtime's log file), until ``detach``."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.setLevel(level)
+    logger = logging.getLogger(LOGGER)
+    with _lock:
+        logger.addHandler(handler)
+        if logger.level == logging.NOTSET or logger.level > handler.level:
+            logger.setLevel(handler.level)
+    return handler
+
+
+def detach(handler: logging.Handler) -> None:
+    logging.getLogger(LOGGER).removeHandler(handler)
 
 
 def write_raw(line: str) -> None:
-    """Write a line that must stand alone in the log stream (an EMF document)."""
-    handler = _handler()
-    with _lock:
-        handler.stream.write(line + "\n")
-        handler.flush()
+    """A line that must stand alone in the log stream (an EMF document)."""
+    logging.getLogger(METRICS).info("%s", line, extra={"raw_line": line})
 
 
 def get(name: str) -> logging.Logger:
-    if not _configured:
-        configure()
     return logging.getLogger(f"{LOGGER}.{name}")
+
+
+def debug(logger: logging.Logger, message: str, **fields: Any) -> None:
+    logger.debug(message, extra={"fields": fields})
 
 
 def info(logger: logging.Logger, message: str, **fields: Any) -> None:

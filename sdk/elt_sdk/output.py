@@ -21,7 +21,9 @@ import pyarrow.parquet as pq
 
 from elt_sdk import kernels as k
 from elt_sdk import layout
-from elt_sdk.batch import Reject, SourceRef, envelope_lines
+from elt_sdk.batch import Reject
+from elt_sdk.quarantine import envelope_lines
+from elt_sdk.source import SourceRef
 from elt_sdk.dataset import Dataset
 from elt_sdk.sink import Sink
 

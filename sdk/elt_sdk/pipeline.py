@@ -121,7 +121,7 @@ class Transformer:
         out: ObjectOutput | None = None
         if target is not None:
             def parse(block: RawBlock) -> ParsedBatch:
-                return self.registry.hook.elt_parse(dataset=target, block=block)
+                return self.registry.hooks(target).elt_parse(dataset=target, block=block)
         else:
             parse = decode_block  # routed record by record
         try:
@@ -162,8 +162,8 @@ class Transformer:
             out.quarantine(layout.UNROUTED, "elt_sdk", "-", unrouted)
 
     def _run(self, ds: Dataset, parsed: ParsedBatch, out: ObjectOutput, report: ObjectReport) -> None:
-        hook = self.registry.hook
-        parsed.settle()
+        hook = self.registry.hooks(ds)
+        parsed._settle()
         validated = hook.elt_validate(dataset=ds, batch=parsed)
         rejects = parsed.rejects + validated.rejects
         table = validated.table

@@ -1,8 +1,13 @@
-"""Plugin discovery that survives a broken plugin.
+"""Plugin discovery that survives a broken plugin, and dispatch by ownership.
 
 pluggy's ``load_setuptools_entrypoints`` stops at the first plugin that fails to import; here
 each entry point is loaded on its own, and a plugin that fails to import, or declares an invalid
 dataset, is reported with its name and error while the others load.
+
+A *dataset plugin* (one that declares datasets) is called only for its own datasets:
+``Registry.hooks(dataset)`` is a hook relay without the other dataset plugins, so a plugin that
+answers every call (no "is this my dataset?" guard) cannot take over another dataset. Plugins
+that declare no dataset are cross-cutting and see every dataset; the SDK's defaults answer last.
 """
 from __future__ import annotations
 
@@ -56,9 +61,23 @@ class Registry:
     broken: list[BrokenPlugin]
     disabled: list[str]
 
+    _callers: dict[str, "DatasetHooks"] = field(default_factory=dict, repr=False)
+
     @property
     def hook(self) -> Any:
+        """Every plugin's hooks, whoever owns the dataset: for cross-cutting calls only. Calls for one
+        dataset go through ``hooks(dataset)``."""
         return self.pm.hook
+
+    def hooks(self, dataset: "Dataset | str") -> "DatasetHooks":
+        """The hook relay for one dataset: its own plugin, the cross-cutting plugins, the defaults."""
+        name = dataset if isinstance(dataset, str) else dataset.name
+        callers = self._callers.get(name)
+        if callers is None:
+            owner = self.datasets[name].plugin if name in self.datasets else None
+            others = [self.pm.get_plugin(p.name) for p in self.plugins if p.datasets and p.name != owner]
+            callers = self._callers[name] = DatasetHooks(self.pm, [o for o in others if o is not None])
+        return callers
 
     def dataset(self, name: str) -> Dataset:
         try:
@@ -84,6 +103,20 @@ class Registry:
         return None
 
 
+class DatasetHooks:
+    """The hooks of ``hookspecs`` as one dataset sees them (pluggy subset callers, built once)."""
+
+    def __init__(self, pm: pluggy.PluginManager, exclude: list[object]):
+        self._pm, self._exclude = pm, exclude
+
+    def __getattr__(self, name: str) -> Any:
+        if not name.startswith("elt_"):
+            raise AttributeError(name)
+        caller = self._pm.subset_hook_caller(name, self._exclude) if self._exclude else getattr(self._pm.hook, name)
+        setattr(self, name, caller)
+        return caller
+
+
 def disabled_from_env() -> list[str]:
     return [n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()]
 
@@ -103,7 +136,8 @@ def load_registry(disabled: Iterable[str] = (), *, extra_plugins: Iterable[tuple
 
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
-    for name, plugin in defaults.builtin_plugins(pm):
+    defaults_plugins = defaults.builtin_plugins()
+    for name, plugin in defaults_plugins:
         pm.register(plugin, name=name)
 
     off = sorted(set(disabled) | set(disabled_from_env()))
@@ -163,7 +197,11 @@ def load_registry(disabled: Iterable[str] = (), *, extra_plugins: Iterable[tuple
         for ds in mine:
             datasets[ds.name] = ds
         infos.append(PluginInfo(name, dist, version, [d.name for d in mine]))
-    return Registry(pm=pm, datasets=datasets, plugins=infos, broken=broken, disabled=off)
+    registry = Registry(pm=pm, datasets=datasets, plugins=infos, broken=broken, disabled=off)
+    for _, plugin in defaults_plugins:
+        if hasattr(plugin, "bind"):
+            plugin.bind(registry)
+    return registry
 
 
 def _declared(pm: pluggy.PluginManager, plugin: object) -> list[Dataset]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from elt_sdk import __version__
 from elt_sdk.dataset import NAME_RE
-from elt_sdk.defaults.fake import fake_record
+from elt_sdk.fake import fake_record
 
 TEMPLATE = "templates/plugin"
 

@@ -102,7 +102,7 @@ def run_checklist(target: Target, registry: Registry, *, window_s: float = 300, 
     def seed_upload():
         ds = registry.dataset(dataset)
         rng = random.Random(time.time_ns())
-        records = registry.hook.elt_fake_records(dataset=ds, rng=rng, count=50)
+        records = registry.hooks(ds).elt_fake_records(dataset=ds, rng=rng, count=50)
         now = datetime.now(timezone.utc)
         for r in records:  # fresh content: today's partition, a new content identity
             r[ds.event_time_field] = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -131,7 +131,7 @@ def run_checklist(target: Target, registry: Registry, *, window_s: float = 300, 
         s3 = target.client("s3")
         key = f"verify/idempotency/{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}.jsonl"
         ds = registry.dataset(dataset)
-        body = "".join(json.dumps(r) + "\n" for r in registry.hook.elt_fake_records(
+        body = "".join(json.dumps(r) + "\n" for r in registry.hooks(ds).elt_fake_records(
             dataset=ds, rng=random.Random(time.time_ns()), count=5)).encode()
         put = s3.put_object(Bucket=out["bronze_bucket"], Key=key, Body=body)  # outside the notified prefix
         event = {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",

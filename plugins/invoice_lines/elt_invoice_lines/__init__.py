@@ -4,8 +4,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from elt_sdk import Dataset, hookimpl
-from elt_sdk.defaults.fake import event_time
+from elt_sdk import Dataset, event_time, hookimpl
 
 __version__ = "1.0.0"
 
@@ -18,9 +17,7 @@ def elt_datasets() -> list[Dataset]:
 
 
 @hookimpl
-def elt_fake_records(dataset: Dataset, rng: random.Random, count: int) -> list[dict[str, Any]] | None:
-    if dataset.name != DATASET.name:
-        return None
+def elt_fake_records(dataset: Dataset, rng: random.Random, count: int) -> list[dict[str, Any]]:
     records = []
     for _ in range(count):
         quantity = min(int(rng.expovariate(0.35)) + 1, 50)

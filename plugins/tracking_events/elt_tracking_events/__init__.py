@@ -4,8 +4,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from elt_sdk import Dataset, hookimpl
-from elt_sdk.defaults.fake import CITIES, event_time
+from elt_sdk import CITIES, Dataset, event_time, hookimpl
 
 __version__ = "1.0.0"
 
@@ -21,9 +20,7 @@ def elt_datasets() -> list[Dataset]:
 
 
 @hookimpl
-def elt_fake_records(dataset: Dataset, rng: random.Random, count: int) -> list[dict[str, Any]] | None:
-    if dataset.name != DATASET.name:
-        return None
+def elt_fake_records(dataset: Dataset, rng: random.Random, count: int) -> list[dict[str, Any]]:
     return [
         {
             "record_type": "tracking_events",

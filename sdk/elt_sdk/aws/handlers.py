@@ -10,7 +10,11 @@ import os
 from functools import lru_cache
 from typing import Any
 
+from elt_sdk import logs
 from elt_sdk import settings as s
+
+if "AWS_LAMBDA_FUNCTION_NAME" in os.environ:  # in Lambda, this module is the entry point: JSON on stdout
+    logs.configure(level=os.environ.get("ELT_LOG_LEVEL", "INFO").upper())
 
 
 def _client(name: str) -> Any:

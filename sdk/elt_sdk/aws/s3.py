@@ -7,9 +7,7 @@ from typing import Any, BinaryIO
 
 from botocore.exceptions import ClientError
 
-
-class StaleObject(RuntimeError):
-    """The object changed (or vanished) since its event: a newer event will cover it."""
+from elt_sdk.source import ObjectVersion, StaleObject
 
 
 def error_code(exc: ClientError) -> str:
@@ -39,6 +37,11 @@ class S3Source:
     key: str
     etag: str
     size: int
+    object_version: ObjectVersion | None = None
+
+    @property
+    def version(self) -> ObjectVersion:
+        return self.object_version or ObjectVersion(self.etag)
 
     @property
     def uri(self) -> str:

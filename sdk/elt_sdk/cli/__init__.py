@@ -14,6 +14,11 @@ from elt_sdk.cli.context import CliState
 @click.pass_context
 def main(ctx: click.Context, disabled: tuple[str, ...]) -> None:
     """Land JSON events as partitioned Parquet: dataset plugins, a local pipeline, a CDK deploy."""
+    import sys
+
+    from elt_sdk import logs
+
+    logs.configure(sys.stderr, level="WARNING")  # the CLI's own output is stdout; problems go to stderr
     ctx.obj = CliState(disabled=list(disabled))
 
 

@@ -3,19 +3,15 @@ one hook and keep the rest: JSON parse, JSON Schema validation, identity map, Pa
 schema-driven fake records."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    import pluggy
 
 
-def builtin_plugins(pm: "pluggy.PluginManager") -> list[tuple[str, object]]:
+def builtin_plugins() -> list[tuple[str, object]]:
     from elt_sdk.defaults import fake, mapping, parse, validate, write
 
     return [
         ("elt_sdk.defaults.parse", parse),
         ("elt_sdk.defaults.validate", validate),
-        ("elt_sdk.defaults.map", mapping.DefaultMap(pm)),
+        ("elt_sdk.defaults.map", mapping.DefaultMap()),
         ("elt_sdk.defaults.write", write),
         ("elt_sdk.defaults.fake", fake),
     ]

@@ -164,7 +164,7 @@ class ColumnarPlan:
                 table = self._read(block.data, self.unnamed_fields)  # it failed on a field the schema does not name
             if table is not None and table.num_rows == block.line_count:
                 rows = range(block.line_count)
-                return ParsedBatch(block, rows, table=table, table_lines=rows)
+                return ParsedBatch(block, list(rows), _table=table, _table_lines=list(rows))
         return self._screened(block, decode_rows)
 
     def _screened(self, block: RawBlock, decode_rows: Callable[..., None]) -> ParsedBatch:
@@ -189,14 +189,14 @@ class ColumnarPlan:
         rest = k.indices(k.invert(keep))
         batch = ParsedBatch(block, [])
         if tables:
-            batch.table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-            batch.table_lines = parsed
+            batch._table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+            batch._table_lines = parsed
 
         def decode_set_aside() -> None:
             decode_rows(block, sorted(rest + failed), batch)
             batch.rows = sorted(parsed + list(batch.decoded))
 
-        batch.pending = decode_set_aside
+        batch._pending = decode_set_aside
         return batch
 
     def _isolate(self, lines: pa.LargeBinaryArray, idx: list[int], extra: str,

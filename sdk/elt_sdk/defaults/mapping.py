@@ -1,21 +1,33 @@
 """Default map: identity, or the per-record ``elt_map_record`` hook when a plugin provides one."""
 from __future__ import annotations
 
-import pluggy
+from typing import TYPE_CHECKING
+
 import pyarrow as pa
 
 from elt_sdk import hookimpl
 from elt_sdk.dataset import Dataset
 
+if TYPE_CHECKING:
+    from elt_sdk.plugins import Registry
+
 
 class DefaultMap:
-    def __init__(self, pm: pluggy.PluginManager):
-        self._pm = pm
+    """Needs the registry (bound once it is built) to call ``elt_map_record`` for the dataset's
+    own plugins only."""
+
+    def __init__(self) -> None:
+        self._registry: "Registry | None" = None
+
+    def bind(self, registry: "Registry") -> None:
+        self._registry = registry
 
     @hookimpl(trylast=True)
     def elt_map(self, dataset: Dataset, table: pa.Table) -> pa.Table:
-        hook = self._pm.hook.elt_map_record
-        if table.num_rows == 0 or not hook.get_hookimpls():
+        if table.num_rows == 0 or self._registry is None:
+            return table
+        hook = self._registry.hooks(dataset).elt_map_record
+        if not hook.get_hookimpls():
             return table
         rows = table.to_pylist()
         first = hook(dataset=dataset, record=rows[0])

@@ -121,11 +121,11 @@ def validate_records(dataset: Dataset, block: RawBlock, lines: list[int], record
 
 
 def _validate_columnar(plan: columnar.ColumnarPlan, dataset: Dataset, batch: ParsedBatch) -> ValidatedBatch:
-    block, table_lines = batch.block, batch.table_lines
-    typed, ok = plan.typed(batch.table, plan.accept(batch.table))
+    block, table_lines = batch.block, batch._table_lines
+    typed, ok = plan.typed(batch._table, plan.accept(batch._table))
     refused = [table_lines[i] for i in k.indices(k.invert(ok))]
     if not refused and not batch.decoded:
-        return ValidatedBatch(typed)
+        return ValidatedBatch(typed, lines=list(table_lines))
     # rows the vector checks did not accept are decided record by record; strict JSON may refuse
     # a line pyarrow read (it is laxer), which makes that line a parse reject
     again = ParsedBatch(block, [])
@@ -134,19 +134,20 @@ def _validate_columnar(plan: columnar.ColumnarPlan, dataset: Dataset, batch: Par
     lines = sorted(decoded)
     slow_table, slow_rejects, kept = validate_records(dataset, block, lines, [decoded[line] for line in lines])
     rejects = sorted(again.rejects + slow_rejects, key=lambda r: r.line)
+    fast_lines = k.take(pa.array(table_lines, pa.int64()), k.nonzero(ok))
     if slow_table.num_rows == 0:
-        return ValidatedBatch(typed, rejects)
-    order = pa.concat_arrays([k.take(pa.array(table_lines, pa.int64()), k.nonzero(ok)),
-                              pa.array(kept, pa.int64())])  # back to line order
+        return ValidatedBatch(typed, rejects, fast_lines.to_pylist())
+    order = pa.concat_arrays([fast_lines, pa.array(kept, pa.int64())])  # back to line order
     merged = pa.concat_tables([typed, slow_table])
-    return ValidatedBatch(k.take(merged, k.sort_indices(order)), rejects)
+    by_line = k.sort_indices(order)
+    return ValidatedBatch(k.take(merged, by_line), rejects, k.take(order, by_line).to_pylist())
 
 
 @hookimpl(trylast=True)
 def elt_validate(dataset: Dataset, batch: ParsedBatch) -> ValidatedBatch:
-    batch.settle()  # a caller outside the pipeline may hand over a batch parse left work in
+    batch._settle()  # a caller outside the pipeline may hand over a batch parse left work in
     plan = columnar.plan_for(dataset)
-    if batch.table is not None and plan is not None:
+    if batch._table is not None and plan is not None:
         return _validate_columnar(plan, dataset, batch)
-    table, rejects, _ = validate_records(dataset, batch.block, list(batch.rows), batch.records)
-    return ValidatedBatch(table, rejects)
+    table, rejects, kept = validate_records(dataset, batch.block, list(batch.rows), batch.records)
+    return ValidatedBatch(table, rejects, kept)

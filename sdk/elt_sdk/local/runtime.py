@@ -46,13 +46,13 @@ class LocalRuntime:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._errors: list[BaseException] = []
+        self._log_handler = None
         self._saved_env: dict[str, str] = {}
         self.uploaded = 0
 
     def start(self) -> "LocalRuntime":
         self._saved_env = dict(os.environ)
-        if self.log_stream is not None:
-            logs.configure(self.log_stream)
+        self._log_handler = logs.attach(self.log_stream) if self.log_stream is not None else None
         self.endpoint.start()
         cfg = self.settings
         self.resources = provision(cfg, self.endpoint.client)
@@ -122,8 +122,8 @@ class LocalRuntime:
         self.endpoint.stop()
         os.environ.clear()
         os.environ.update(self._saved_env)
-        if self.log_stream is not None:
-            logs.configure()
+        if self._log_handler is not None:
+            logs.detach(self._log_handler)
 
     def __enter__(self) -> "LocalRuntime":
         try:

@@ -56,7 +56,7 @@ def build(registry: Registry, folder: Path, *, records: int, invalid_rate: float
     rng = random.Random(seed)
     mixed = []
     for name in names:
-        recs = registry.hook.elt_fake_records(dataset=registry.datasets[name], rng=rng, count=max(records // 20, 1))
+        recs = registry.hooks(name).elt_fake_records(dataset=registry.datasets[name], rng=rng, count=max(records // 20, 1))
         mixed.extend(recs)
         sample.expect(name, len(recs), 0)
     rng.shuffle(mixed)

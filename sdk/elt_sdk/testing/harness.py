@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +18,9 @@ from elt_sdk.pipeline import ObjectReport, Transformer
 from elt_sdk.plugins import Registry
 from elt_sdk.sink import LocalSink
 from elt_sdk.source import LocalSource
+
+
+FIXED_MTIME_NS = 1_700_000_000 * 10**9
 
 
 @dataclass
@@ -42,6 +46,7 @@ def transform_lines(registry: Registry, dataset: Dataset, lines: list[bytes], *,
             src.write_bytes(b"[" + b",".join(lines) + b"]")
         else:
             src.write_bytes(b"\n".join(lines) + b"\n")
+        os.utime(src, ns=(FIXED_MTIME_NS, FIXED_MTIME_NS))  # same bytes, same version: same output
         out = root / "out"
         report = Transformer(registry).transform_object(LocalSource.from_path(src, key=dataset.bronze_prefix + src.name),
                                                         LocalSink(out), dataset=dataset.name)
