@@ -40,11 +40,14 @@ class Dataset:
     quality_rules: tuple[Mapping[str, Any], ...] = ()
     description: str = ""
     plugin: str = field(default="", compare=False)
+    bronze_root: str = field(default="bronze/", compare=False)
+    """The pipeline's bronze prefix (setting ``bronze_prefix``), given by the registry."""
 
     @property
     def bronze_prefix(self) -> str:
-        """Bronze keys under this prefix belong to the dataset."""
-        return self.prefix if self.prefix is not None else f"bronze/{self.name}/"
+        """Bronze keys under this prefix belong to the dataset: ``<bronze_prefix><name>/``, or the
+        ``prefix`` the plugin declared (taken as given, from the bucket's root)."""
+        return self.prefix if self.prefix is not None else f"{self.bronze_root}{self.name}/"
 
     @property
     def route_value(self) -> str:
@@ -80,10 +83,12 @@ class Dataset:
         rules = load_json(package, "rules.json") if resources.files(package).joinpath("rules.json").is_file() else []
         return cls(name=name, json_schema=load_json(package, "schema.json"), quality_rules=tuple(rules), **kwargs)
 
-    def with_plugin(self, plugin: str) -> "Dataset":
-        """A copy that knows which plugin declared it."""
+    def with_plugin(self, plugin: str, bronze_root: str | None = None) -> "Dataset":
+        """A copy that knows which plugin declared it (and the pipeline's bronze prefix)."""
         clone = Dataset(**{f: getattr(self, f) for f in self.__dataclass_fields__})
         object.__setattr__(clone, "plugin", plugin)
+        if bronze_root is not None:
+            object.__setattr__(clone, "bronze_root", bronze_root)
         return clone
 
     def check(self) -> None:

@@ -10,39 +10,14 @@ from __future__ import annotations
 import gzip
 import io
 import json
-from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
 from elt_sdk.batch import RawBlock
+from elt_sdk.formats import GZIP_MAGIC, Chunk, plan_chunks, sniff  # noqa: F401 (re-exported)
 from elt_sdk.source import Source, SourceRef
 
-GZIP_MAGIC = b"\x1f\x8b"
 DEFAULT_BLOCK_BYTES = 4 << 20
 WHOLE_DOCUMENT_RAW_LIMIT = 1 << 20
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """A newline-aligned byte range of an uncompressed JSONL object."""
-
-    index: int
-    start: int
-    end: int
-
-
-def sniff(head: bytes) -> str:
-    """``gzip``, ``array`` (a JSON array document) or ``lines`` (JSONL), from the first bytes."""
-    if head.startswith(GZIP_MAGIC):
-        return "gzip"
-    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-    return "array" if stripped.startswith(b"[") else "lines"
-
-
-def plan_chunks(size: int, chunk_bytes: int) -> list[Chunk]:
-    """Byte ranges of at most ``chunk_bytes`` covering an object of ``size`` bytes."""
-    if chunk_bytes <= 0 or size <= chunk_bytes:
-        return [Chunk(0, 0, size)]
-    return [Chunk(i, start, min(start + chunk_bytes, size)) for i, start in enumerate(range(0, size, chunk_bytes))]
 
 
 def read_blocks(source: Source, chunk: Chunk | None = None, block_bytes: int = DEFAULT_BLOCK_BYTES) -> Iterator[RawBlock]:

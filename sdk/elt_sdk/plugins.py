@@ -127,12 +127,15 @@ def _dist_of(ep: EntryPoint) -> tuple[str, str]:
 
 
 def load_registry(disabled: Iterable[str] = (), *, extra_plugins: Iterable[tuple[str, object]] = (),
-                  use_entry_points: bool = True) -> Registry:
+                  use_entry_points: bool = True, bronze_prefix: str | None = None) -> Registry:
     """Load the built-in defaults, every ``elt_sdk`` entry point not disabled, and ``extra_plugins``.
 
-    ``disabled`` adds to the names in ``ELT_SDK_DISABLE_PLUGINS``.
+    ``disabled`` adds to the names in ``ELT_SDK_DISABLE_PLUGINS``. Datasets live under
+    ``bronze_prefix`` (default: the ``ELT_BRONZE_PREFIX`` environment variable, else ``bronze/``).
     """
-    from elt_sdk import defaults
+    from elt_sdk import defaults, layout
+
+    root = bronze_prefix or os.environ.get("ELT_BRONZE_PREFIX") or layout.BRONZE_PREFIX
 
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
@@ -170,7 +173,7 @@ def load_registry(disabled: Iterable[str] = (), *, extra_plugins: Iterable[tuple
                 if not isinstance(ds, Dataset):
                     raise DatasetError(f"elt_datasets returned {type(ds).__name__}, not elt_sdk.Dataset")
                 ds.check()
-                mine.append(ds.with_plugin(name))
+                mine.append(ds.with_plugin(name, root))
         except Exception as exc:
             pm.unregister(obj)
             broken.append(BrokenPlugin(name, dist, f"invalid dataset: {exc}" if isinstance(exc, DatasetError)

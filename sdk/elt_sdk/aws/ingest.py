@@ -15,7 +15,7 @@ from elt_sdk.aws import events
 from elt_sdk.aws.idempotency.base import AlreadyCompleted, AlreadyInProgress, Idempotency
 from elt_sdk.aws.messages import ObjectPointer
 from elt_sdk.aws.s3 import error_code, strip_etag
-from elt_sdk.framing import plan_chunks, sniff
+from elt_sdk.formats import plan_chunks, sniff
 from elt_sdk.plugins import Registry
 
 log = logs.get("ingest")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
-from elt_sdk.framing import Chunk
+from elt_sdk.formats import Chunk
 
 VERSION = 1
 

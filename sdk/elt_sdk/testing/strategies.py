@@ -13,7 +13,7 @@ from typing import Any, Mapping
 from hypothesis import strategies as st
 
 from elt_sdk.dataset import Dataset
-from elt_sdk.framing import GZIP_MAGIC
+from elt_sdk.formats import GZIP_MAGIC
 from elt_sdk.schema import json_types
 
 INT64 = (-(2**63), 2**63 - 1)
