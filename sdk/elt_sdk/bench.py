@@ -78,14 +78,16 @@ def _worker(contender: str, path: str, out: str, dataset: str) -> dict[str, floa
         pq.write_table(to_arrow(ds, valid), Path(out) / "records.parquet")
         del pa
     else:
+        from elt_sdk import memory
         from elt_sdk.pipeline import Transformer
         from elt_sdk.plugins import load_registry
-        from elt_sdk.sink import LocalSink
         from elt_sdk.source import LocalSource
+        from elt_sdk.store import LocalStore
+        memory.use_transform_pool()
         transformer = Transformer(load_registry())
         source = LocalSource(Path(path), key=f"bronze/{dataset}/bench.jsonl", etag="bench", size=os.path.getsize(path))
         started = time.perf_counter()
-        transformer.transform_object(source, LocalSink(Path(out)), dataset=dataset)
+        transformer.transform_object(source, LocalStore(Path(out)), dataset=dataset)
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "peak_rss_mib": peak_rss_mib()}
 

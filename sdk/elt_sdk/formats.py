@@ -21,14 +21,16 @@ class Chunk:
 
 
 def sniff(head: bytes) -> str:
-    """``gzip``, ``array`` (a JSON array document), ``document`` (a pretty-printed JSON object:
-    its first line is an opening brace alone) or ``lines`` (JSONL), from the first bytes."""
+    """``gzip``, ``array`` (a JSON array document), ``document`` (pretty-printed JSON objects: the
+    first line is an opening brace alone and the next one starts a member or closes it) or
+    ``lines`` (JSONL, where every line is a record), from the first few hundred bytes."""
     if head.startswith(GZIP_MAGIC):
         return "gzip"
     stripped = head.lstrip(BOM + b" \t\r\n")
     if stripped.startswith(b"["):
         return "array"
-    if stripped.startswith(b"{") and stripped[1:].lstrip(b" \t\r").startswith(b"\n"):
+    first, newline, rest = stripped.partition(b"\n")
+    if first.rstrip(b" \t\r") == b"{" and newline and rest.lstrip(b" \t\r\n")[:1] in (b'"', b"}"):
         return "document"
     return "lines"
 

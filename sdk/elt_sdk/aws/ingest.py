@@ -54,15 +54,23 @@ class Ingestor:
         parsed = events.parse(event)
         counts = IngestCounts(objects=len(parsed.objects), test_events=parsed.test_events)
         for obj in parsed.objects:
-            self._one(obj, remaining_ms, counts)
+            try:  # a DynamoDB or S3 error on one record of the event never skips the others
+                self._one(obj, remaining_ms, counts)
+            except Exception as exc:
+                counts.failed += 1
+                logs.error(log, "ingest of this object failed; the event will be retried", exc_info=True,
+                           key=obj.key, error=f"{type(exc).__name__}: {exc}")
         logs.info(log, "ingest done", **counts.to_dict())
         if counts.failed or counts.in_progress:
             raise IngestIncomplete(f"{counts.failed} failed, {counts.in_progress} in progress elsewhere: {counts.to_dict()}")
         return counts
 
     def _one(self, obj: events.ObjectCreated, remaining_ms: Callable[[], int], counts: IngestCounts) -> None:
-        if not obj.etag or obj.size is None:  # a hand-made event: ask S3
-            try:
+        origin = layout.replayed_key(obj.key, bronze_prefix=self.bronze_prefix, replay_prefix=self.replay_prefix)
+        copy = origin != obj.key
+        metadata: dict[str, str] = {}
+        if copy or not obj.etag or obj.size is None or not (obj.sequencer or obj.event_time_ms):
+            try:  # a hand-made event, or a replay copy (its metadata names its original's version)
                 head = self.s3.head_object(Bucket=obj.bucket, Key=obj.key)
             except ClientError as exc:
                 if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
@@ -70,7 +78,9 @@ class Ingestor:
                     logs.warning(log, "object no longer exists; nothing to ingest", key=obj.key)
                     return
                 raise
-            obj = events.ObjectCreated(obj.bucket, obj.key, strip_etag(head["ETag"]), head["ContentLength"])
+            metadata = {k.lower(): v for k, v in head.get("Metadata", {}).items()}
+            obj = events.ObjectCreated(obj.bucket, obj.key, strip_etag(head["ETag"]), head["ContentLength"],
+                                       obj.sequencer, obj.event_time_ms or int(head["LastModified"].timestamp() * 1000))
         key = obj.idempotency_key
         try:
             self.idempotency.claim(key, remaining_ms())
@@ -83,7 +93,7 @@ class Ingestor:
             logs.warning(log, "object is being ingested by another invocation", idempotency_key=key)
             return
         try:
-            pointers = self.pointers(obj)
+            pointers = self.pointers(obj, origin if copy else None, metadata)
             self._send(pointers)
             self.idempotency.complete(key, {"messages": len(pointers)})
         except Exception as exc:
@@ -95,10 +105,19 @@ class Ingestor:
         counts.messages += len(pointers)
         logs.info(log, "object enqueued", idempotency_key=key, messages=len(pointers), size=obj.size)
 
-    def pointers(self, obj: events.ObjectCreated) -> list[ObjectPointer]:
-        ds = self.registry.route_key(layout.replayed_key(obj.key, bronze_prefix=self.bronze_prefix,
-                                                         replay_prefix=self.replay_prefix))
-        base = dict(bucket=obj.bucket, key=obj.key, etag=obj.etag, size=obj.size or 0, dataset=ds.name if ds else None)
+    def pointers(self, obj: events.ObjectCreated, origin: str | None = None,
+                 metadata: dict[str, str] | None = None) -> list[ObjectPointer]:
+        """One pointer per object (or byte-range chunk). A replay copy's pointer names its
+        original (``origin``) and the original's version, from the copy's metadata."""
+        ds = self.registry.route_key(origin or obj.key)
+        meta = metadata or {}
+        version = dict(sequencer=obj.sequencer, modified_ms=obj.event_time_ms)
+        if origin is not None:
+            version = dict(sequencer=meta.get(layout.META_ORIGIN_SEQUENCER, ""),
+                           modified_ms=int(meta.get(layout.META_ORIGIN_MODIFIED_MS, obj.event_time_ms) or 0))
+        base = dict(bucket=obj.bucket, key=obj.key, etag=obj.etag, size=obj.size or 0, dataset=ds.name if ds else None,
+                    origin=origin, origin_etag=meta.get(layout.META_ORIGIN_ETAG, "") if origin else "",
+                    force=origin is not None, **version)
         size = obj.size or 0
         if size <= self.chunk_bytes or self._kind(obj) != "lines":
             return [ObjectPointer(**base, chunk_end=size)]
