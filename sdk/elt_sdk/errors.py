@@ -12,3 +12,8 @@ class ObjectRefused(ValueError):
 
 class BadMessage(ObjectRefused):
     """A queue message that is not a pointer this SDK can read."""
+
+
+class RowValueError(ValueError):
+    """A value of some row that the silver schema or the partitioning cannot hold (the message
+    starts with the field's JSON path): the pipeline isolates that row and quarantines it."""

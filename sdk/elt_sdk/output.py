@@ -25,6 +25,7 @@ from elt_sdk import kernels as k
 from elt_sdk.batch import Reject
 from elt_sdk.commit import QUARANTINE, SILVER, OutputFile
 from elt_sdk.dataset import Dataset
+from elt_sdk.errors import RowValueError
 from elt_sdk.quarantine import envelope_lines
 from elt_sdk.source import SourceRef
 
@@ -132,15 +133,22 @@ class ObjectOutput:
         checked before anything is appended, so a call that raises leaves no rows behind."""
         if table.num_rows == 0:
             return
-        days = k.cast(table.column(dataset.event_time_field), pa.date32())  # the UTC date
-        distinct = k.unique(days)
-        if len(distinct) == 1:
-            self._partition(dataset, distinct[0].as_py().isoformat()).append(table)
+        field = dataset.event_time_field
+        try:
+            days = k.cast(table.column(field), pa.date32())  # the UTC date
+            distinct = k.unique(days)
+            if len(distinct) == 1:
+                names = [distinct[0].as_py().isoformat()]
+            else:
+                order = k.sort_indices(days)  # stable: rows keep their order within a day
+                table, days = k.take(table, order), k.take(days, order)
+                counts = k.value_counts(days)  # in order of first appearance, which is sorted order now
+                names = [day.isoformat() for day in counts.field(0).to_pylist()]
+        except (ValueError, OverflowError) as exc:  # a UTC date outside years 1-9999 has no dt partition
+            raise RowValueError(f"$.{field}: its UTC date has no dt partition (years 1-9999 only): {exc}") from None
+        if len(names) == 1:
+            self._partition(dataset, names[0]).append(table)
         else:
-            order = k.sort_indices(days)  # stable: rows keep their order within a day
-            table, days = k.take(table, order), k.take(days, order)
-            counts = k.value_counts(days)  # in order of first appearance, which is sorted order now
-            names = [day.isoformat() for day in counts.field(0).to_pylist()]
             start = 0
             for name, n in zip(names, counts.field(1).to_pylist()):
                 self._partition(dataset, name).append(table.slice(start, n))

@@ -29,6 +29,7 @@ from elt_sdk import layout
 from elt_sdk.batch import ParsedBatch, RawBlock, Reject
 from elt_sdk.commit import COMMITTED, DUPLICATE, Attempt, Committer, Outcome
 from elt_sdk.dataset import Dataset
+from elt_sdk.errors import RowValueError
 from elt_sdk.defaults.parse import decode_block
 from elt_sdk.framing import DEFAULT_BLOCK_BYTES, DEFAULT_LIMITS, Chunk, Limits, read_blocks
 from elt_sdk.output import ObjectOutput
@@ -48,11 +49,6 @@ R = TypeVar("R")
 class MapError(RuntimeError):
     """A plugin's map returned rows that do not have the silver schema's shape (a column dropped
     or added): a bug in the plugin that fails the object loudly."""
-
-
-class RowValueError(ValueError):
-    """A value of some row that the silver schema or the partitioning cannot hold: the SDK
-    isolates that row and quarantines it."""
 
 
 @dataclass
