@@ -140,11 +140,21 @@ def _no_constants(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
-_strict = json.JSONDecoder(parse_constant=_no_constants)
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise ValueError(f"duplicate key {dup!r} in an object (which value is meant is ambiguous)")
+    return obj
+
+
+_strict = json.JSONDecoder(parse_constant=_no_constants, object_pairs_hook=_unique_keys)
 
 
 def decode_line(line: bytes) -> Any:
-    """Strict JSON: UTF-8 only, no NaN/Infinity. Raises UnicodeDecodeError or ValueError."""
+    """Strict JSON: UTF-8 only, no NaN/Infinity, no duplicate keys in an object. Raises
+    UnicodeDecodeError or ValueError."""
     return _strict.decode(line.decode("utf-8"))
 
 
