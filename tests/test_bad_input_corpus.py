@@ -69,6 +69,8 @@ CASES = [
     Case("lying extension: .jsonl holding gzip", member(lines("S1")), ["S1"], filename="in.jsonl"),
     Case("lying extension: .gz holding plain JSONL", lines("S1"), ["S1"], filename="in.jsonl.gz"),
     Case("UTF-16 with a byte-order mark", lines("S1").decode().encode("utf-16"), refused="UTF-16"),
+    Case("a first line of garbage that starts like a UTF-16 BOM", b"\xff\xfe garbage\n" + lines("S2"), ["S2"], 1,
+         {"parse"}),
     Case("UTF-16 without a byte-order mark", lines("S1").decode().encode("utf-16-le"), refused="UTF-16"),
     Case("pretty-printed single object", json.dumps(rec("S1"), indent=2).encode() + b"\n", ["S1"],
          filename="in.json"),

@@ -84,7 +84,7 @@ def read_blocks(source: Source, chunk: Chunk | None = None, block_bytes: int = D
 def _framed(ref: SourceRef, body: BinaryIO, kind: str, block_bytes: int, limits: Limits,
             end: int | None) -> Iterator[RawBlock]:
     head = body.read(64)
-    if head.startswith(UTF16_BOMS) or _looks_utf16(head):
+    if _looks_utf16(head[2:] if head.startswith(UTF16_BOMS) else head):
         raise ObjectRefused("the object is UTF-16 (or UTF-32) text; JSON must be UTF-8 (RFC 8259)")
     body = _Prepended(head, body)
     if kind in ("array", "document"):
