@@ -211,6 +211,6 @@ def _declared(pm: pluggy.PluginManager, plugin: object) -> list[Dataset]:
     """Call only ``plugin``'s own ``elt_datasets``, so errors are attributed to it."""
     result: list[Dataset] = []
     for impl in pm.hook.elt_datasets.get_hookimpls():
-        if impl.plugin is plugin:
+        if impl.plugin is plugin and not (impl.wrapper or impl.hookwrapper):
             result.extend(impl.function() or [])
     return result

@@ -14,7 +14,8 @@ from elt_sdk import layout, logs
 from elt_sdk.aws import events
 from elt_sdk.aws.idempotency.base import AlreadyCompleted, AlreadyInProgress, Idempotency
 from elt_sdk.aws.messages import ObjectPointer
-from elt_sdk.aws.s3 import error_code, strip_etag
+from elt_sdk.aws.errors import error_code
+from elt_sdk.aws.s3 import strip_etag
 from elt_sdk.formats import plan_chunks, sniff
 from elt_sdk.plugins import Registry
 

@@ -8,15 +8,12 @@ from typing import Any, BinaryIO, Iterator
 
 from botocore.exceptions import ClientError
 
+from elt_sdk.aws.errors import error_code
 from elt_sdk.source import ObjectVersion, StaleObject
 from elt_sdk.store import Conflict
 
 NOT_FOUND = ("404", "NoSuchKey", "NotFound")
 PRECONDITION = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
-
-
-def error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 class _Body:
