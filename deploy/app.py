@@ -1,7 +1,9 @@
-"""The CDK app: ``cdk synth`` (or ``python app.py``) works offline, without Docker.
+"""The CDK app: ``cdk synth`` (or ``make synth``) works without Docker or an AWS account.
 
 Settings come from the same definition the local runtime uses (``elt_sdk.settings``): defaults <
-``elt-sdk.toml`` < ``ELT_*`` environment < CDK context (``-c glue_enabled=true``).
+``elt-sdk.toml`` < ``ELT_*`` environment < CDK context (``-c glue_enabled=true``). ``cdk.json``
+runs this through ``app.sh``, on the project's virtualenv. A setting or asset that cannot work
+fails synth with one line saying why.
 """
 from __future__ import annotations
 
@@ -15,15 +17,21 @@ sys.path.insert(0, str(HERE))
 
 import aws_cdk as cdk  # noqa: E402
 
+from elt_deploy.bundle import BundleError  # noqa: E402
 from elt_deploy.stack import build_app  # noqa: E402
 
 
-def main() -> None:
+def main() -> int:
     # under the CDK CLI, CDK_OUTDIR is set; `python app.py` alone writes to deploy/cdk.out
     app = cdk.App(outdir=None if os.environ.get("CDK_OUTDIR") else str(HERE / "cdk.out"))
-    build_app(app, HERE)
+    try:
+        build_app(app, HERE)
+    except (BundleError, ValueError) as exc:  # SettingsError is a ValueError
+        print(f"synth failed: {exc}", file=sys.stderr)
+        return 1
     app.synth()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
