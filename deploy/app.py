@@ -7,7 +7,9 @@ fails synth with one line saying why.
 """
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -29,8 +31,19 @@ def main() -> int:
     except (BundleError, ValueError) as exc:  # SettingsError is a ValueError
         print(f"synth failed: {exc}", file=sys.stderr)
         return 1
-    app.synth()
+    assembly = app.synth()
+    _prune_stale_assets(Path(assembly.directory))
     return 0
+
+
+def _prune_stale_assets(outdir: Path) -> None:
+    """Remove asset copies no stack of this synth uses: each is a copy of a whole Lambda asset
+    (~90 MiB), and CDK never removes the ones earlier synths left."""
+    used = {entry["source"]["path"] for manifest in outdir.glob("*.assets.json")
+            for entry in json.loads(manifest.read_text()).get("files", {}).values()}
+    for stale in outdir.glob("asset.*"):
+        if stale.name not in used:
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Run a built Lambda asset the way Lambda loads it, and time its INIT.
 
 What stands in for the Lambda runtime: the target's Python (``-I``: no user site, no ``PYTHON*``
-variables, no script folder on ``sys.path``; ``-B``: nothing written next to the code, as on
-Lambda's read-only ``/var/task``), a scrubbed environment holding only what Lambda sets plus the
+variables, no script folder on ``sys.path``; ``-S``: not even that interpreter's own site-packages;
+``-B``: nothing written next to the code, as on Lambda's read-only ``/var/task``), a scrubbed environment holding only what Lambda sets plus the
 function's own variables from the synthesized template (no ``HOME``), the asset copied with fresh
 timestamps (as unzipping gives) and made read-only as the only code directory, and the runtime's
 boto3 in a separate directory after it on ``sys.path``. moto's server (the embedded endpoint)
@@ -185,7 +185,7 @@ def run_handler(python: str, task: Path, runtime: Path, fn: Function, event: Any
     event_file = workdir / "event.json"
     event_file.write_text(json.dumps(event))
     before = _snapshot(task)
-    proc = subprocess.run([python, "-I", "-B", str(bootstrap), str(task), str(runtime), fn.handler, fn.init,
+    proc = subprocess.run([python, "-I", "-S", "-B", str(bootstrap), str(task), str(runtime), fn.handler, fn.init,
                            str(event_file)], env=env, cwd="/tmp", capture_output=True, text=True, timeout=300)
     if proc.returncode != 0:
         raise RuntimeError(f"{fn.handler} failed in the Lambda-like run:\n{proc.stderr[-4000:]}")

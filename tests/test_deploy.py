@@ -427,7 +427,7 @@ def test_full_asset_carries_every_installed_plugin_and_the_manifest(default_stac
     assert {d["name"] for d in manifest["datasets"]} == {"shipments", "tracking_events", "invoice_lines"}
     for stack, _ in (default_stack, all_on_stack):
         full, light = stack.assets["full"].path, stack.assets["light"].path
-        assert full.name.startswith(f"full-{stack.settings.architecture}-py3.12-")
+        assert full.name.startswith(f"full-{stack.settings.architecture}-py312-")
         assert (full / "elt_sdk" / "aws" / "handlers.py").exists()
         for name, package in (("shipments", "elt_shipments"), ("tracking_events", "elt_tracking_events"),
                               ("invoice_lines", "elt_invoice_lines")):
@@ -493,7 +493,7 @@ def test_bundle_is_cached_and_its_hash_stable(default_stack, all_on_stack, tmp_p
     first = build_bundle(DEPLOY / ".bundle", asset="full", architecture="x86_64", log=logs.append)
     second = build_bundle(DEPLOY / ".bundle", asset="full", architecture="x86_64", log=logs.append)
     assert second.cached and second.path == first.path == all_on_stack[0].assets["full"].path
-    assert [p for p in (DEPLOY / ".bundle").glob("full-x86_64-py3.12-*") if p.is_dir()] == [first.path]
+    assert [p for p in (DEPLOY / ".bundle").glob("full-x86_64-py312-*") if p.is_dir()] == [first.path]
     assert not list((DEPLOY / ".bundle").glob(".staging-*"))
     assert any("total unzipped" in line for line in logs) and any("pyarrow" in line for line in logs)
     with pytest.raises(BundleError, match="over the budget of 10 MiB"):

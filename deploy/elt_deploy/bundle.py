@@ -23,7 +23,7 @@ where a strip for the target exists, and every module is compiled to ``.pyc`` by
 Python with ``--invalidation-mode unchecked-hash`` (valid whatever timestamps unzipping gives the
 sources). A size report is printed; an asset over the Lambda limit or the budget fails synth.
 
-Each asset is cached under ``deploy/.bundle/<asset>-<arch>-py<version>-<key>``: the key hashes
+Each asset is cached under ``deploy/.bundle/<asset>-<arch>-py<version>-<key>`` (``full-arm64-py312-...``): the key hashes
 every input, so synth is fast when nothing changed and the asset hash stays stable.
 """
 from __future__ import annotations
@@ -219,12 +219,20 @@ def _pip(*args: str) -> None:
 
 
 def build_wheel(source: Path, wheels_dir: Path) -> None:
-    """A wheel of the project in ``source``, built from a temporary copy: setuptools writes
-    ``build/`` and ``*.egg-info`` next to the sources it builds, and those are someone's sources."""
+    """A wheel of the project in ``source`` (see ``build_wheels``)."""
+    build_wheels([source], wheels_dir)
+
+
+def build_wheels(sources: list[Path], wheels_dir: Path) -> None:
+    """Wheels of the projects in ``sources``, built from temporary copies (one pip run): setuptools
+    writes ``build/`` and ``*.egg-info`` next to the sources it builds, and those are someone's sources."""
     with tempfile.TemporaryDirectory(prefix="elt-src-") as tmp:
-        copy = Path(tmp) / source.name
-        shutil.copytree(source, copy, ignore=_ignore_for_copy, symlinks=True)
-        _pip("wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels_dir), str(copy))
+        copies = []
+        for i, source in enumerate(sources):
+            copy = Path(tmp) / str(i) / source.name
+            shutil.copytree(source, copy, ignore=_ignore_for_copy, symlinks=True)
+            copies.append(str(copy))
+        _pip("wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels_dir), *copies)
 
 
 def _ignore_for_copy(folder: str, names: list[str]) -> set[str]:
@@ -235,6 +243,12 @@ def _ignore_for_copy(folder: str, names: list[str]) -> set[str]:
                 or (path.is_dir() and (path / "pyvenv.cfg").exists())):
             skip.add(name)
     return skip
+
+
+def _wheel_of(folder: Path, name: str) -> Path:
+    norm = name.replace("-", "_").lower()
+    [wheel] = [w for w in folder.glob("*.whl") if w.name.split("-")[0].lower() == norm]
+    return wheel
 
 
 def _wheel_record_digest(wheel: Path) -> str:
@@ -293,12 +307,9 @@ def build_assets(cache_root: Path, *, assets: tuple[str, ...] = ASSETS, architec
     locals_ = {asset: bundled_distributions(asset) for asset in assets}
     reports = {}
     with tempfile.TemporaryDirectory(prefix="elt-wheels-") as tmp:
-        wheels: dict[str, Path] = {}  # distribution -> its wheel, each built once
-        for d in {d for dists in locals_.values() for d in dists if d.source is not None}:
-            out = Path(tmp) / d.name
-            out.mkdir()
-            build_wheel(d.source, out)
-            wheels[d.name] = next(out.glob("*.whl"))
+        sources = {d.name: d.source for dists in locals_.values() for d in dists if d.source is not None}
+        build_wheels(sorted(sources.values()), Path(tmp))  # each distribution once, for every asset
+        wheels = {name: _wheel_of(Path(tmp), name) for name in sources}
         for asset in assets:
             local = locals_[asset]
             asset_wheels = sorted(wheels[d.name] for d in local if d.source is not None)
@@ -327,7 +338,7 @@ def _asset(cache_root: Path, asset: str, architecture: str, python: str, require
         "wheels": {w.name: _wheel_record_digest(w) for w in wheels}, "pyc": magic,
     }, sort_keys=True)
     key = hashlib.sha256(key_material.encode()).hexdigest()[:16]
-    stem = f"{asset}-{architecture}-py{python}"
+    stem = f"{asset}-{architecture}-py{python.replace('.', '')}"  # no dot: CDK would take the rest for an extension
     target = cache_root / f"{stem}-{key}"
     info_file = cache_root / f"{stem}-{key}.json"
     cached = target.is_dir() and info_file.exists()
@@ -345,7 +356,8 @@ def _asset(cache_root: Path, asset: str, architecture: str, python: str, require
             info_file.write_text(json.dumps({**info, "inputs": json.loads(key_material)}, indent=1, sort_keys=True))
         finally:
             shutil.rmtree(staging, ignore_errors=True)  # gone already when renamed
-        legacy = cache_root.glob(f"{architecture}-py{python}-*")  # the layout before there were two assets
+        legacy = [*cache_root.glob(f"{architecture}-py{python}-*"),  # the layouts of earlier versions
+                  *cache_root.glob(f"{asset}-{architecture}-py{python}-*")]
         for old in [*cache_root.glob(f"{stem}-*"), *legacy]:  # earlier inputs: never used again
             if old not in (target, info_file):
                 shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
