@@ -563,6 +563,9 @@ def test_cdk_json_runs_the_projects_venv_and_fails_in_one_line(all_on_stack, tmp
         assert proc.returncode == 1
         last = proc.stderr.strip().splitlines()[-1]
         assert last.startswith("synth failed: the full Lambda asset is") and "budget of 10 MiB" in last
+        proc = run(CDK_CONTEXT_JSON=json.dumps({"glue_enabeld": "true"}))  # a typo is refused, not ignored
+        assert proc.returncode == 1
+        assert proc.stderr.strip().splitlines()[-1] == "synth failed: unknown setting(s) in CDK context: glue_enabeld"
     proc = subprocess.run(shlex.split(app), cwd=DEPLOY, env={**env, "ELT_PYTHON": str(tmp_path / "nope")},
                           capture_output=True, text=True)
     assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [

@@ -6,6 +6,7 @@ the SQS event source, with least-privilege roles; optional modules are switched 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -191,10 +192,16 @@ def context(app: cdk.App, deploy_dir: Path, key: str) -> Any:
     return value
 
 
+# Context keys of the app itself; every other key made of lowercase letters, digits and '_' must be
+# a setting (CDK's own keys carry ':', '@' or '-').
+APP_CONTEXT = {"stack_name", "bundle_budget_mb", "config", "quarantine_readers"}
+
+
 def load_settings(app: cdk.App, deploy_dir: Path) -> Settings:
-    """Settings file and environment, then every settings key given as CDK context."""
-    names = Settings.__dataclass_fields__
-    ctx = {k: app.node.try_get_context(k) for k in names if app.node.try_get_context(k) is not None}
+    """Settings file and environment, then every setting given as CDK context (checked: a typo such
+    as ``-c glue_enabeld=true`` is an error, not silently ignored)."""
+    ctx = {k: v for k, v in app.node.get_all_context().items()
+           if re.fullmatch(r"[a-z][a-z0-9_]*", k) and k not in APP_CONTEXT and v is not None}
     config = app.node.try_get_context("config")
     default = deploy_dir.parent / settings_mod.CONFIG_FILE
     return Settings.load(config or (default if default.exists() else None), **Settings.coerce(ctx))
