@@ -220,11 +220,14 @@ class Scenario:
     def s3_event(self) -> dict:
         s3 = self.endpoint.client("s3")
         head = s3.head_object(Bucket=self.resources["ELT_BRONZE_BUCKET"], Key=self.bronze_key)
+        when = head["LastModified"]
         return {"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
                              "awsRegion": self.endpoint.region,
+                             "eventTime": when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z",
                              "s3": {"bucket": {"name": self.resources["ELT_BRONZE_BUCKET"]},
                                     "object": {"key": self.bronze_key, "size": head["ContentLength"],
-                                               "eTag": head["ETag"].strip('"')}}}]}
+                                               "eTag": head["ETag"].strip('"'),
+                                               "sequencer": f"{int(when.timestamp() * 1000):016X}"}}}]}
 
     def sqs_event(self) -> dict:
         """The queue's messages as the SQS event source hands them over (left on the queue, so each
@@ -247,7 +250,7 @@ def scenario(settings: Any, records: list[dict], bad_lines: list[str]) -> Iterat
     with EmbeddedEndpoint(settings.region) as ep:
         res = provision(settings, ep.client)
         quarantine = getattr(res, "quarantine_bucket", None)
-        if quarantine is None:  # provisioning without a quarantine bucket of its own (yet)
+        if not quarantine:  # provisioning without a quarantine bucket of its own
             quarantine = settings.quarantine_bucket
             location = {} if settings.region == "us-east-1" else {
                 "CreateBucketConfiguration": {"LocationConstraint": settings.region}}
