@@ -67,8 +67,10 @@ t0 = time.perf_counter()
 module = importlib.import_module(module_name)
 t1 = time.perf_counter()
 init_module, _, init_function = init.partition(":")
-getattr(importlib.import_module(init_module), init_function)()
+loaded = getattr(importlib.import_module(init_module), init_function)()
 t2 = time.perf_counter()
+datasets = sorted(getattr(loaded, "datasets", None) or [r.name for r in getattr(loaded, "routes", [])])
+broken = [f"{b.name}: {b.error}" for b in getattr(loaded, "broken", [])]
 at_init = set(sys.modules)
 
 class Context:
@@ -86,6 +88,7 @@ files = {getattr(m, "__file__", None) or "" for m in list(sys.modules.values())}
 print("LAMBDA-LIKE " + json.dumps({
     "python": list(sys.version_info[:2]), "import_ms": (t1 - t0) * 1e3, "registry_ms": (t2 - t1) * 1e3,
     "init_ms": (t2 - t0) * 1e3, "invoke_ms": (t4 - t3) * 1e3, "result": result,
+    "datasets": datasets, "broken": broken,
     "compiled_from_source": sorted(p for p in compiled if p.startswith(task)),
     "loaded_at_init": sorted(m for m in ("pyarrow", "fastjsonschema", "importlib.metadata", "click", "boto3")
                              if m in at_init),

@@ -73,6 +73,8 @@ def test_handlers_run_from_the_assets_as_lambda_loads_them(all_on_stack, python3
                 assert first["written_to_task"] == []
                 assert first["foreign_files"] == []  # nothing from this machine's environments
                 assert "importlib.metadata" not in first["loaded_at_init"]  # the manifest, not a metadata scan
+                assert first["datasets"] == ["invoice_lines", "shipments", "tracking_events"]  # every installed plugin
+                assert first["broken"] == []
                 if name == "ingest":
                     assert first["result"]["enqueued"] == 1 and first["result"]["failed"] == 0
                     assert all(r["result"]["skipped"] == 1 for r in runs[1:])  # the same event again: claimed already
