@@ -25,16 +25,21 @@ def _client(name: str) -> Any:
 
 @lru_cache(maxsize=1)
 def _ingestor():
+    from elt_sdk import bundled
     from elt_sdk.aws.idempotency.base import Idempotency
     from elt_sdk.aws.idempotency.dynamodb import DynamoDBPersistence
     from elt_sdk.aws.ingest import Ingestor
-    from elt_sdk.plugins import load_registry
 
     cfg = s.Settings.load(env=os.environ)
+    routes = bundled.load_routes(bronze_prefix=cfg.bronze_prefix)  # the Lambda asset's manifest: no plugin imports
+    if routes is None:
+        from elt_sdk.plugins import load_registry
+
+        routes = load_registry(bronze_prefix=cfg.bronze_prefix)
     return Ingestor(s3=_client("s3"), sqs=_client("sqs"), queue_url=os.environ[s.ENV_QUEUE_URL],
                     idempotency=Idempotency(DynamoDBPersistence(_client("dynamodb"), os.environ[s.ENV_TABLE]),
                                             cfg.idempotency_ttl_seconds),
-                    registry=load_registry(bronze_prefix=cfg.bronze_prefix), chunk_bytes=cfg.chunk_bytes, bronze_prefix=cfg.bronze_prefix,
+                    registry=routes, chunk_bytes=cfg.chunk_bytes, bronze_prefix=cfg.bronze_prefix,
                     replay_prefix=cfg.replay_prefix)
 
 

@@ -6,7 +6,7 @@ once; a replayed event; a manual re-invoke) is skipped instead of enqueued twice
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from botocore.exceptions import ClientError
 
@@ -17,7 +17,10 @@ from elt_sdk.aws.messages import ObjectPointer
 from elt_sdk.aws.errors import error_code
 from elt_sdk.aws.s3 import strip_etag
 from elt_sdk.formats import plan_chunks, sniff
-from elt_sdk.plugins import Registry
+
+if TYPE_CHECKING:  # ingest only routes keys: its Lambda asset has no pyarrow for the registry to import
+    from elt_sdk.bundled import Routes
+    from elt_sdk.plugins import Registry
 
 log = logs.get("ingest")
 
@@ -43,7 +46,7 @@ class IngestCounts:
 
 
 class Ingestor:
-    def __init__(self, *, s3: Any, sqs: Any, queue_url: str, idempotency: Idempotency, registry: Registry,
+    def __init__(self, *, s3: Any, sqs: Any, queue_url: str, idempotency: Idempotency, registry: "Registry | Routes",
                  chunk_bytes: int, bronze_prefix: str = layout.BRONZE_PREFIX, replay_prefix: str = layout.REPLAY_PREFIX):
         self.s3, self.sqs, self.queue_url = s3, sqs, queue_url
         self.idempotency = idempotency
