@@ -29,7 +29,7 @@ RETENTION = {1: logs.RetentionDays.ONE_DAY, 3: logs.RetentionDays.THREE_DAYS, 5:
              60: logs.RetentionDays.TWO_MONTHS, 90: logs.RetentionDays.THREE_MONTHS,
              180: logs.RetentionDays.SIX_MONTHS, 365: logs.RetentionDays.ONE_YEAR}
 
-META_PREFIX: str = getattr(layout, "META_PREFIX", "_elt/")
+META_PREFIX: str = layout.META_PREFIX
 """Commit records (manifests, chunk records, staged files of attempts in flight): ``layout.META_PREFIX``."""
 STAGING_PREFIX = META_PREFIX + "staging/"
 QUALITY_PREFIX = "quality/"

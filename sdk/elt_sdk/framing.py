@@ -26,7 +26,7 @@ from typing import BinaryIO, Iterator
 
 from elt_sdk.batch import RAW_SAMPLE_BYTES, RawBlock, Reject
 from elt_sdk.errors import ObjectRefused
-from elt_sdk.formats import BOM, GZIP_MAGIC, Chunk, plan_chunks, sniff  # noqa: F401 (re-exported)
+from elt_sdk.formats import BOM, GZIP_MAGIC, SNIFF_BYTES, Chunk, plan_chunks, sniff  # noqa: F401 (re-exported)
 from elt_sdk.source import Source, SourceRef
 
 DEFAULT_BLOCK_BYTES = 4 << 20
@@ -34,7 +34,6 @@ RATIO_FLOOR_BYTES = 64 << 20
 """The expansion ratio is judged only past this many decompressed bytes: small objects of
 repetitive lines may legitimately compress very well."""
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
-SNIFF_BYTES = 512
 
 
 @dataclass(frozen=True)
@@ -90,7 +89,8 @@ def _framed(ref: SourceRef, body: BinaryIO, kind: str, block_bytes: int, limits:
     if kind in ("array", "document"):
         yield from _documents(ref, body, block_bytes, limits, array=kind == "array")
     else:
-        yield from _lines(ref, body, block_bytes, limits, first_offset=0, end=end, skip_partial=False)
+        yield from _lines(ref, body, block_bytes, limits, first_offset=0, end=end, skip_partial=False,
+                          cr_only=kind == "cr-lines")
 
 
 def _looks_utf16(head: bytes) -> bool:
@@ -167,19 +167,16 @@ def _oversized(ref: SourceRef, sample: bytes, size: int, lineno: int, offset: in
 
 
 def _lines(ref: SourceRef, stream: BinaryIO, block_bytes: int, limits: Limits, *, first_offset: int,
-           end: int | None, skip_partial: bool) -> Iterator[RawBlock]:
+           end: int | None, skip_partial: bool, cr_only: bool = False) -> Iterator[RawBlock]:
     offset = first_offset  # absolute offset of the next byte of `buf`
     lineno = 1
     pending = b""
     first = not skip_partial  # a BOM counts only at the very start of the object
     done = False
-    cr_only: bool | None = None
     limit = limits.max_line_bytes
     while not done:
         data = stream.read(block_bytes)
-        if cr_only is None and data:
-            cr_only = b"\n" not in data and b"\r" in data  # classic Mac line ends: \r is the separator
-        if cr_only:
+        if cr_only:  # \r cannot occur raw inside a JSON string: as white space or line end, it is one
             data = data.replace(b"\r", b"\n")
         if data:
             buf = pending + data

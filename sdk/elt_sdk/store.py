@@ -75,11 +75,10 @@ class LocalStore:
         return self.root / key
 
     def _write(self, target: Path, write) -> None:  # noqa: ANN001 - a callable taking a path
-        target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
         try:
-            write(tmp)
-            os.replace(tmp, target)
+            _in_folder(target, lambda: write(tmp))
+            _in_folder(target, lambda: os.replace(tmp, target))
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -89,9 +88,8 @@ class LocalStore:
     def move_file(self, key: str, path: Path) -> None:
         """Like ``put_file``, but the local file may be renamed into place (no copy)."""
         target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            os.replace(path, target)
+            _in_folder(target, lambda: os.replace(path, target))
         except OSError:  # another file system
             self.put_file(key, path)
 
@@ -135,7 +133,10 @@ class LocalStore:
             path.with_name(f".{path.name}.lock").unlink(missing_ok=True)
             parent = path.parent
             while parent != self.root and parent.is_dir() and not any(parent.iterdir()):
-                parent.rmdir()
+                try:
+                    parent.rmdir()
+                except OSError:  # another writer just put a file there
+                    break
                 parent = parent.parent
 
     def copy(self, src: str, dst: str) -> None:
@@ -151,6 +152,18 @@ class LocalStore:
                 key = path.relative_to(base).as_posix()
                 if key.startswith(prefix):
                     yield key
+
+
+def _in_folder(target: Path, act, attempts: int = 5):  # noqa: ANN001, ANN202
+    """Run ``act`` (which writes into ``target``'s folder) after making the folder; a concurrent
+    ``delete`` may remove an empty folder in between, so make it again and retry."""
+    for attempt in range(attempts):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return act()
+        except FileNotFoundError:
+            if attempt == attempts - 1:
+                raise
 
 
 LocalSink = LocalStore

@@ -16,7 +16,7 @@ from elt_sdk.aws.idempotency.base import AlreadyCompleted, AlreadyInProgress, Id
 from elt_sdk.aws.messages import ObjectPointer
 from elt_sdk.aws.errors import error_code
 from elt_sdk.aws.s3 import strip_etag
-from elt_sdk.formats import plan_chunks, sniff
+from elt_sdk.formats import SNIFF_BYTES, plan_chunks, sniff
 
 if TYPE_CHECKING:  # ingest only routes keys: its Lambda asset has no pyarrow for the registry to import
     from elt_sdk.bundled import Routes
@@ -130,8 +130,8 @@ class Ingestor:
                 for c in chunks]
 
     def _kind(self, obj: events.ObjectCreated) -> str:
-        """Only plain JSONL splits by byte range; gzip and JSON arrays go whole."""
-        head = self.s3.get_object(Bucket=obj.bucket, Key=obj.key, Range="bytes=0-255")["Body"].read()
+        """Only plain JSONL splits by byte range; gzip, arrays, documents and \r-only files go whole."""
+        head = self.s3.get_object(Bucket=obj.bucket, Key=obj.key, Range=f"bytes=0-{SNIFF_BYTES - 1}")["Body"].read()
         return sniff(head)
 
     def _send(self, pointers: list[ObjectPointer]) -> None:
