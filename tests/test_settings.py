@@ -17,7 +17,7 @@ def write(tmp_path, text: str):
 
 
 @pytest.mark.parametrize("toml, message", [
-    ('[pipeline]\nbatch_size = "ten"\n', r"setting batch_size = 'ten' \(from .*elt-sdk.toml\): expected int from 1 to 10"),
+    ('[pipeline]\nbatch_size = "ten"\n', r"setting batch_size = 'ten' \(from .*elt-sdk.toml\): expected int from 1 to 10000"),
     ("[pipeline]\nmax_receive_count = -1\n", r"setting max_receive_count = -1 \(from .*\): expected int from 1 to 1000"),
     ("[pipeline]\nchunk_bytes = 0\n", r"setting chunk_bytes = 0 .*expected int from 1024"),
     ("[pipeline]\nglue_enabled = 1\n", r"setting glue_enabled = 1 .*expected true or false"),
@@ -34,7 +34,7 @@ def test_bad_file_values_are_refused_with_setting_source_and_range(tmp_path, tom
 
 
 @pytest.mark.parametrize("env, message", [
-    ({"ELT_BATCH_SIZE": "0"}, r"batch_size = 0 \(from environment ELT_BATCH_SIZE\): expected int from 1 to 10"),
+    ({"ELT_BATCH_SIZE": "0"}, r"batch_size = 0 \(from environment ELT_BATCH_SIZE\): expected int from 1 to 10000"),
     ({"ELT_GLUE_ENABLED": "maybe"}, r"glue_enabled = 'maybe' \(from environment ELT_GLUE_ENABLED\): expected true or false"),
     ({"ELT_QUARANTINE_ALARM_RATIO": "2"}, r"quarantine_alarm_ratio = 2.0 .*from 0.0 to 1.0"),
     ({"ELT_LOG_RETENTION_DAYS": "4"}, r"log_retention_days = 4 .*one of 1, 3, 5, 7"),
@@ -45,8 +45,8 @@ def test_bad_environment_values_are_refused(env, message):
 
 
 def test_flags_and_cdk_context_pass_the_same_check(tmp_path):
-    with pytest.raises(SettingsError, match=r"batch_size = 11 \(from flag\)"):
-        Settings.load(env={}, batch_size=11)
+    with pytest.raises(SettingsError, match=r"batch_size = 10001 \(from flag\)"):
+        Settings.load(env={}, batch_size=10001)
     with pytest.raises(SettingsError, match=r"max_receive_count = 'x' \(from CDK context max_receive_count\)"):
         Settings.coerce({"max_receive_count": "x"})
     with pytest.raises(SettingsError, match="unknown setting"):
@@ -73,4 +73,4 @@ def test_a_bad_setting_is_one_line_and_exit_2_on_the_command_line(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "setting batch_size = 'ten'" in lines[0] and "expected int from 1 to 10" in lines[0]
+    assert len(lines) == 1 and "setting batch_size = 'ten'" in lines[0] and "expected int from 1 to 10000" in lines[0]

@@ -62,7 +62,8 @@ class Settings:
     max_receive_count: int = _s("ELT_MAX_RECEIVE_COUNT", 5, "receives before a message moves to the DLQ", lo=1, hi=1000)
     queue_retention_days: int = _s("ELT_QUEUE_RETENTION_DAYS", 4, "queue message retention", lo=1, hi=14)
     dlq_retention_days: int = _s("ELT_DLQ_RETENTION_DAYS", 14, "DLQ message retention", lo=1, hi=14)
-    batch_size: int = _s("ELT_BATCH_SIZE", 10, "messages per transform invocation", lo=1, hi=10)
+    batch_size: int = _s("ELT_BATCH_SIZE", 10, "messages per transform invocation (above 10 needs a batching window)",
+                         lo=1, hi=10000)
     batching_window_s: int = _s("ELT_BATCHING_WINDOW_S", 5, "seconds the event source waits to fill a batch",
                                 lo=0, hi=300)
     # Ingest.
