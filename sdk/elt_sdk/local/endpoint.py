@@ -41,9 +41,17 @@ def _server_class() -> type:
         return serve
 
     class Server(ThreadedMotoServer):
+        error: OSError | None = None
+
         def _server_entry(self) -> None:
-            self._server = make_server(self._ip_address, self._port, atomic(DomainDispatcherApplication(create_backend_app)),
-                                       True, request_handler=MotoRequestHandler)
+            try:
+                self._server = make_server(self._ip_address, self._port,
+                                           atomic(DomainDispatcherApplication(create_backend_app)),
+                                           True, request_handler=MotoRequestHandler)
+            except OSError as exc:  # a port in use: say so instead of waiting forever
+                self.error = exc
+                self._server_ready_event.set()
+                return
             self._server_ready_event.set()
             self._server.serve_forever()
 
@@ -54,8 +62,9 @@ class EmbeddedEndpoint:
     """``with EmbeddedEndpoint(region) as ep:`` sets the process's AWS environment to the local
     server for the duration, and restores it afterwards."""
 
-    def __init__(self, region: str = "us-east-2"):
+    def __init__(self, region: str = "us-east-2", port: int = 0):
         self.region = region
+        self.port = port  # 0: any free port
         self.url = ""
         self._server: Any = None
         self._saved: dict[str, str | None] = {}
@@ -67,8 +76,11 @@ class EmbeddedEndpoint:
 
     def start(self) -> "EmbeddedEndpoint":
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._server = _server_class()(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server = _server_class()(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
+        if self._server.error is not None:
+            error, self._server = self._server.error, None
+            raise OSError(error.errno, f"cannot serve on 127.0.0.1:{self.port}: {error.strerror}")
         host, port = self._server.get_host_and_port()
         self.url = f"http://{host}:{port}"
         for k, v in self.env.items():
