@@ -57,7 +57,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from elt_sdk import faults, layout
-from elt_sdk.partition import exists, listing, local_path
+from elt_sdk.partition import exists, listing, local_path, parquet_files
 from elt_sdk.store import Conflict, Store
 
 PARTITIONS = f"{layout.META_PREFIX}partitions/"
@@ -66,6 +66,8 @@ STAGING = f"{layout.META_PREFIX}staging/compaction/"
 SEGMENTS = "segments"
 """Garbage area of an object manifest: ids of segments to take out of compacted files."""
 COMPACTED = "compacted-"
+OWNER = "owner.json"
+"""In a run's staging folder: which process stages there (so a dead run's files can be removed)."""
 DEFAULT_TARGET_BYTES = 128 << 20
 DEFAULT_OUTPUT_PREFIX = "silver_compacted/"
 LEASE_S = 900.0
@@ -399,7 +401,7 @@ def plan(store: Store, dataset: str, dt: str, doc: dict[str, Any], *, target_byt
 
 def _accept_schema(p: Plan) -> Callable[[str, pa.Schema], bool]:
     """Files of another schema (written before a plugin changed its silver schema) stay apart:
-    the first file read sets the schema (unless the plan has one), others must match it."""
+    the plan's schema (the dataset's silver schema), or else the first file's, decides."""
     def accept(key: str, schema: pa.Schema) -> bool:
         schema = schema.remove_metadata()
         if p.schema is None:
@@ -440,6 +442,9 @@ class Report:
     dead_segments: int = 0
     recovered: str | None = None
     nothing_to_do: bool = False
+    files_before: int = 0
+    files_after: int = 0
+    """Parquet files in the partition (in place) before and after the run."""
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -455,7 +460,9 @@ def compact(store: Store, dataset: str, dt: str, *, in_place: bool = False, targ
     with tempfile.TemporaryDirectory(prefix="elt-compact-", dir=tmp_dir) as tmp_name:
         tmp = Path(tmp_name)
         if in_place:
+            before = len(parquet_files(store, dataset, dt))
             report = _in_place(store, dataset, dt, target_bytes, schema, clock, lease_s, tmp)
+            report.files_before, report.files_after = before, len(parquet_files(store, dataset, dt))
         else:
             report = _out_of_place(store, dataset, dt, target_bytes, output_prefix, schema, clock, tmp)
     report.seconds = round(time.perf_counter() - started, 3)
@@ -503,6 +510,24 @@ def _out_of_place(store: Store, dataset: str, dt: str, target_bytes: float, outp
     return report
 
 
+def _dead_staging(store: Store, dataset: str, dt: str, clock: Callable[[], float]) -> list[str]:
+    """Staged files of runs that died before writing ``pending`` (their owner is gone, or they
+    are older than ``ORPHAN_AGE_S`` and say nothing of their owner)."""
+    runs: dict[str, list[str]] = {}
+    oldest: dict[str, float] = {}
+    for key, (_, modified) in listing(store, f"{STAGING}{dataset}/{dt}/").items():
+        run = key.rsplit("/", 1)[0]
+        runs.setdefault(run, []).append(key)
+        oldest[run] = min(oldest.get(run, modified or 0), modified or 0)
+    dead = []
+    for run, keys in runs.items():
+        got = store.get_bytes(f"{run}/{OWNER}")
+        owner = json.loads(got[0]) if got else None
+        if (owner is not None and _owner_gone(owner, clock)) or (owner is None and clock() - oldest[run] > ORPHAN_AGE_S):
+            dead += keys
+    return dead
+
+
 def _owner(clock: Callable[[], float], lease_s: float) -> dict[str, Any]:
     return {"host": socket.gethostname(), "pid": os.getpid(), "lease_until": clock() + lease_s}
 
@@ -536,8 +561,7 @@ def _in_place(store: Store, dataset: str, dt: str, target_bytes: float, schema: 
             report.recovered = _recover(store, doc, token, clock, tmp)
             continue
         p = plan(store, dataset, dt, doc, target_bytes=target_bytes, schema=schema, clock=clock, tmp=tmp)
-        staged = listing(store, f"{STAGING}{dataset}/{dt}/")  # runs that died before writing pending
-        p.orphans += [k for k, (_, modified) in staged.items() if modified is not None and clock() - modified > ORPHAN_AGE_S]
+        p.orphans += _dead_staging(store, dataset, dt, clock)
         if p.orphans:
             store.delete(p.orphans)
         report.input_files, report.bytes_in, report.skipped = p.input_files, p.bytes_in, p.skipped
@@ -547,6 +571,7 @@ def _in_place(store: Store, dataset: str, dt: str, target_bytes: float, schema: 
             return report
         run = uuid.uuid4().hex[:10]
         staging = f"{STAGING}{dataset}/{dt}/{run}/"
+        store.put_bytes(f"{staging}{OWNER}", _dump(_owner(clock, lease_s)))
 
         def finish(out: Output, _n: list[int] = [0]) -> None:  # noqa: B006 - a counter local to this run
             out.staged = f"{staging}part-{_n[0]:04d}.parquet"
@@ -560,7 +585,7 @@ def _in_place(store: Store, dataset: str, dt: str, target_bytes: float, schema: 
             outputs = _write_outputs(store, p, target_bytes, tmp, finish)
             report.rows = verify(store, p.pieces, [(o.staged, o.rows) for o in outputs], p.schema, tmp)  # type: ignore[misc]
         except Exception as exc:
-            store.delete([o.staged for o in outputs if o.staged])
+            store.delete([o.staged for o in outputs if o.staged] + [f"{staging}{OWNER}"])
             if _vanished(exc):  # an input was superseded meanwhile: plan again
                 continue
             raise
@@ -575,7 +600,7 @@ def _in_place(store: Store, dataset: str, dt: str, target_bytes: float, schema: 
         try:
             token = _save(store, doc, token, clock)
         except Conflict:  # the partition changed since it was read (a rewrite, a tombstone): plan again
-            store.delete([o.staged for o in outputs if o.staged])
+            store.delete([o.staged for o in outputs if o.staged] + [f"{staging}{OWNER}"])
             continue
         faults.point("compact:pending")
         report.dead_segments, report.keys = _finish(store, doc, token, clock, tmp)
@@ -632,7 +657,9 @@ def _finish(store: Store, doc: dict[str, Any], token: str | None, clock: Callabl
         files = dict(doc["files"])
         for k in pending["inputs"]:
             files.pop(k, None)
-        garbage = list(pending["inputs"]) + [e["staged"] for e in pending["files"].values() if e.get("staged")]
+        staging = {e["staged"].rsplit("/", 1)[0] + "/" + OWNER for e in pending["files"].values() if e.get("staged")}
+        garbage = list(pending["inputs"]) + [e["staged"] for e in pending["files"].values() if e.get("staged")] \
+            + sorted(staging)
         for final, entry in sorted(pending["files"].items()):
             segs = _segments(entry)
             if any(s.id in drop for s in segs):

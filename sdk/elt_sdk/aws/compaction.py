@@ -28,9 +28,12 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         raise ValueError("output_prefix must not be silver/: out of place, compaction never rewrites in place "
                          "(set in_place: true to compact silver under the commit protocol)")
     remaining = getattr(context, "get_remaining_time_in_millis", lambda: compaction.LEASE_S * 1000)() / 1000
+    from elt_sdk.plugins import load_registry
+
+    schema = load_registry().dataset(dataset).arrow_schema  # files of an older silver schema are left apart
     report = compaction.compact(S3Store(boto3.client("s3"), bucket), dataset, dt, in_place=in_place,
                                 target_bytes=float(event.get("target_mb", 128)) * (1 << 20),
-                                output_prefix=output_prefix, lease_s=remaining + 60)
+                                output_prefix=output_prefix, lease_s=remaining + 60, schema=schema)
     result = report.to_dict()
     logs.info(log, "partition compacted", **{k: v for k, v in result.items() if k != "keys"})
     return result

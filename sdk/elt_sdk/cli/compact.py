@@ -40,7 +40,7 @@ def command(dataset: str, dt: str, target_mb: float, in_place: bool, output_pref
     from elt_sdk import compaction
 
     try:
-        state().registry.dataset(dataset)
+        schema = state().registry.dataset(dataset).arrow_schema  # files of an older schema are left apart
         date.fromisoformat(dt)
     except UnknownDataset as exc:
         raise UsageProblem(str(exc)) from None
@@ -49,7 +49,7 @@ def command(dataset: str, dt: str, target_mb: float, in_place: bool, output_pref
     store, where = silver_store(target, silver_dir)
     try:
         report = compaction.compact(store, dataset, dt, in_place=in_place, target_bytes=target_mb * (1 << 20),
-                                    output_prefix=output_prefix)
+                                    output_prefix=output_prefix, schema=schema)
     except compaction.CompactionError as exc:
         raise RunFailure(str(exc)) from None
     payload = {**report.to_dict(), "silver": where}
@@ -59,11 +59,13 @@ def command(dataset: str, dt: str, target_mb: float, in_place: bool, output_pref
     if report.recovered:
         click.echo(f"an interrupted compaction of this partition was found: {report.recovered}")
     if report.nothing_to_do:
-        click.echo(f"nothing to compact in {dataset} dt={dt} ({report.input_files} live file(s) to merge) in {where}")
+        click.echo(f"nothing to compact in {dataset} dt={dt} in {where}: "
+                   f"{report.input_files} small live file(s), {report.files_after or report.input_files} file(s) in all")
         return
     click.echo(f"compacted {dataset} dt={dt} {'in place' if in_place else 'to ' + output_prefix}: "
                f"{report.input_files} file(s) -> {report.output_files}, {report.rows:,} rows verified equal, "
-               f"{report.bytes_in:,} -> {report.bytes_out:,} bytes in {report.seconds:.2f}s")
+               f"{report.bytes_in:,} -> {report.bytes_out:,} bytes in {report.seconds:.2f}s"
+               + (f"; the partition has {report.files_after} file(s) now (was {report.files_before})" if in_place else ""))
     for key in report.keys:
         click.echo(f"  {key}")
     if report.skipped:

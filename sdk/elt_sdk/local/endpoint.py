@@ -21,6 +21,7 @@ def _server_class() -> type:
     both pass. S3 and DynamoDB make each atomic, and the commit protocol and the idempotency
     claims rely on that, so this endpoint runs those requests one at a time.
     """
+    import errno
     import threading
 
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
@@ -48,8 +49,8 @@ def _server_class() -> type:
                 self._server = make_server(self._ip_address, self._port,
                                            atomic(DomainDispatcherApplication(create_backend_app)),
                                            True, request_handler=MotoRequestHandler)
-            except OSError as exc:  # a port in use: say so instead of waiting forever
-                self.error = exc
+            except (OSError, SystemExit) as exc:  # a port in use (werkzeug exits): say so, never wait forever
+                self.error = exc if isinstance(exc, OSError) else OSError(errno.EADDRINUSE, "address already in use")
                 self._server_ready_event.set()
                 return
             self._server_ready_event.set()
@@ -76,6 +77,14 @@ class EmbeddedEndpoint:
 
     def start(self) -> "EmbeddedEndpoint":
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        if self.port:  # a fixed port: check it is free first (werkzeug would print and exit)
+            import socket
+
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", self.port))
+                except OSError as exc:
+                    raise OSError(exc.errno, f"cannot serve on 127.0.0.1:{self.port}: {exc.strerror}") from None
         self._server = _server_class()(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
         if self._server.error is not None:
