@@ -64,6 +64,9 @@ def run(paths: tuple[Path, ...], out: Path, workers: int, records: int, invalid_
         uploads, expected = sample.uploads, sample.expected
     pipeline = LocalPipeline(settings, workers=workers, out=out, timeout_s=timeout)
     show = (not as_json) and sys.stderr.isatty()
+    from elt_sdk import logs
+
+    logs.configure(sys.stderr, level="CRITICAL")  # the run's logs go to OUT/logs/; the summary says what failed
 
     def progress(p: dict[str, int]) -> None:
         if show:
