@@ -122,6 +122,10 @@ def test_operate_a_local_stack_from_the_command_line(stack):
     assert count(folder, "SELECT count(*) FROM shipments") == valid
     assert count(folder, "SELECT count(DISTINCT shipment_id) FROM shipments") == valid  # no row twice
     assert count(folder, "SELECT count(*) FROM tracking_events") == tracking["valid"]
+    again = js(cli("put", "--dataset", "tracking_events", "data/bronze/tracking_events/t.jsonl", "--json", cwd=folder))
+    assert [u["key"] for u in again["uploaded"]] == ["bronze/tracking_events/t.jsonl"]  # the same object, uploaded again
+    drained(folder)
+    assert count(folder, "SELECT count(*) FROM tracking_events") == tracking["valid"]
     # the reference's three Athena queries, as written but for the table
     from elt_sdk.query import REFERENCE_QUERIES
     results = [js(cli("query", "--json", sql.format(table='"elt_sdk_silver".shipments'), cwd=folder))

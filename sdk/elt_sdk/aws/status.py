@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from elt_sdk import layout
+from elt_sdk.aws.idempotency.dynamodb import TTL_ATTR
 from elt_sdk.aws.target import DEPLOYED, LOCAL, StackTarget
 
 QUEUE_ATTRS = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
@@ -107,11 +108,11 @@ def ingested_since(target: StackTarget, cutoff_s: float | None, max_items: int =
     ddb = target.client("dynamodb")
     out = {"completed": 0, "in_progress": 0}
     seen = 0
-    for page in ddb.get_paginator("scan").paginate(TableName=table, ProjectionExpression="#s, expiration",
-                                                    ExpressionAttributeNames={"#s": "status"}):
+    for page in ddb.get_paginator("scan").paginate(TableName=table, ProjectionExpression="#s, #e",
+                                                    ExpressionAttributeNames={"#s": "status", "#e": TTL_ATTR}):
         for item in page.get("Items", []):
             seen += 1
-            claimed = int(item.get("expiration", {}).get("N", 0)) - ttl
+            claimed = int(item.get(TTL_ATTR, {}).get("N", 0)) - ttl
             if cutoff_s is None or claimed >= cutoff_s:
                 out["completed" if item.get("status", {}).get("S") == "COMPLETED" else "in_progress"] += 1
         if seen >= max_items:
