@@ -192,9 +192,10 @@ print(report.rows, int(peak_rss_mib()))
 
 @pytest.mark.slow
 def test_peak_memory_does_not_grow_with_the_partition(tmp_path, registry):
-    """Rows stream a row group at a time: three times the partition, (almost) the same memory."""
+    """Rows stream a row group at a time: four times the partition, (almost) the same memory.
+    (Holding the large partition's 1.2M rows would take over 100 MiB more; runs vary by ~20 MiB.)"""
     rss = {}
-    for name, objects in (("small", 3), ("large", 9)):
+    for name, objects in (("small", 3), ("large", 12)):
         s = Silver(tmp_path / name, registry)
         for n in range(objects):
             s.put(f"o{n}", range(100_000 * n, 100_000 * (n + 1)))
@@ -202,4 +203,4 @@ def test_peak_memory_does_not_grow_with_the_partition(tmp_path, registry):
         assert proc.returncode == 0, proc.stderr
         rows, rss[name] = map(int, proc.stdout.split())
         assert rows == 100_000 * objects
-    assert rss["large"] < rss["small"] + 25, rss
+    assert rss["large"] < rss["small"] + 40, rss

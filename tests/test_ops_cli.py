@@ -222,6 +222,12 @@ def test_operate_a_local_stack_from_the_command_line(stack):
     verdict = cli("dq", "check", "--dataset", "shipments", "--dt", "2031-01-01", "--json", cwd=folder)
     assert verdict.returncode == 1 and json.loads(verdict.stdout)["failed"][0].startswith("unique(shipment_id)")
 
+    # the checklist on this stack: the DLQ's hint names commands that exist
+    checks = {c["step"]: c for c in js(cli("verify", "--step", "2", "--step", "5", "--json", cwd=folder))["checks"]}
+    assert checks[2]["status"] == "OK" and state["endpoint_url"] in js(cli("verify", "--step", "0", "--json",
+                                                                          cwd=folder))["checks"][0]["detail"]
+    assert checks[5]["status"] == "WARN" and "dlq=2" in checks[5]["detail"] and "'elt-sdk dlq list'" in checks[5]["detail"]
+
     # down: stopped, state removed, nothing left to target
     assert ok(cli("local", "down", cwd=folder)).stdout.startswith("local stack stopped")
     assert not (folder / ".elt-local" / "state.json").exists()

@@ -355,17 +355,18 @@ class Plan:
 
 
 def plan(store: Store, dataset: str, dt: str, doc: dict[str, Any], *, target_bytes: float,
-         schema: pa.Schema | None, clock: Callable[[], float], tmp: Path, include_large: bool = False) -> Plan:
-    """The partition's live files, smallest-first grouping aside: per-object files their object's
-    manifest names as current, compacted files the partition manifest lists (minus tombstoned
-    segments). Compacted files near the target size are left as they are."""
+         schema: pa.Schema | None, clock: Callable[[], float], include_large: bool = False) -> Plan:
+    """The partition's live files, in key order: per-object files their object's manifest names
+    as current, and compacted files the partition manifest lists (their segments, tombstoned ones
+    left out). Compacted files near the target size stay as they are (unless ``include_large``)."""
     prefix = layout.silver_partition(dataset, dt)
     p = Plan(schema=schema)
-    manifests: dict[str, dict[str, Any] | None] = {}
     dropped = set(doc.get("dropped", []))
     pending = doc.get("pending") or {}
     held = set(pending.get("files", {})) | set(pending.get("inputs", []))
     files = listing(store, prefix)
+    manifests = _manifests(store, {_manifest_for(k) for k in files
+                                   if k.endswith(".parquet") and not k.rsplit("/", 1)[-1].startswith(COMPACTED)})
     for key in sorted(files):
         name = key.rsplit("/", 1)[-1]
         if not name.endswith(".parquet"):
@@ -386,10 +387,7 @@ def plan(store: Store, dataset: str, dt: str, doc: dict[str, Any], *, target_byt
             p.pieces += [Piece(key, s.id, s.object, s.start, s.rows) for s in live]
         else:
             mkey = _manifest_for(key)
-            if mkey not in manifests:
-                got = store.get_bytes(mkey)
-                manifests[mkey] = json.loads(got[0]) if got else None
-            m = manifests[mkey]
+            m = manifests.get(mkey)
             current = (m or {}).get("current") or {}
             if key not in (current.get("files") or {}).get("silver", []):
                 continue  # an attempt in flight, or garbage awaiting deletion: not ours to touch
@@ -397,6 +395,18 @@ def plan(store: Store, dataset: str, dt: str, doc: dict[str, Any], *, target_byt
             p.bytes_in += size
             p.pieces.append(Piece(key, key, m.get("key", ""), 0, None))  # type: ignore[union-attr]
     return p
+
+
+def _manifests(store: Store, keys: Iterable[str]) -> dict[str, dict[str, Any] | None]:
+    """The object manifests ``keys`` (read eight at a time: one request each)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(key: str) -> tuple[str, dict[str, Any] | None]:
+        got = store.get_bytes(key)
+        return key, json.loads(got[0]) if got else None
+
+    with ThreadPoolExecutor(8) as pool:
+        return dict(pool.map(one, sorted(keys)))
 
 
 def _accept_schema(p: Plan) -> Callable[[str, pa.Schema], bool]:
@@ -488,8 +498,7 @@ def _out_of_place(store: Store, dataset: str, dt: str, target_bytes: float, outp
     if root == layout.SILVER_PREFIX.strip("/"):
         raise CompactionError("the output prefix must not be silver/: use in-place compaction to rewrite silver")
     doc, _ = load_partition(store, dataset, dt)
-    p = plan(store, dataset, dt, doc, target_bytes=target_bytes, schema=schema, clock=clock, tmp=tmp,
-             include_large=True)
+    p = plan(store, dataset, dt, doc, target_bytes=target_bytes, schema=schema, clock=clock, include_large=True)
     report = Report(dataset, dt, "out-of-place", input_files=p.input_files, bytes_in=p.bytes_in, skipped=p.skipped)
     out_prefix = layout.silver_partition(dataset, dt, root=root)
     old = [k for k in store.list(out_prefix)]
@@ -560,7 +569,7 @@ def _in_place(store: Store, dataset: str, dt: str, target_bytes: float, schema: 
                            f"(its lease ends in {float(owner.get('lease_until', 0)) - clock():.0f}s); try again later")
             report.recovered = _recover(store, doc, token, clock, tmp)
             continue
-        p = plan(store, dataset, dt, doc, target_bytes=target_bytes, schema=schema, clock=clock, tmp=tmp)
+        p = plan(store, dataset, dt, doc, target_bytes=target_bytes, schema=schema, clock=clock)
         p.orphans += _dead_staging(store, dataset, dt, clock)
         if p.orphans:
             store.delete(p.orphans)

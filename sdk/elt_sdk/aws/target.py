@@ -81,12 +81,8 @@ class StackTarget:
                                               region_name=self.region)
         return self._session
 
-    def client(self, service: str, **config: Any) -> Any:
-        """A boto3 client for the target (cached per service unless ``config`` is given)."""
-        if config:
-            from botocore.config import Config
-
-            return self.session.client(service, endpoint_url=self.endpoint_url, config=Config(**config))
+    def client(self, service: str) -> Any:
+        """A boto3 client for the target (one per service)."""
         if service not in self._clients:
             self._clients[service] = self.session.client(service, endpoint_url=self.endpoint_url)
         return self._clients[service]
