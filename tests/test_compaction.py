@@ -131,6 +131,9 @@ def test_rows_that_differ_are_caught_before_anything_is_removed(silver, monkeypa
     assert silver.files() == files and silver.rows() == rows
     assert not list((silver.out / "_elt").glob("staging/compaction/**/*.parquet"))
     assert not (silver.out / compaction.partition_key("shipments", DAY)).exists()
+    with pytest.raises(compaction.CompactionError, match="nothing was changed"):
+        compaction.compact(silver.store, "shipments", DAY)  # out of place: no unverified copy is left
+    assert not list((silver.out / "silver_compacted").rglob("*.parquet"))
 
 
 CRASH = """

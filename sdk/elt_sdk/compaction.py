@@ -512,8 +512,12 @@ def _out_of_place(store: Store, dataset: str, dt: str, target_bytes: float, outp
         out.path.unlink(missing_ok=True)  # type: ignore[union-attr]
         report.keys.append(out.final)
 
-    outputs = _write_outputs(store, p, target_bytes, tmp, finish)
-    report.rows = verify(store, p.pieces, [(o.final, o.rows) for o in outputs], p.schema, tmp)  # type: ignore[misc, arg-type]
+    try:
+        outputs = _write_outputs(store, p, target_bytes, tmp, finish)
+        report.rows = verify(store, p.pieces, [(o.final, o.rows) for o in outputs], p.schema, tmp)  # type: ignore[misc, arg-type]
+    except BaseException:
+        store.delete(report.keys)  # no unverified copy is left behind
+        raise
     store.delete([k for k in old if k not in set(report.keys)])  # a previous run's surplus parts
     report.output_files, report.bytes_out = len(outputs), sum(o.bytes for o in outputs)
     return report
