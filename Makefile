@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml $(PLUGINS)
 
 demo: setup
 	$(BIN)/elt-sdk local run --out $(DEMO_OUT)
-	$(BIN)/python tools/show_silver.py $(DEMO_OUT)
+	$(BIN)/elt-sdk query --silver $(DEMO_OUT)
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -74,3 +74,41 @@ def test_bad_config_file_is_one_line_exit_2(tmp_path):
     proc = cli("local", "run", "--records", "5", cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("Error: elt-sdk.toml: not valid TOML")
+
+
+def test_local_run_progress_counts_objects_not_s3_test_events(tmp_path):
+    """S3 sends a test event when the notification is set up: ingest handles it, but it names no
+    object, so progress never shows more objects ingested than uploaded (13/12)."""
+    import io
+
+    from elt_sdk.local.runtime import LocalRuntime
+
+    files = []
+    for n in range(2):
+        f = tmp_path / f"s{n}.jsonl"
+        f.write_text(json.dumps({"record_type": "shipments", "event_time": "2025-06-01T00:00:00Z", "shipment_id": f"S{n}",
+                                 "origin": "Oslo", "destination": "Rome", "carrier": "DHL", "weight_kg": 1.0}) + "\n")
+        files.append(f)
+    seen = []
+    with LocalRuntime(Settings(name_prefix="progress"), log_stream=io.StringIO()) as rt:
+        for f in files:
+            rt.upload(f, f"bronze/shipments/{f.name}")
+        rt.wait(120, seen.append)
+        assert rt.ingest.stats.invocations == 3  # the test event, and one per object
+    assert seen[-1]["ingested"] == seen[-1]["objects"] == 2
+    assert all(p["ingested"] <= p["objects"] for p in seen)
+
+
+@pytest.mark.slow
+def test_the_readmes_demo_summary_is_what_make_demo_prints(tmp_path):
+    """``make demo`` is ``local run --out elt-out`` then ``query --silver elt-out``: the summary
+    the README shows must be the one a new user sees (all but the run's duration)."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme.split("It prints:\n\n```\n", 1)[1].split("```", 1)[0].splitlines()
+    run = cli("local", "run", "--out", "elt-out", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    shown = cli("query", "--silver", "elt-out", cwd=tmp_path)
+    printed = run.stderr.splitlines()[:1] + run.stdout.splitlines() + shown.stdout.splitlines()
+    expected = [line for line in block if line != "..."]
+    strip = lambda line: line.rsplit(" in ", 1)[0] if line.startswith("output:") else line  # noqa: E731
+    assert [strip(x) for x in printed[:len(expected)]] == [strip(x) for x in expected]

@@ -377,3 +377,106 @@ def test_replay_keys_map_back_to_their_originals():
         assert copy == f"{replay.rstrip('/')}/2026-01-01T00-00-00Z/shipments/2025/06/a.jsonl"
         assert layout.replayed_key(copy, bronze_prefix=bronze, replay_prefix=replay) == original
         assert layout.replayed_key(original, bronze_prefix=bronze, replay_prefix=replay) == original
+
+
+def test_compaction_in_place_then_a_new_version_takes_its_rows_out_of_the_compacted_file(endpoint, stack):
+    settings, res = stack
+    s3 = endpoint.client("s3")
+
+    def upload(name: str, body: bytes) -> None:
+        put = s3.put_object(Bucket=res.bronze_bucket, Key=f"bronze/shipments/{name}.jsonl", Body=body)
+        handlers.ingest_handler(s3_event(res.bronze_bucket, f"bronze/shipments/{name}.jsonl", put["ETag"].strip('"'), 1), ctx())
+        drive(endpoint, settings, res)
+
+    upload("c1", lines(9))
+    upload("c2", lines(9, start=30))
+    result = compaction.handler({"dataset": "shipments", "dt": "2025-06-01", "in_place": True}, ctx())
+    assert (result["files_before"], result["files_after"], result["rows"]) == (2, 1, 6)
+    day = "silver/shipments/dt=2025-06-01/"
+    [key] = [o["Key"] for o in s3.list_objects_v2(Bucket=res.silver_bucket, Prefix=day)["Contents"]]
+    assert key == result["keys"][0] and "/compacted-" in key
+    upload("c1", lines(4, start=100))  # a new version of c1: its compacted rows leave, its new ones land
+    ids = sorted(r["shipment_id"] for r in silver_rows(endpoint, res.silver_bucket))
+    assert ids == sorted([f"S{i}" for i in range(30, 39)] + [f"S{i}" for i in range(100, 104)])
+    part = json.loads(s3.get_object(Bucket=res.silver_bucket, Key="_elt/partitions/shipments/2025-06-01.json")["Body"].read())
+    [(compacted, entry)] = part["files"].items()
+    assert compacted != key and [s["rows"] for s in entry["segments"]] == [3]  # c2's three rows of that day
+
+
+def test_dlq_redrive_interrupted_between_send_and_delete_loses_nothing(endpoint, stack):
+    """Interrupted after the queue accepted a batch but before the DLQ deleted it: the messages
+    are in both; a second redrive sends them again; the duplicates add no row."""
+    import dataclasses
+
+    from elt_sdk.aws import dlq
+    from elt_sdk.aws.messages import ObjectPointer
+
+    settings, res = stack
+    s3, sqs = endpoint.client("s3"), endpoint.client("sqs")
+    for n in range(3):
+        key = f"bronze/shipments/d{n}.jsonl"
+        put = s3.put_object(Bucket=res.bronze_bucket, Key=key, Body=lines(4, start=10 * n))
+        handlers.ingest_handler(s3_event(res.bronze_bucket, key, put["ETag"].strip('"'), 1), ctx())
+    for m in sqs.receive_message(QueueUrl=res.queue_url, MaxNumberOfMessages=10)["Messages"]:  # as if they had failed
+        body = dataclasses.replace(ObjectPointer.from_json(m["Body"]), force=True).to_json()
+        sqs.send_message(QueueUrl=res.dlq_url, MessageBody=body,
+                         MessageAttributes={"elt_error": {"DataType": "String", "StringValue": "TimeoutError: S3"}})
+        sqs.delete_message(QueueUrl=res.queue_url, ReceiptHandle=m["ReceiptHandle"])
+    assert dlq.depth(sqs, res.dlq_url) == 3 and queue_depth(sqs, res.queue_url) == 0
+
+    class Interrupted:
+        def __getattr__(self, name):
+            return getattr(sqs, name)
+
+        def delete_message_batch(self, **kwargs):
+            raise KeyboardInterrupt  # Ctrl-C right after the send
+
+    with pytest.raises(KeyboardInterrupt):
+        dlq.redrive(Interrupted(), res.dlq_url, res.queue_url, native=False, hold_s=1)
+    assert queue_depth(sqs, res.queue_url) == 3 and dlq.depth(sqs, res.dlq_url) == 3  # in both, none lost
+    import time
+    time.sleep(1.2)  # the receive's visibility timeout: back in the DLQ
+    result = dlq.redrive(sqs, res.dlq_url, res.queue_url, native=False)
+    assert (result.moved, result.failed) == (3, 0) and dlq.depth(sqs, res.dlq_url) == 0
+    redriven = sqs.receive_message(QueueUrl=res.queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"],
+                                   VisibilityTimeout=0)["Messages"]
+    assert all(not json.loads(m["Body"])["force"] and "elt_error" not in m.get("MessageAttributes", {}) for m in redriven)
+    drive(endpoint, settings, res)
+    assert sorted(r["shipment_id"] for r in silver_rows(endpoint, res.silver_bucket)) == \
+        sorted(f"S{10 * n + i}" for n in range(3) for i in range(4))
+
+
+def test_replay_reads_the_latest_version_and_never_brings_an_old_one_back(endpoint, stack):
+    from datetime import datetime, timedelta, timezone
+
+    from elt_sdk.aws import replay
+    from elt_sdk.aws.s3 import S3Store
+    from elt_sdk.commit import Committer
+    from elt_sdk.plugins import load_registry
+
+    settings, res = stack
+    s3, sqs = endpoint.client("s3"), endpoint.client("sqs")
+    key = "bronze/shipments/v.jsonl"
+    for sequencer, body in (("0A", lines(6)), ("0B", lines(3, start=50))):  # version 1, then version 2 of one key
+        put = s3.put_object(Bucket=res.bronze_bucket, Key=key, Body=body)
+        event = s3_event(res.bronze_bucket, key, put["ETag"].strip('"'), len(body))
+        event["Records"][0]["s3"]["object"]["sequencer"] = sequencer  # S3's order of the key's versions
+        handlers.ingest_handler(event, ctx())
+        drive(endpoint, settings, res)
+    latest = sorted(f"S{i}" for i in range(50, 53))
+    assert sorted(r["shipment_id"] for r in silver_rows(endpoint, res.silver_bucket)) == latest
+    now = datetime.now(timezone.utc)
+    [item] = replay.plan(s3, res.bronze_bucket, "bronze/shipments/", now - timedelta(hours=1), now + timedelta(seconds=5),
+                         committer=Committer(S3Store(s3, res.silver_bucket)))
+    assert item.committed and item.etag == put["ETag"].strip('"')
+    done = replay.copy(s3, res.bronze_bucket, [item], at=now)
+    copy = done["dest_prefix"] + "shipments/v.jsonl"
+    head = s3.head_object(Bucket=res.bronze_bucket, Key=copy)
+    handlers.ingest_handler(s3_event(res.bronze_bucket, copy, head["ETag"].strip('"'), 1), ctx())
+    drive(endpoint, settings, res)
+    assert sorted(r["shipment_id"] for r in silver_rows(endpoint, res.silver_bucket)) == latest
+    sent = replay.send(s3, sqs, res.queue_url, res.bronze_bucket, [item], registry=load_registry(), chunk_bytes=1 << 20)
+    assert sent == {"sent": 1, "messages": 1}
+    drive(endpoint, settings, res)
+    assert sorted(r["shipment_id"] for r in silver_rows(endpoint, res.silver_bucket)) == latest
+    assert "Contents" not in s3.list_objects_v2(Bucket=res.quarantine_bucket, Prefix="quarantine/shipments/")

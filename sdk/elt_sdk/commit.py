@@ -22,6 +22,16 @@ and files it promoted are removed by the next commit of the same key (or ``elt-s
 
 An object split into byte-range chunks commits once, by whichever chunk attempt finds every
 chunk's record (``_elt/chunks/<object id>/<version>/``) present; chunks stage their files first.
+
+Compaction in place (``compaction.py``) extends the manifest: once a version's silver file has
+been merged into a compacted file, the file's key moves from ``current.files.silver`` to
+``current.compacted`` (file key -> partition manifest), and the partition manifest
+(``_elt/partitions/<dataset>/<dt>.json``) says which row range of which compacted file holds it.
+When such a version is superseded or replaced, step 4 puts those keys in the garbage twice: under
+``silver`` (the file itself, if compaction has not deleted it yet) and under ``segments``;
+collecting ``segments`` takes the version's rows out of the compacted files (rewritten without
+them, swapped in by ``put_if`` on the partition manifest: ``compaction.drop_segments``).
+Everything else above is unchanged.
 """
 from __future__ import annotations
 
@@ -38,6 +48,8 @@ from elt_sdk.store import Conflict, LocalStore, Store
 
 SILVER, QUARANTINE = "silver", "quarantine"
 AREAS = (SILVER, QUARANTINE)
+SEGMENTS = "segments"
+"""Garbage that is not a file: row ranges of compacted files to take out (``compaction.py``)."""
 MAX_ROUNDS = 50
 
 COMMITTED = "committed"
@@ -235,7 +247,7 @@ class Committer:
             except Conflict:
                 continue
             self._promote(finals)
-            garbage = _merge(garbage, (cur or {}).get("files"))
+            garbage = _merge(garbage, (cur or {}).get("files"), _compacted(cur))
             current = {"version": version.to_dict(), "round": round_id, "files": mine, "counts": counts,
                        "fingerprint": fingerprint, "committed_at": self.clock()}
             try:
@@ -265,7 +277,13 @@ class Committer:
 
     def _collect(self, garbage: dict[str, list[str]]) -> None:
         for area, keys in garbage.items():
-            if keys:
+            if not keys:
+                continue
+            if area == SEGMENTS:
+                from elt_sdk.compaction import drop_segments  # only once some rows were compacted
+
+                drop_segments(self.silver, keys, clock=self.clock)
+            else:
                 self.stores[area].delete(keys)
 
     # -- failures ------------------------------------------------------------------------------
@@ -337,6 +355,12 @@ def _merge(*parts: dict[str, list[str]] | None) -> dict[str, list[str]]:
             bucket = out.setdefault(area, [])
             bucket.extend(k for k in keys if k not in bucket)
     return out
+
+
+def _compacted(current: dict[str, Any] | None) -> dict[str, list[str]]:
+    """A version's compacted files as garbage: the files (if still there) and their segments."""
+    keys = sorted((current or {}).get("compacted") or {})
+    return {SILVER: keys, SEGMENTS: keys} if keys else {}
 
 
 def _partitions(finals: list[tuple[OutputFile, str]]) -> dict[tuple[str, str], list[str]]:

@@ -106,3 +106,68 @@ def evaluate(rules: Sequence[Mapping[str, Any]], table: pa.Table) -> list[RuleRe
         passed, detail = CHECKS[rule["rule"]](table, rule)
         results.append(RuleResult(rule["rule"], rule.get("column"), bool(passed), detail))
     return results
+
+
+# -- the gate: a dataset's rules on one silver partition -------------------------------------------
+
+RESULTS_PREFIX = "quality/results/"
+MARKERS_PREFIX = "quality/quarantine/"
+
+
+def rule_columns(rules: Sequence[Mapping[str, Any]]) -> list[str]:
+    return sorted({r["column"] for r in rules if "column" in r})
+
+
+def read_partition(store: Any, dataset: Any, dt: str, columns: Sequence[str]) -> pa.Table:
+    """The partition's rows, only ``columns`` of them (one file at a time is read), as every
+    query engine sees them: all its Parquet files."""
+    import tempfile
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    from elt_sdk.partition import local_path, parquet_files
+
+    schema = dataset.arrow_schema
+    cols = list(columns) or [schema.names[0]]  # one column, so that a row count is a row count
+    target = pa.schema([schema.field(c) for c in cols])
+    tables = []
+    with tempfile.TemporaryDirectory(prefix="elt-quality-") as tmp:
+        for key in parquet_files(store, dataset.name, dt):
+            with local_path(store, key, Path(tmp)) as path:
+                tables.append(pq.read_table(path, columns=cols).cast(target))
+    return pa.concat_tables(tables) if tables else target.empty_table()
+
+
+def check_partition(store: Any, dataset: Any, dt: str, *, results_prefix: str | None = RESULTS_PREFIX,
+                    marker: bool = True, clock: Callable[[], float] | None = None) -> dict[str, Any]:
+    """Run ``dataset``'s rules on partition ``dt`` of ``store`` (the silver store); write the verdict
+    under ``results_prefix`` (None: not written) and, when it fails and ``marker``, a marker under
+    ``quality/quarantine/``. The gate's Lambda and ``elt-sdk dq check`` both call this."""
+    import json
+    import time
+
+    from elt_sdk import layout
+
+    now = (clock or time.time)()
+    table = read_partition(store, dataset, dt, rule_columns(dataset.quality_rules))
+    results = evaluate(dataset.quality_rules, table)
+    passed = all(r.passed for r in results)
+    verdict: dict[str, Any] = {"dataset": dataset.name, "dt": dt, "passed": passed, "rows": table.num_rows,
+                               "results": [r.to_dict() for r in results], "checked_at": int(now),
+                               "failed": [describe(r) for r in results if not r.passed]}
+    if results_prefix:
+        # milliseconds in the key: two checks of a partition within a second both stay
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{int(now * 1000) % 1000:03d}Z"
+        key = layout.silver_partition(dataset.name, dt, root=results_prefix) + f"{stamp}.json"
+        store.put_bytes(key, json.dumps(verdict).encode())
+        verdict["result_key"] = key
+    if not passed and marker:
+        store.put_bytes(f"{MARKERS_PREFIX}{dataset.name}/dt={dt}.json", json.dumps(verdict).encode())
+    return verdict
+
+
+def describe(result: RuleResult | Mapping[str, Any]) -> str:
+    """``unique(shipment_id): 3 duplicate(s) ...``: how a failed rule is named to a person."""
+    r = result.to_dict() if isinstance(result, RuleResult) else result
+    return f"{r['rule']}({r['column']})" + f": {r['detail']}" if r.get("column") else f"{r['rule']}: {r['detail']}"

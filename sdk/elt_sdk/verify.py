@@ -1,5 +1,9 @@
-"""The reference pipeline's acceptance checklist (SEED-NOTES steps 0-8), against any target:
-the embedded endpoint (``local/target.py``) or a deployed stack (``aws/deployed.py``)."""
+"""The reference pipeline's acceptance checklist (SEED-NOTES steps 0-11), against any target:
+the embedded endpoint (``local/target.py``), the local stack, or a deployed stack
+(``aws/deployed.py``). Steps 9-11 check what the target has: the Glue tables and their partition
+projection (and the reference's three Athena queries, run through DuckDB on the same files), the
+quality gate (its state machine's recent runs, or the gate's check run here), the dashboard and
+alarms; a module the target lacks is SKIP, not a failure."""
 from __future__ import annotations
 
 import json
@@ -7,7 +11,7 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterable, Protocol
 
 from elt_sdk import layout
 from elt_sdk.plugins import Registry
@@ -17,10 +21,26 @@ OUTPUTS = ("bronze_bucket", "silver_bucket", "queue_url", "dlq_url", "ingest_lam
 REQUIRED_OUTPUTS = OUTPUTS[:2] + ("queue_url", "ingest_lambda", "transform_lambda")
 
 
+STEPS = {0: "who am I", 1: "deployment outputs", 2: "bronze notification -> ingest", 3: "lambdas",
+         4: "idempotency table", 5: "queue and DLQ", 6: "seed upload", 7: "silver appears",
+         8: "idempotency: same event twice", 9: "Glue tables and Athena queries", 10: "quality gate",
+         11: "dashboard and alarms"}
+NEEDS = {7: (6,), 10: (6, 7)}
+"""Steps that need others' results (silver needs the seed; the gate checks the seed's partition)."""
+
+
 class Target(Protocol):
     description: str
     outputs: dict[str, str]
     bronze_prefix: str
+    kind: str
+    settings: Any
+
+    def stores(self) -> tuple[Any, Any]:
+        """The silver and quarantine buckets as ``Store``s."""
+
+    def s3_filesystem(self) -> Any:
+        """pyarrow's S3 filesystem on the target (the reference queries read silver through it)."""
 
     def client(self, service: str) -> Any: ...
 
@@ -38,19 +58,35 @@ class Target(Protocol):
 class Check:
     step: int
     name: str
-    status: str  # OK, WARN, FAIL
+    status: str  # OK, WARN, SKIP (the target lacks the module), FAIL
     detail: str
 
     def line(self) -> str:
         return f"[{self.step}] {self.status:<4} {self.name}: {self.detail}"
 
 
+def selected(steps: Iterable[int] | None) -> list[int]:
+    """The steps to run for ``--step`` (all when none), with the steps they need; 0 and 1 (who
+    and what is checked) always run."""
+    if not steps:
+        return sorted(STEPS)
+    out = {0, 1}
+    for step in steps:
+        if step not in STEPS:
+            raise ValueError(f"no step {step}: steps are 0-{max(STEPS)}")
+        out |= {step, *NEEDS.get(step, ())}
+    return sorted(out)
+
+
 def run_checklist(target: Target, registry: Registry, *, window_s: float = 300, dataset: str = "shipments",
-                  on_check: Callable[[Check], None] = lambda c: None) -> list[Check]:
+                  on_check: Callable[[Check], None] = lambda c: None, steps: Iterable[int] | None = None) -> list[Check]:
     checks: list[Check] = []
     seed: dict[str, Any] = {}
+    wanted = selected(steps)
 
     def record(step: int, name: str, fn: Callable[[], tuple[str, str]]) -> None:
+        if step not in wanted:
+            return
         try:
             status, detail = fn()
         except Exception as exc:  # a failing step is a finding, not a crash
@@ -97,7 +133,8 @@ def run_checklist(target: Target, registry: Registry, *, window_s: float = 300, 
         main = depth(out["queue_url"])
         dlq = depth(out["dlq_url"]) if out.get("dlq_url") else 0
         status = "OK" if dlq == 0 else "WARN"
-        return status, f"queue={main} dlq={dlq}" + ("" if dlq == 0 else " (inspect with 'elt-sdk dlq' or the console)")
+        return status, f"queue={main} dlq={dlq}" + ("" if dlq == 0 else " (inspect with 'elt-sdk dlq list', retry "
+                                                                       "with 'elt-sdk dlq redrive')")
 
     def seed_upload():
         ds = registry.dataset(dataset)
@@ -143,15 +180,85 @@ def run_checklist(target: Target, registry: Registry, *, window_s: float = 300, 
             return "OK", f"OK: second invoke skipped (first enqueued={first['enqueued']}, second skipped={second['skipped']})"
         return "FAIL", f"second invoke not skipped: first={first}, second={second}"
 
+    def glue():
+        from elt_sdk import query
+
+        notes = []
+        db = out.get("glue_database")
+        if db:
+            tables = {t["Name"]: t for page in target.client("glue").get_paginator("get_tables").paginate(DatabaseName=db)
+                      for t in page.get("TableList", [])}
+            for name in sorted(registry.datasets):
+                t = tables.get(name)
+                if t is None:
+                    return "FAIL", f"no table {db}.{name}"
+                params = t.get("Parameters", {})
+                keys = [k["Name"] for k in t.get("PartitionKeys", [])]
+                if params.get("projection.enabled") != "true" or params.get("projection.dt.type") != "date" \
+                        or "dt=${dt}" not in params.get("storage.location.template", "") or keys != ["dt"]:
+                    return "FAIL", f"{db}.{name}: partition projection on dt is not set up: {params}"
+            notes.append(f"database {db}: {len(registry.datasets)} table(s) with dt projection")
+        else:
+            notes.append("no Glue database on this target (glue_enabled off, or local)")
+        if "shipments" in registry.datasets:
+            dbname = db or query.database_name(target.settings.name_prefix)
+            con = query.connect(dict(registry.datasets), filesystem=target.s3_filesystem(), bucket=out["silver_bucket"],
+                                databases=[dbname])
+            counts = []
+            for _, sql in query.REFERENCE_QUERIES:
+                counts.append(len(query.run(con, sql.format(table=f'"{dbname}".shipments'))[1]))
+            notes.append(f"the reference's three queries ran (DuckDB on the silver files): {counts} row(s)")
+        return "OK", "; ".join(notes)
+
+    def quality_gate():
+        arn = out.get("quality_gate_state_machine")
+        if arn:
+            runs = target.client("stepfunctions").list_executions(stateMachineArn=arn, maxResults=5)["executions"]
+            return "OK", f"state machine {arn}: {len(runs)} recent execution(s)" + (
+                ": " + ", ".join(f"{r['name']} {r['status']}" for r in runs) if runs else " (start one with "
+                "'elt-sdk dq check --start --dataset D --dt DATE')")
+        from elt_sdk.quality import check_partition
+
+        ds = registry.dataset(dataset)
+        if not ds.quality_rules:
+            return "SKIP", f"no gate state machine on this target, and {dataset} declares no rules"
+        verdict = check_partition(target.stores()[0], ds, seed.get("dt") or datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+                                  results_prefix=None, marker=False)
+        status = "OK" if verdict["passed"] else "WARN"
+        return status, f"no gate state machine on this target (quality_enabled off, or local); the gate's check " \
+                       f"ran here on {dataset} dt={verdict['dt']}: {verdict['rows']} rows, " \
+                       + ("passed" if verdict["passed"] else "failed: " + "; ".join(verdict["failed"]))
+
+    def dashboard():
+        name = out.get("dashboard")
+        if not name:
+            return "SKIP", "no dashboard on this target (observability_enabled off, or local: the embedded endpoint " \
+                           "has no CloudWatch dashboards)"
+        cw = target.client("cloudwatch")
+        cw.get_dashboard(DashboardName=name)
+        ours = {out.get(k, "").rstrip("/").rsplit("/", 1)[-1] for k in ("queue_url", "dlq_url", "ingest_failures_url")}
+        ours |= {out.get("ingest_lambda", ""), out.get("transform_lambda", "")}
+        ours.discard("")
+        alarms = [a for page in cw.get_paginator("describe_alarms").paginate() for a in page.get("MetricAlarms", [])
+                  if any(d.get("Value") in ours for d in a.get("Dimensions", []))]
+        states: dict[str, int] = {}
+        for a in alarms:
+            states[a["StateValue"]] = states.get(a["StateValue"], 0) + 1
+        return ("OK" if alarms else "WARN"), f"OK dashboard={name}; {len(alarms)} alarm(s) on the pipeline's " \
+                                              f"functions and queues {states}"
+
     record(0, "who am I", whoami)
     record(1, "deployment outputs", outputs)
     if any(c.status == "FAIL" for c in checks):
         return checks
-    record(2, "bronze notification -> ingest", notification)
-    record(3, "lambdas", lambdas)
-    record(4, "idempotency table", table)
-    record(5, "queue and DLQ", queues)
-    record(6, "seed upload", seed_upload)
-    record(7, "silver appears", silver)
-    record(8, "idempotency: same event twice", idempotency)
+    record(2, STEPS[2], notification)
+    record(3, STEPS[3], lambdas)
+    record(4, STEPS[4], table)
+    record(5, STEPS[5], queues)
+    record(6, STEPS[6], seed_upload)
+    record(7, STEPS[7], silver)
+    record(8, STEPS[8], idempotency)
+    record(9, STEPS[9], glue)
+    record(10, STEPS[10], quality_gate)
+    record(11, STEPS[11], dashboard)
     return checks

@@ -98,7 +98,7 @@ class Ingestor:
             return
         try:
             pointers = self.pointers(obj, origin if copy else None, metadata)
-            self._send(pointers)
+            self.send(pointers)
             self.idempotency.complete(key, {"messages": len(pointers)})
         except Exception as exc:
             self.idempotency.release(key)
@@ -134,7 +134,8 @@ class Ingestor:
         head = self.s3.get_object(Bucket=obj.bucket, Key=obj.key, Range=f"bytes=0-{SNIFF_BYTES - 1}")["Body"].read()
         return sniff(head)
 
-    def _send(self, pointers: list[ObjectPointer]) -> None:
+    def send(self, pointers: list[ObjectPointer]) -> None:
+        """Enqueue ``pointers`` (in batches of ten); raise if SQS refuses any (replay sends through here too)."""
         for i in range(0, len(pointers), 10):
             batch = pointers[i:i + 10]
             resp = self.sqs.send_message_batch(

@@ -1,9 +1,9 @@
 """Lambdas of the ops workflow (Step Functions): replay by S3 copy, then poll silver.
 
 replay: copies bronze objects (modified within a window) under ``bronze/replay/<stamp>/``, so the
-normal notification -> ingest -> transform path runs again (ingest routes a copy by its original
-key, ``layout.replayed_key``). Silver keys come from content, so a replay overwrites the first
-run's files instead of duplicating rows.
+normal notification -> ingest -> transform path runs again; the same function as
+``elt-sdk replay --mode copy`` (``aws/replay.py``): each copy names the version of its original
+it stands for, and the transform replaces that version's rows instead of adding to them.
 poll: counts silver Parquet objects written since the replay started.
 """
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Any
 
 import boto3
 
-from elt_sdk import layout, logs
+from elt_sdk import logs
+from elt_sdk.aws import replay
 from elt_sdk.settings import ENV_BRONZE_BUCKET, ENV_SILVER_BUCKET, Settings
 
 log = logs.get("ops")
@@ -26,21 +27,20 @@ def replay_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     bucket = event.get("bronze_bucket") or os.environ[ENV_BRONZE_BUCKET]
     cfg = Settings.load(env=os.environ)
     src = event.get("src_prefix", cfg.bronze_prefix)
-    base = event.get("dest_prefix_base", cfg.replay_prefix).rstrip("/")
+    base = event.get("dest_prefix_base", cfg.replay_prefix).rstrip("/") + "/"
     now = datetime.now(timezone.utc)
     since = now - timedelta(hours=float(event.get("window_hours", 24)))
-    stamp = now.strftime("%Y-%m-%dT%H-%M-%SZ")
-    copied = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=src):
-        for obj in page.get("Contents", []):
-            if obj["LastModified"] < since or obj["Key"].startswith(base + "/"):
-                continue
-            dest = layout.replay_key(obj["Key"], stamp, bronze_prefix=cfg.bronze_prefix, replay_prefix=base)
-            s3.copy_object(Bucket=bucket, Key=dest, CopySource={"Bucket": bucket, "Key": obj["Key"]},
-                           MetadataDirective="REPLACE", Metadata=layout.replay_metadata(
-                               obj["ETag"].strip('"'), int(obj["LastModified"].timestamp() * 1000)))
-            copied += 1
-    result = {"copied": copied, "started_at": now.isoformat(), "dest_prefix": f"{base}/{stamp}/"}
+    committer = None
+    silver = event.get("silver_bucket") or os.environ.get(ENV_SILVER_BUCKET)
+    if silver:  # the manifests name each object's current version
+        from elt_sdk.aws.s3 import S3Store
+        from elt_sdk.commit import Committer
+
+        committer = Committer(S3Store(s3, silver))
+    items = replay.plan(s3, bucket, src, since, now, replay_prefix=base, committer=committer)
+    done = replay.copy(s3, bucket, items, at=now, bronze_prefix=cfg.bronze_prefix, replay_prefix=base)
+    result = {"copied": done["copied"], "changed": len(done["changed"]), "started_at": now.isoformat(),
+              "dest_prefix": done["dest_prefix"]}
     logs.info(log, "replay copied objects", **result)
     return {**event, **result}
 

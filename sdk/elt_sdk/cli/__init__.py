@@ -14,17 +14,26 @@ class _Group(click.Group):
     130, the shell's convention for an interrupted program."""
 
     def invoke(self, ctx: click.Context):  # noqa: ANN201 - click's signature
+        import json
         import signal
 
         def interrupt(signum, frame):  # noqa: ANN001 - signal's signature
             raise KeyboardInterrupt
 
         previous = signal.signal(signal.SIGTERM, interrupt)
+        args = [*getattr(ctx, "_protected_args", []), *ctx.args]
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:
             click.echo("interrupted: stopped, temporary files removed; nothing partial was committed", err=True)
             ctx.exit(130)
+        except click.ClickException as exc:
+            # under --json, an error is JSON on stdout too (unless the result was printed already)
+            if "--json" in args and not getattr(ctx.obj, "emitted_json", False):
+                click.echo(json.dumps({"error": exc.format_message(), "exit_code": exc.exit_code}))
+                click.echo(f"Error: {exc.format_message()}", err=True)
+                ctx.exit(exc.exit_code)
+            raise
         finally:
             signal.signal(signal.SIGTERM, previous)
 
@@ -47,10 +56,13 @@ def main(ctx: click.Context, disabled: tuple[str, ...], config: Path | None) -> 
 
 
 def _register() -> None:
-    from elt_sdk.cli import bench, gen, local, plugins, scaffold, transform, verify
+    from elt_sdk.cli import (bench, compact, config, dlq, dq, gen, invoke, local, plugins, put, query, replay, scaffold,
+                             status, transform, verify)
 
-    for module in (plugins, gen, transform, local, verify, bench):
+    for module in (plugins, gen, transform, local, put, status, replay, dlq, compact, dq, query, invoke, config,
+                   verify, bench):
         main.add_command(module.command)
+    main.add_command(invoke.event)
     main.add_command(scaffold.new_plugin)
     main.add_command(scaffold.check_plugin)
 

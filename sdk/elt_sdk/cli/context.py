@@ -32,6 +32,8 @@ class RunFailure(click.ClickException):
 class CliState:
     disabled: list[str] = field(default_factory=list)
     config: Path | None = None
+    emitted_json: bool = False
+    """A command printed its JSON result: an error after it goes to stderr only."""
     _registry: Registry | None = None
     _settings: Any = None
 
@@ -51,7 +53,21 @@ class CliState:
     def registry(self) -> Registry:
         if self._registry is None:
             self._registry = load_registry(self.disabled, bronze_prefix=self.settings.bronze_prefix)
+            warn_unknown_disabled(self.disabled)
         return self._registry
+
+
+def warn_unknown_disabled(names: Sequence[str]) -> None:
+    """``--disable-plugin NAME`` for a plugin that is not installed is most likely a typo: say so."""
+    from importlib.metadata import entry_points
+
+    from elt_sdk import PROJECT
+
+    installed = sorted({ep.name for ep in entry_points(group=PROJECT)})
+    for name in names:
+        if name not in installed:
+            click.echo(f"warning: --disable-plugin {name}: no installed plugin is called {name!r} "
+                       f"(installed: {', '.join(installed) or 'none'})", err=True)
 
 
 def state() -> CliState:
@@ -59,6 +75,10 @@ def state() -> CliState:
 
 
 def emit_json(payload: Any) -> None:
+    ctx = click.get_current_context(silent=True)
+    root = ctx.find_root().obj if ctx is not None else None
+    if isinstance(root, CliState):
+        root.emitted_json = True
     click.echo(json.dumps(payload, indent=2, sort_keys=True, default=str))
 
 
@@ -76,8 +96,27 @@ def warn_broken(registry: Registry) -> None:
         click.echo(f"warning: plugin {b.name} ({b.distribution}) not loaded: {b.error}", err=True)
 
 
-def progress(items: Sequence[Any], label: str, enabled: bool = True):
-    """A progress bar on stderr; none when ``enabled`` is false (``--json``) or stderr is not a terminal."""
+def progress(items: Sequence[Any] | None, label: str, enabled: bool = True, *, length: int | None = None,
+             bytes_: bool = False):
+    """A progress bar on stderr over ``items`` (or ``length`` steps, advanced by ``update``);
+    none when ``enabled`` is false (``--json``) or stderr is not a terminal. ``bytes_`` shows
+    the position in MiB."""
     if not enabled or not sys.stderr.isatty():
-        return contextlib.nullcontext(items)
-    return click.progressbar(items, label=label, file=sys.stderr, show_pos=True)
+        return contextlib.nullcontext(_Silent(items))
+    fmt = (lambda b: f"{b / 1048576:,.1f} MiB") if bytes_ else None
+    bar = click.progressbar(items, length=length, label=label, file=sys.stderr, show_pos=not bytes_,
+                            show_percent=True, item_show_func=None)
+    if fmt is not None:
+        bar.format_pos = lambda: f"{fmt(bar.pos)}/{fmt(bar.length or 0)}"  # type: ignore[method-assign]
+        bar.show_pos = True
+    return bar
+
+
+class _Silent(list):
+    """What ``progress`` yields when no bar is shown: the items, and an ``update`` that does nothing."""
+
+    def __init__(self, items: Sequence[Any] | None):
+        super().__init__(items or [])
+
+    def update(self, n: int, current_item: Any = None) -> None:  # noqa: ARG002
+        return None

@@ -4,11 +4,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Callable, Iterator
 
 import click
 
 from elt_sdk import generate
-from elt_sdk.cli.context import UsageProblem, state
+from elt_sdk.cli.context import UsageProblem, progress, state
 from elt_sdk.plugins import UnknownDataset
 
 
@@ -36,15 +37,29 @@ def command(dataset: str, count: int, fmt: str, invalid_rate: float, seed: int |
     else:
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
-            if out.suffix == ".gz":
-                import gzip
-                with gzip.open(out, "wb") as fh:
-                    generate.write(fh, lines)
-            else:
-                with out.open("wb") as fh:
-                    generate.write(fh, lines)
+            with progress(None, f"generating {ds.name}", length=max(count, 1)) as bar:
+                lines = _counted(lines, stats, bar.update)
+                if out.suffix == ".gz":
+                    import gzip
+                    with gzip.open(out, "wb") as fh:
+                        generate.write(fh, lines)
+                else:
+                    with out.open("wb") as fh:
+                        generate.write(fh, lines)
         except OSError as exc:
             raise UsageProblem(f"cannot write {out}: {exc.strerror}") from None
     click.echo(json.dumps({"dataset": ds.name, "records": stats.records, "valid": stats.valid,
                            "malformed": stats.malformed, "schema_invalid": stats.schema_invalid,
                            "out": str(out) if out else "-"}), err=True)
+
+
+def _counted(lines: Iterator[bytes], stats: generate.GenStats, advance: Callable[[int], None],
+             every: int = 2000) -> Iterator[bytes]:
+    """``lines``, advancing a progress bar by records every ``every`` of them."""
+    shown = 0
+    for line in lines:
+        yield line
+        if stats.records - shown >= every:
+            advance(stats.records - shown)
+            shown = stats.records
+    advance(stats.records - shown)

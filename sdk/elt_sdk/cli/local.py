@@ -64,6 +64,9 @@ def run(paths: tuple[Path, ...], out: Path, workers: int, records: int, invalid_
         uploads, expected = sample.uploads, sample.expected
     pipeline = LocalPipeline(settings, workers=workers, out=out, timeout_s=timeout)
     show = (not as_json) and sys.stderr.isatty()
+    from elt_sdk import logs
+
+    logs.configure(sys.stderr, level="CRITICAL")  # the run's logs go to OUT/logs/; the summary says what failed
 
     def progress(p: dict[str, int]) -> None:
         if show:
@@ -108,3 +111,110 @@ def run(paths: tuple[Path, ...], out: Path, workers: int, records: int, invalid_
                    "(see 'elt-sdk plugins' for the datasets and CONTRIBUTING.md 'How files become keys')", err=True)
     if unexpected_dlq or result.ingest_given_up or (expected is not None and not summary["matches_expected"]):
         raise RunFailure("some objects did not make it: see dlq/ and logs/ under " + str(out))
+
+
+@command.command("up")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="Port of the endpoint on 127.0.0.1 (0: a free one).")
+@click.option("--workers", "-w", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Concurrent transform pollers.")
+@click.option("--detach", "-d", is_flag=True, help="Run in the background (logs in .elt-local/logs/).")
+@click.option("--json", "as_json", is_flag=True, help="Print the stack's state as JSON once it serves.")
+def up(port: int, workers: int, detach: bool, as_json: bool) -> None:
+    """Start the local stack and keep it running: the embedded endpoint, the resources from the
+    settings (as 'local run' creates them), the ingest trigger and the transform pollers.
+
+    Commands run from this folder (put, status, replay, dlq, compact, dq, query, invoke, verify)
+    act on it without flags. Stop it with Ctrl-C, or 'elt-sdk local down' when detached. Its
+    state is in .elt-local/ (state.json, stats.json, logs/). Exit codes: 0 stopped cleanly,
+    1 its pollers failed, 2 bad arguments or a stack already running here.
+    """
+    from elt_sdk.local import stack
+
+    cli_state = state()
+    settings = cli_state.settings
+    existing = stack.read_state()
+    if existing is not None:
+        if existing.alive:
+            raise UsageProblem(f"a local stack is already running here: pid {existing.pid} at {existing.endpoint_url} "
+                               "(stop it with 'elt-sdk local down')")
+        click.echo(f"warning: removing stale state of pid {existing.pid} (not running)", err=True)
+        (stack.state_dir() / stack.STATE_FILE).unlink(missing_ok=True)
+
+    def announce(st: "stack.StackState") -> None:
+        if as_json:
+            emit_json(st.to_dict())
+        else:
+            click.echo(f"local stack up at {st.endpoint_url} (pid {st.pid}); bronze s3://{st.resources['bronze_bucket']}")
+            click.echo("  elt-sdk put FILE...    upload to bronze      elt-sdk status    queues, objects, rows")
+            click.echo("  elt-sdk local down     stop it" + ("" if detach else " (or Ctrl-C)"))
+
+    if detach:
+        argv = [*(["--config", str(cli_state.config)] if cli_state.config else []),
+                *[a for name in cli_state.disabled for a in ("--disable-plugin", name)],
+                "local", "up", "--port", str(port), "--workers", str(workers)]
+        try:
+            st = stack.start_detached(argv)
+        except RuntimeError as exc:
+            raise RunFailure(str(exc)) from None
+        announce(st)
+        return
+    try:
+        code = stack.serve(settings, port=port, workers=workers, ready=announce)
+    except OSError as exc:
+        raise UsageProblem(str(exc)) from None
+    if code:
+        raise RunFailure("the local stack stopped because its pollers failed (see .elt-local/logs/)")
+    if not as_json:
+        click.echo("local stack stopped", err=True)
+
+
+@command.command("down")
+@click.option("--timeout", type=click.FloatRange(1), default=30, show_default=True, help="Seconds to wait for it to stop.")
+def down(timeout: float) -> None:
+    """Stop the local stack running in this folder (and remove its state). A stale state file
+    (its process gone) is removed and reported. Exit 1 when no stack runs here."""
+    from elt_sdk.local import stack
+
+    try:
+        st = stack.stop(timeout_s=timeout)
+    except stack.StaleStack as exc:
+        click.echo(f"removed stale state: pid {exc.state.pid} was not running", err=True)
+        return
+    except stack.NotRunning as exc:
+        raise RunFailure(str(exc)) from None
+    except TimeoutError as exc:
+        raise RunFailure(str(exc)) from None
+    click.echo(f"local stack stopped (pid {st.pid}, {st.endpoint_url})")
+
+
+@command.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def local_status(as_json: bool) -> None:
+    """Is a local stack running in this folder: its pid, endpoint, resources and what its
+    functions did. Exit 0 running, 1 not running (or a stale state file, reported)."""
+    import time
+
+    from elt_sdk.local import stack
+
+    st = stack.read_state()
+    if st is None or not st.alive:
+        payload = {"running": False, "stale": st is not None, **({"pid": st.pid, "endpoint_url": st.endpoint_url}
+                                                                 if st else {})}
+        if as_json:
+            emit_json(payload)
+        raise RunFailure(str(stack.StaleStack(st)) if st else "no local stack running here "
+                         "(start one with 'elt-sdk local up --detach')")
+    stats = stack.read_stats() or {}
+    payload = {"running": True, **st.to_dict(), "uptime_s": round(time.time() - st.started_at, 1), "stats": stats}
+    if as_json:
+        emit_json(payload)
+        return
+    click.echo(f"running: pid {st.pid} at {st.endpoint_url} for {payload['uptime_s']:.0f}s ({st.workers} transform "
+               f"pollers); logs in {st.logs}")
+    for key, value in sorted(st.resources.items()):
+        click.echo(f"  {key:<18} {value}")
+    if stats:
+        i, t = stats.get("ingest", {}), stats.get("transform", {})
+        click.echo(f"  ingest: {i.get('invocations', 0)} invocations, {i.get('failed', 0)} failed · transform: "
+                   f"{t.get('messages', 0)} messages, {t.get('succeeded', 0)} done, {t.get('failed', 0)} retried")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, Callable
 
 import click
 
@@ -87,12 +88,13 @@ def command(paths: tuple[Path, ...], out: Path, dataset: str | None, as_json: bo
     committer = Committer(LocalStore(out))
     transformer = Transformer(reg, limits=Limits.from_settings(settings))
     summary = RunSummary()
-    with progress(files, "transforming", enabled=not as_json) as bar:
-        for f, key in bar:
+    total = sum(f.stat().st_size for f, _ in files)
+    with progress(None, "transforming", enabled=not as_json, length=max(total, 1), bytes_=True) as bar:
+        for f, key in files:
             source = None
             try:
                 source = LocalSource.from_path(f, key=key)
-                summary.add(transformer.transform_object(source, committer, dataset=dataset))
+                summary.add(transformer.transform_object(Counted(source, bar.update), committer, dataset=dataset))
             except OSError as exc:
                 summary.fail(str(f), f"cannot read: {exc.strerror or exc}")
             except Exception as exc:  # one bad file never stops its neighbours
@@ -111,6 +113,45 @@ def command(paths: tuple[Path, ...], out: Path, dataset: str | None, as_json: bo
         for f in summary.failed:
             click.echo(f"failed: {f['source']}: {f['error']}", err=True)
         raise RunFailure(f"{len(summary.failed)} of {len(files)} file(s) failed (listed above); the others were written")
+
+
+class Counted:
+    """A source whose reads advance a progress bar, in bytes of the file (so one big file shows
+    progress too); it stands for the source in everything else."""
+
+    def __init__(self, source: LocalSource, advance: Callable[[int], None]):
+        self._source, self._advance, self._done = source, advance, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._source, name)
+
+    def open(self, start: int = 0) -> Any:
+        return _CountingStream(self._source.open(start), self)
+
+    def count(self, n: int) -> None:
+        n = max(0, min(n, self._source.size - self._done))  # a re-read (the format sniff) counts once
+        self._done += n
+        if n:
+            self._advance(n)
+
+
+class _CountingStream:
+    def __init__(self, stream: Any, counted: Counted):
+        self._stream, self._counted = stream, counted
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._stream.read(n)
+        self._counted.count(len(data))
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    def __enter__(self) -> "_CountingStream":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stream.close()
 
 
 def _ref(source: LocalSource):  # noqa: ANN202

@@ -21,6 +21,7 @@ def _server_class() -> type:
     both pass. S3 and DynamoDB make each atomic, and the commit protocol and the idempotency
     claims rely on that, so this endpoint runs those requests one at a time.
     """
+    import errno
     import threading
 
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
@@ -41,9 +42,17 @@ def _server_class() -> type:
         return serve
 
     class Server(ThreadedMotoServer):
+        error: OSError | None = None
+
         def _server_entry(self) -> None:
-            self._server = make_server(self._ip_address, self._port, atomic(DomainDispatcherApplication(create_backend_app)),
-                                       True, request_handler=MotoRequestHandler)
+            try:
+                self._server = make_server(self._ip_address, self._port,
+                                           atomic(DomainDispatcherApplication(create_backend_app)),
+                                           True, request_handler=MotoRequestHandler)
+            except (OSError, SystemExit) as exc:  # a port in use (werkzeug exits): say so, never wait forever
+                self.error = exc if isinstance(exc, OSError) else OSError(errno.EADDRINUSE, "address already in use")
+                self._server_ready_event.set()
+                return
             self._server_ready_event.set()
             self._server.serve_forever()
 
@@ -54,8 +63,9 @@ class EmbeddedEndpoint:
     """``with EmbeddedEndpoint(region) as ep:`` sets the process's AWS environment to the local
     server for the duration, and restores it afterwards."""
 
-    def __init__(self, region: str = "us-east-2"):
+    def __init__(self, region: str = "us-east-2", port: int = 0):
         self.region = region
+        self.port = port  # 0: any free port
         self.url = ""
         self._server: Any = None
         self._saved: dict[str, str | None] = {}
@@ -67,8 +77,19 @@ class EmbeddedEndpoint:
 
     def start(self) -> "EmbeddedEndpoint":
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._server = _server_class()(ip_address="127.0.0.1", port=0, verbose=False)
+        if self.port:  # a fixed port: check it is free first (werkzeug would print and exit)
+            import socket
+
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", self.port))
+                except OSError as exc:
+                    raise OSError(exc.errno, f"cannot serve on 127.0.0.1:{self.port}: {exc.strerror}") from None
+        self._server = _server_class()(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
+        if self._server.error is not None:
+            error, self._server = self._server.error, None
+            raise OSError(error.errno, f"cannot serve on 127.0.0.1:{self.port}: {error.strerror}")
         host, port = self._server.get_host_and_port()
         self.url = f"http://{host}:{port}"
         for k, v in self.env.items():

@@ -36,11 +36,11 @@ class Upload:
 class LocalRuntime:
     """``with LocalRuntime(settings) as rt:`` — the deployed pipeline's stand-in, running."""
 
-    def __init__(self, settings: Settings, *, workers: int = 2, log_stream: IO[str] | None = None):
+    def __init__(self, settings: Settings, *, workers: int = 2, log_stream: IO[str] | None = None, port: int = 0):
         self.settings = settings
         self.workers = workers
         self.log_stream = log_stream
-        self.endpoint = EmbeddedEndpoint(settings.region)
+        self.endpoint = EmbeddedEndpoint(settings.region, port=port)
         self.resources: Resources | None = None
         self.ingest: AsyncInvoker | None = None
         self.esm: EventSourceMapping | None = None
@@ -71,6 +71,11 @@ class LocalRuntime:
         for t in self._threads:
             t.start()
         return self
+
+    @property
+    def error(self) -> BaseException | None:
+        """The first error that stopped the pollers, if any (a long-running stack reports it)."""
+        return self._errors[0] if self._errors else None
 
     @property
     def ingest_function(self) -> str:
@@ -107,7 +112,9 @@ class LocalRuntime:
         self.uploaded += 1
 
     def progress(self) -> dict[str, int]:
-        return {"objects": self.uploaded, "ingested": self.ingest.stats.succeeded + self.ingest.stats.failed,
+        # objects named by the events ingest handled (S3's test event names none), so never 13/12
+        ingested = sum(r.get("objects", 0) for r in self.ingest.stats.results) + self.ingest.stats.failed
+        return {"objects": self.uploaded, "ingested": min(ingested, self.uploaded),
                 "messages": sum(r.get("messages", 0) for r in self.ingest.stats.results),
                 "transformed": self.esm.stats.succeeded, "retried": self.esm.stats.failed}
 

@@ -1,0 +1,40 @@
+"""Where a command reads or rewrites silver: the targeted stack's silver bucket, or a local
+output folder (``--silver DIR``, as ``elt-sdk transform --out`` and ``local run --out`` write)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from elt_sdk.cli.context import UsageProblem
+from elt_sdk.cli.targeting import TargetSpec
+
+
+def silver_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--silver", "silver_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                        metavar="DIR", help="A local output folder (holding silver/) instead of a stack.")(fn)
+
+
+def local_root(path: Path) -> Path:
+    """The folder holding ``silver/``: ``DIR`` itself, or its parent when ``DIR`` is ``silver/``."""
+    if not path.is_dir():
+        raise UsageProblem(f"no such folder: {path}")
+    if (path / "silver").is_dir():
+        return path
+    if path.name == "silver":
+        return path.parent
+    raise UsageProblem(f"no silver/ under {path} (a folder written by 'elt-sdk transform --out' or 'local run --out')")
+
+
+def silver_store(target: TargetSpec, silver_dir: Path | None) -> tuple[Any, str]:
+    """The silver ``Store`` and a description of it."""
+    if silver_dir is not None:
+        if target.given:
+            raise UsageProblem("--silver reads a local folder: it does not go with a stack option")
+        from elt_sdk.store import LocalStore
+
+        root = local_root(silver_dir)
+        return LocalStore(root), str(root)
+    t = target.resolve()
+    return t.stores()[0], f"s3://{t.silver_bucket} ({t.description})"
