@@ -51,7 +51,8 @@ class Walk:
 
     @property
     def env(self) -> dict[str, str]:
-        return {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, self.sites)), "ELT_SDK_SUITE_SHRINK": "0"}
+        path = [str(s) for s in self.sites] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        return {**os.environ, "PYTHONPATH": os.pathsep.join(path), "ELT_SDK_SUITE_SHRINK": "0"}
 
     def run_block(self, block: str) -> None:
         lines = block.splitlines()

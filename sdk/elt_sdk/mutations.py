@@ -213,7 +213,7 @@ def json_path(path: Sequence[Any]) -> str:
 KINDS = ("missing_required", "unknown_field", "wrong_type", "not_in_enum", "too_short", "too_long",
          "pattern", "format", "below_minimum", "above_maximum", "not_multiple", "too_few_items",
          "too_many_items", "duplicate_items")
-"""Every kind of break, in the order ``breaks`` lists them at one place."""
+"""Every kind of break ``breaks`` can list."""
 
 
 def breaks(root: Mapping[str, Any], record: Any) -> list[Break]:
