@@ -1,19 +1,21 @@
 """Fake bronze events for any installed dataset, with a chosen share of bad lines.
 
 Bad lines are always bad: a malformed line is a truncated JSON object or carries a non-UTF-8
-byte; a schema-invalid record misses a required field or has a value of the wrong type. So a
-test can count exactly what must reach silver and what must reach quarantine.
+byte; a schema-invalid record breaks one constraint of the schema, at any depth (a nested field
+missing or mistyped, too few items, a pattern mismatch, not a multipleOf, a bound crossed, an
+unknown enum value: ``elt_sdk.mutations``). So a test can count exactly what must reach silver
+and what must reach quarantine.
 """
 from __future__ import annotations
 
 import json
 import random
 from dataclasses import dataclass
-from typing import IO, Any, Iterator, Mapping
+from typing import IO, Any, Iterator
 
+from elt_sdk import mutations
 from elt_sdk.dataset import Dataset
 from elt_sdk.plugins import Registry
-from elt_sdk.schema import json_types
 
 BATCH = 5000
 
@@ -26,40 +28,10 @@ class GenStats:
     schema_invalid: int = 0
 
 
-def wrong_type_values(prop: Mapping[str, Any], current: Any) -> list[Any]:
-    """Values of the wrong JSON type for a property, the ones feeds really send."""
-    try:
-        types, nullable = json_types(prop)
-    except ValueError:
-        return []
-    kind = types[0] if len(types) == 1 else None
-    out: list[Any] = [] if nullable else [None]
-    if kind in ("number", "integer"):
-        out += [str(current if isinstance(current, (int, float)) and not isinstance(current, bool) else 12.5), True]
-        if kind == "integer":
-            out.append(2.5)
-    elif kind == "string":
-        out += [12345, {"nested": "object"}]
-    elif kind == "boolean":
-        out += ["true", 1]
-    elif kind == "array":
-        out += ["not an array"]
-    elif kind == "object":
-        out += ["not an object"]
-    return out
-
-
 def schema_invalid(dataset: Dataset, record: dict[str, Any], rng: random.Random) -> dict[str, Any]:
-    """A copy of ``record`` that breaks the schema: a required field missing or mistyped."""
-    broken = dict(record)
-    required = [f for f in dataset.json_schema.get("required", ()) if f in broken]
-    name = rng.choice(required)
-    prop = dataset.json_schema["properties"][name]
-    wrong = wrong_type_values(prop, broken[name])
-    if rng.random() < 0.3 or not wrong:
-        del broken[name]
-    else:  # "12.5" for a number, 2.5 for an integer, 12345 for a string: the reference coerced these
-        broken[name] = rng.choice(wrong)
+    """A copy of ``record`` that breaks the schema once: a constraint at one depth chosen
+    uniformly among those that apply to the record, then a place."""
+    broken, _ = mutations.break_record(dataset.json_schema, record, rng)
     return broken
 
 

@@ -1,7 +1,8 @@
 """``elt-sdk new-plugin``: render the plugin template tree (``templates/plugin``) with Jinja2.
 
 Both file contents and path segments are templates (``{{ package }}/__init__.py.j2``), as in
-cookiecutter; ``.j2`` files are rendered and lose the suffix, other files are copied.
+cookiecutter; ``.j2`` files are rendered and lose the suffix, other files are copied. Dotfiles are
+named ``{{ dot }}name`` in the template tree (package-data globs skip names starting with a dot).
 """
 from __future__ import annotations
 
@@ -69,8 +70,11 @@ def render(name: str, target: Path, *, force: bool = False) -> list[Path]:
     if target.exists() and force:
         shutil.rmtree(target)
     env = jinja2.Environment(keep_trailing_newline=True, undefined=jinja2.StrictUndefined, autoescape=False)
+    major, minor = (int(p) for p in __version__.split(".")[:2])
     context = {"name": names.name, "dist": names.dist, "package": names.package, "title": names.title,
-               "class_name": names.class_name, "sdk_version": __version__}
+               "class_name": names.class_name, "sdk_version": __version__, "dot": ".",
+               # a compatible-release pin (~=0.2): this SDK's API, and the releases that keep it
+               "sdk_series": f"{major}.{minor}", "sdk_next_major": f"{major + 1}.0"}
     root = resources.files("elt_sdk").joinpath(TEMPLATE)
     schema_text = env.from_string(root.joinpath("{{ package }}", "schema.json.j2").read_text(encoding="utf-8")).render(context)
     context["sample_lines"] = _sample_lines(json.loads(schema_text), names)

@@ -65,13 +65,21 @@ class _Collector:
 def check_plugin(name: str, examples: int, as_json: bool) -> None:
     """Run the SDK's standard suite on the datasets of installed plugin NAME.
 
-    Exit codes: 0 every test passed (or was switched off), 1 a test failed, 2 no such plugin.
+    \b
+    A plugin that declares its DatasetSuite subclass under the "elt_sdk.suites" entry-point
+    group is checked with that class: its skip_tests (printed, with their reasons) and its
+    field_strategies apply. Other datasets get the bare standard suite.
+
+    Exit codes: 0 every test passed (or was switched off by the plugin), 1 a test failed or the
+    plugin's suite declaration is broken, 2 no such plugin.
     """
     import os
 
     try:
         import hypothesis  # noqa: F401
         import pytest
+
+        from elt_sdk.testing.suite import SUITE_GROUP, SuiteDeclarationError, declared_suites
     except ImportError:
         raise UsageProblem("check-plugin needs the testing extra: pip install 'elt-sdk[testing]'") from None
     reg = state().registry
@@ -83,23 +91,46 @@ def check_plugin(name: str, examples: int, as_json: bool) -> None:
         raise UsageProblem(f"no installed plugin {name!r}; installed: {', '.join(p.name for p in reg.plugins)}")
     if not plugin.datasets:
         raise UsageProblem(f"plugin {name} declares no dataset")
+    try:
+        suites = declared_suites(plugin.distribution, plugin.datasets)
+    except SuiteDeclarationError as exc:
+        raise RunFailure(f"plugin {name}: {exc}") from None
+    switched_off = {f"Test_{ds}::{test}": {"reason": reason, "declared_by": suites[ds][0]}
+                    for ds in plugin.datasets if ds in suites for test, reason in suites[ds][1].switched_off().items()}
     os.environ.setdefault("ELT_SDK_SUITE_EXAMPLES", str(examples))
     collector = _Collector()
     with tempfile.TemporaryDirectory(prefix="elt-check-") as tmp:
         test_file = Path(tmp) / f"test_check_{name}.py"
-        test_file.write_text("from elt_sdk.testing.suite import DatasetSuite\n" + "".join(
-            f"\n\nclass Test_{ds}(DatasetSuite):\n    dataset = {ds!r}\n" for ds in plugin.datasets))
+        source = ["from elt_sdk.testing.suite import DatasetSuite"]
+        for i, ds in enumerate(plugin.datasets):
+            if ds in suites:
+                module, _, attr = suites[ds][0].partition(":")
+                source.append(f"from {module} import {attr} as _Declared{i}")
+            base = f"_Declared{i}" if ds in suites else "DatasetSuite"
+            source.append(f"\n\nclass Test_{ds}({base}):\n    dataset = {ds!r}\n")
+        test_file.write_text("\n".join(source))
         (Path(tmp) / "pytest.ini").write_text("[pytest]\n")
         code = pytest.main([str(test_file), "-p", "no:cacheprovider", "-p", "no:terminal",
                             "--rootdir", tmp, "-c", str(Path(tmp) / "pytest.ini")], plugins=[collector])
     failed = [r for r in collector.results if r["outcome"] == "failed"]
     if as_json:
-        emit_json({"plugin": name, "datasets": plugin.datasets, "results": collector.results, "ok": not failed and code == 0})
+        emit_json({"plugin": name, "datasets": plugin.datasets, "results": collector.results,
+                   "suites": {ds: suites[ds][0] if ds in suites else None for ds in plugin.datasets},
+                   "switched_off": switched_off, "ok": not failed and code == 0})
     else:
+        for ds in plugin.datasets:
+            click.echo(f"{ds}: " + (f"suite {suites[ds][0]} ({SUITE_GROUP})" if ds in suites
+                                    else f"the standard suite (no {SUITE_GROUP} entry)"))
+        if switched_off:
+            click.echo("switched off by the plugin:")
+            for test, why in switched_off.items():
+                click.echo(f"  {test}: {why['reason']}")
         for r in collector.results:
             mark = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}[r["outcome"]]
             click.echo(f"{mark}  {r['test']}" + (f"\n      {r['message']}" if r["message"] else ""))
-        click.echo(f"{name}: {len(collector.results) - len(failed)} of {len(collector.results)} passed or switched off")
+        passed = sum(r["outcome"] == "passed" for r in collector.results)
+        skipped = sum(r["outcome"] == "skipped" for r in collector.results)
+        click.echo(f"{name}: {passed} of {len(collector.results)} passed, {skipped} switched off, {len(failed)} failed")
     if failed or code not in (0,):
         raise RunFailure(f"plugin {name} fails the standard suite ({len(failed)} test(s)); see above")
     sys.stdout.flush()
