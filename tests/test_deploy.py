@@ -27,7 +27,8 @@ from elt_deploy import core  # noqa: E402
 from elt_deploy.bundle import SDK_TRIM, BundleError, build_assets, build_bundle, build_wheel, find_python  # noqa: E402
 from elt_deploy.bundle import _fetch, imports_of_trimmed, plugin_manifest  # noqa: E402
 from elt_deploy.stack import PipelineStack  # noqa: E402
-from elt_sdk.aws.deployed import _norm  # noqa: E402
+from elt_sdk.aws.target import KNOWN_OUTPUTS  # noqa: E402
+from elt_sdk.aws.target import normalise as _norm  # noqa: E402
 from elt_sdk.verify import OUTPUTS  # noqa: E402
 
 pytestmark = pytest.mark.synth
@@ -336,6 +337,7 @@ def test_outputs_name_every_resource_an_operator_needs(default_stack, all_on_sta
     assert {_norm(k) for k in outputs} == {_norm(core.OUTPUT_NAMES[k]) for k in core.OUTPUT_NAMES}
     assert all(_norm(camel) == _norm(snake) for snake, camel in core.OUTPUT_NAMES.items())
     assert {_norm(k) for k in OUTPUTS} <= {_norm(k) for k in outputs}
+    assert set(core.OUTPUT_NAMES) <= set(KNOWN_OUTPUTS)  # the operational commands read every output by name
 
 
 # Properties that give a resource a physical name of its own (unique per account and region).
