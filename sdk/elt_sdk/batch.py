@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from elt_sdk import kernels as k
 from elt_sdk.source import SourceRef
+from elt_sdk.values import parse_float
 
 __all__ = ["ParsedBatch", "RawBlock", "Reject", "SourceRef", "ValidatedBatch", "decode_line"]
 
@@ -140,11 +141,13 @@ def _no_constants(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
-_strict = json.JSONDecoder(parse_constant=_no_constants)
+_strict = json.JSONDecoder(parse_constant=_no_constants, parse_float=parse_float)
 
 
 def decode_line(line: bytes) -> Any:
-    """Strict JSON: UTF-8 only, no NaN/Infinity. Raises UnicodeDecodeError or ValueError."""
+    """Strict JSON: UTF-8 only, no NaN/Infinity; a number beyond float64 (``1e400``) decodes to
+    ``values.OutOfRange`` (an infinite float that keeps its text), so validation can refuse it with
+    a reason instead of storing +inf. Raises UnicodeDecodeError or ValueError."""
     return _strict.decode(line.decode("utf-8"))
 
 
