@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from fractions import Fraction
 from typing import Any, Callable
 
@@ -107,8 +107,29 @@ def _time_ok(h: int, mi: int, s: int, sign: str | None, oh: int, om: int) -> boo
     return True
 
 
+# the RFC 3339 structure; datetime.fromisoformat then checks the calendar (fast, in C) and what
+# it refuses (a leap second, year 0, a day that does not exist) is decided by the exact code below
+_DATE_TIME_FORM = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt](?:[01][0-9]|2[0-3]):[0-5][0-9]:(?:[0-5][0-9]|60)"
+                             r"(?:\.[0-9]+)?(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])\Z")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_ONE_US = timedelta(microseconds=1)
+
+
+def _fromisoformat(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text if text.isupper() or not (text[10] == "t" or text[-1] == "z") else text.upper())
+    except ValueError:
+        return None
+
+
 def is_date_time(text: str) -> bool:
     """JSON Schema's ``date-time`` format (RFC 3339 ``date-time``)."""
+    if not isinstance(text, str) or not _DATE_TIME_FORM.match(text):
+        return False
+    return _fromisoformat(text) is not None or _is_date_time_exact(text)
+
+
+def _is_date_time_exact(text: str) -> bool:
     m = DATE_TIME_RE.match(text)
     if not m:
         return False
@@ -139,6 +160,9 @@ def timestamp_us(text: str) -> int | None:
     outside years 1-9999: the caller checks."""
     if not is_date_time(text):
         return None
+    parsed = _fromisoformat(text)
+    if parsed is not None:  # digits past the sixth are cut by fromisoformat too
+        return (parsed - _EPOCH) // _ONE_US
     m = DATE_TIME_RE.match(text)
     assert m
     y, mo, d, h, mi, s = (int(g) for g in m.groups()[:6])
@@ -211,7 +235,8 @@ def _number(value: Any, path: str) -> Any:
 def _timestamp(value: Any, path: str) -> Any:
     if value is None:
         return None
-    us = timestamp_us(value)
+    parsed = _fromisoformat(value)  # validation has checked the form; this is the fast common case
+    us = (parsed - _EPOCH) // _ONE_US if parsed is not None else timestamp_us(value)
     if us is None:
         raise ValueIssue(path, f"{_describe(value)} is not an RFC 3339 date-time")
     if not MIN_US <= us <= MAX_US:
@@ -283,11 +308,19 @@ def converter(shape: Shape) -> Converter:
 
 
 def record_converter(shape: Shape) -> Callable[[dict], tuple]:
-    """``fn(record) -> tuple of column values`` for a valid record (top-level fields in order)."""
-    fields = [(f.name, converter(f.shape), f"$.{f.name}") for f in shape.fields]
-
-    def convert(record: dict) -> tuple:
-        get = record.get
-        return tuple(fn(get(name), path) for name, fn, path in fields)
-
-    return convert
+    """``fn(record) -> tuple of column values`` for a valid record (top-level fields in order).
+    Generated as one function per dataset: this runs once per record on the record path."""
+    env: dict[str, Any] = {"_string": _string}
+    items = []
+    for i, f in enumerate(shape.fields):
+        env[f"c{i}"] = converter(f.shape)
+        get, path = f"get({f.name!r})", repr(f"$.{f.name}")
+        if f.shape.kind in ("string", "boolean"):  # the common case without a call
+            check = "" if f.shape.kind == "boolean" else f" if v{i} is None or v{i}.isascii() else _string(v{i}, {path})"
+            items.append((f"v{i} = {get}", f"v{i}{check}"))
+        else:
+            items.append((f"v{i} = {get}", f"c{i}(v{i}, {path})"))
+    body = "".join(f"    {assign}\n" for assign, _ in items)
+    source = f"def convert(record):\n    get = record.get\n{body}    return ({', '.join(e for _, e in items)},)\n"
+    exec(source, env)  # noqa: S102 - generated from the dataset's field names, quoted with repr
+    return env["convert"]

@@ -53,9 +53,9 @@ _YEAR_MONTH_DAY = (r"[0-9]{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(
 STRICT_DATE_TIME = (rf"^(?:{_YEAR_MONTH_DAY})T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{{1,6}})?"
                     r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$")
 STRICT_DATE = rf"^(?:{_YEAR_MONTH_DAY})$"
-# values that may fall outside years 1-9999 once in UTC: the record path says which do
-EDGE_DATE_TIME = r"^(?:0000-|0001-01-01T.*\+|9999-12-31T.*-)"
-EDGE_DATE = r"^0000-"
+# prefixes of values that may fall outside years 1-9999 once in UTC: the record path says which do
+EDGE_DATE_TIMES = ("0000-", "0001-01-01T", "9999-12-31T")
+EDGE_DATES = ("0000-",)
 EXACT_FLOAT_INT = 2.0**53  # below it, a float64 holds every integer exactly
 MIN_READ_BLOCK = 256 << 10
 UTF8_WINDOW = 64 << 10
@@ -226,10 +226,10 @@ def _mask_for(arr: pa.Array, node: Node) -> Any:
             conds.append(k.compare("less_equal", k.binary_length(arr), int(math.floor(p["maxLength"]))))
         if "pattern" in p:
             conds.append(k.matches(arr, ecma.to_re2(p["pattern"])))
-        if kind == "timestamp":
-            conds += [k.matches(arr, STRICT_DATE_TIME), k.invert(k.matches(arr, EDGE_DATE_TIME))]
-        elif kind == "date":
-            conds += [k.matches(arr, STRICT_DATE), k.invert(k.matches(arr, EDGE_DATE))]
+        if kind in ("timestamp", "date"):
+            conds.append(k.matches(arr, STRICT_DATE_TIME if kind == "timestamp" else STRICT_DATE))
+            for prefix in EDGE_DATE_TIMES if kind == "timestamp" else EDGE_DATES:
+                conds.append(k.invert(k.starts_with(arr, prefix)))
     elif kind == "integer":
         lo, hi = _int_bounds(p)
         for bound, op in ((lo, "greater_equal"), (hi, "less_equal")):
