@@ -56,6 +56,8 @@ STRICT_DATE = rf"^(?:{_YEAR_MONTH_DAY})$"
 # prefixes of values that may fall outside years 1-9999 once in UTC: the record path says which do
 EDGE_DATE_TIMES = ("0000-", "0001-01-01T", "9999-12-31T")
 EDGE_DATES = ("0000-",)
+ESCAPED_KEY_NULL = r'"[^"\\]*\\.(?:[^"\\]|\\.)*"\s*:\s*null'
+"""RE2: a key written with a backslash escape, whose value is null."""
 EXACT_FLOAT_INT = 2.0**53  # below it, a float64 holds every integer exactly
 MIN_READ_BLOCK = 256 << 10
 UTF8_WINDOW = 64 << 10
@@ -353,10 +355,17 @@ class ColumnarPlan:
         # as JSON values arrive (times as strings), every column nullable: absence is accept()'s business
         self.transport = pa.schema([f.with_nullable(True) for f in transport_schema(dataset.bronze_arrow_schema)])
         self.closed = root.checks.get("additionalProperties") is False
+        # optional fields that may not be null: pyarrow reads an explicit null as an absent field
+        strict_nulls = sorted({n.name for n in root.walk()[1:] if n.name != "[]" and not n.required and not n.nullable})
+        self.null_sensitive = bool(strict_nulls)
+        # ... or a key spelt with an escape (pyarrow decodes it) followed by null: the record path decides
+        self.explicit_null = ('"(?:' + "|".join(re.escape(name).replace('"', r'\"') for name in strict_nulls)
+                              + r')"\s*:\s*null|' + ESCAPED_KEY_NULL) if strict_nulls else None
         self.suspect = self._suspect_pattern()
+        if self.explicit_null:
+            self.suspect += "|" + ESCAPED_KEY_NULL
         # fields the parse ignores may hide NaN/Infinity, which pyarrow reads and strict JSON does not
         self.suspect_ignoring = "NaN|Infinity|" + self.suspect
-        self.null_sensitive = any(not n.required and not n.nullable for n in root.walk()[1:] if n.name != "[]")
         # Hints shared by every object of the dataset (and the local runtime's threads); a stale
         # value costs speed only. screen_next: the last block needed the screens, so screen the
         # next one up front. extra_fields: blocks carry fields the schema does not name (and it
@@ -427,8 +436,8 @@ class ColumnarPlan:
 
     def _needs_screen(self, data: bytes) -> bool:
         """Whole-buffer tests a clean block passes at memchr speed."""
-        if self.null_sensitive and b"null" in data:  # a null pyarrow cannot tell from absence
-            return True
+        if self.null_sensitive and b"null" in data and _buffer_matches(data, self.explicit_null):
+            return True  # a null pyarrow cannot tell from absence, after a field that may not be null
         # NaN/Infinity: pyarrow reads them, strict JSON does not. In a schema column they fail the
         # read or the finiteness check; only fields the parse ignores can hide them.
         if self.extra_fields and (b"NaN" in data or b"Infinity" in data):
@@ -542,6 +551,15 @@ def _values(array: pa.LargeBinaryArray) -> pa.Buffer:
     first, last = (int.from_bytes(offsets[i * 8:(i + 1) * 8], "little", signed=True)
                    for i in (array.offset, array.offset + len(array)))
     return array.buffers()[2][first:last]
+
+
+def _buffer_matches(data: bytes, pattern: str | None) -> bool:
+    """RE2 search over a whole block at once (one pass, no copy)."""
+    if pattern is None:
+        return False
+    whole = pa.LargeBinaryArray.from_buffers(pa.large_binary(), 1, [None, pa.array([0, len(data)], pa.int64()).buffers()[1],
+                                                                    pa.py_buffer(data)])
+    return k.any_true(k.matches(whole, pattern))
 
 
 def _first_bad_utf8(data: bytes, start: int, end: int | None = None) -> int | None:
