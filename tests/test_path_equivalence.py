@@ -57,12 +57,12 @@ def scalar_schemas(draw: Any) -> dict[str, Any]:
             pick("enum", [["a", "ab", "12"], ["AB1234", 1, None], ["é", "😀"]])
             pick("const", ["ab", "x"])
     elif kind in ("integer", "number"):
-        pick("minimum", [0, 1, 0.5, -1.5, 2**53 + 1, 2**63, -(2**70)])
-        pick("maximum", [10, 100.5, 2**53 + 1, 2**63 - 1, 2**70, 1e308])
+        pick("minimum", [0, 1, 0.5, -1.5, 2**53 + 1, 2**63, -(2**70), -(2**1100)])
+        pick("maximum", [10, 100.5, 2**53 + 1, 2**63 - 1, 2**70, 1e308, 2**1100])
         pick("exclusiveMinimum", [0, -0.5, 2**62])
         pick("exclusiveMaximum", [100, 1e300, 2**63])
-        pick("multipleOf", [1, 2, 3, 7, 0.5, 0.1, 0.01, 0.0001, 1e-3, 2**64, 0.25, 1.5])
-        pick("enum", [[0, 1, 2.0, True], [0.5, 2.5, 3], [2**53 + 1, 10], [1e308, -0.0]])
+        pick("multipleOf", [1, 2, 3, 7, 0.5, 0.1, 0.01, 0.0001, 1e-3, 2**64, 0.25, 1.5, 2**1100, 1e300])
+        pick("enum", [[0, 1, 2.0, True], [0.5, 2.5, 3], [2**53 + 1, 10], [1e308, -0.0], [2**1100, 1]])
         pick("const", [3, 0.5, 2**63])
     else:
         pick("enum", [[True], [False, 0], [True, 1, "true"]])

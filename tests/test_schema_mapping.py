@@ -221,3 +221,32 @@ def test_a_leap_second_is_stored_as_the_last_microsecond_of_its_minute_on_every_
     assert stored == ["2016-12-31 23:59:59.999999+00:00"] * 3
     assert {str(d) for d in result.silver.column("dt").to_pylist()} == {"2016-12-31", "2025-03-05"}
     assert_same(columnar_path(ds, lines), record_path(ds, lines))
+
+
+def test_a_generated_schema_with_a_root_ref_defs_and_optional_unions_runs_on_both_paths():
+    """The shape pydantic and friends emit: a root $ref, $defs, anyOf [T, null] with default null,
+    titles everywhere."""
+    schema = {
+        "$ref": "#/$defs/Order", "title": "Order",
+        "$defs": {
+            "Line": {"title": "Line", "type": "object", "required": ["sku"], "properties": {
+                "sku": {"title": "Sku", "type": "string", "pattern": "^[A-Z]{3}-\\d{3}$"},
+                "qty": {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}], "default": None}}},
+            "Order": {"title": "Order", "type": "object", "required": ["event_time", "lines"], "properties": {
+                "event_time": {"title": "Event Time", "type": "string", "format": "date-time"},
+                "lines": {"title": "Lines", "type": "array", "items": {"$ref": "#/$defs/Line"}, "minItems": 1},
+                "note": {"anyOf": [{"type": "string"}, {"type": "null"}], "default": None, "title": "Note"}}}}}
+    ds = Dataset(name="orders", json_schema=schema)
+    ds.check()
+    assert ds.bronze_arrow_schema == pa.schema([
+        pa.field("event_time", TS, nullable=False),
+        pa.field("lines", pa.list_(pa.struct([pa.field("sku", pa.string(), nullable=False), ("qty", pa.int64())])),
+                 nullable=False),
+        pa.field("note", pa.string())])
+    assert columnar.why_no_plan(ds) is None
+    lines = [line(lines=[{"sku": "ABC-123", "qty": 2}], note=None), line(lines=[{"sku": "ABC-12٣"}]),
+             line(lines=[{"sku": "ABC-123", "qty": 0}]), line(lines=[]), line(lines=[{"sku": "XYZ-999", "qty": None}])]
+    by_record = record_path(ds, lines)
+    assert [(r[0], [e["path"] for e in r[2]]) for r in by_record.rejects] == [
+        (1, ["$.lines[0].sku"]), (2, ["$.lines[0].qty"]), (3, ["$.lines"])]
+    assert_same(columnar_path(ds, lines), by_record)

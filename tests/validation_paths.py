@@ -63,6 +63,8 @@ def columnar_path(ds: Dataset, lines: list[bytes]) -> Outcome:
     assert plan is not None, columnar.why_no_plan(ds)
     parsed = plan.parse(block, parse.decode_rows)
     parsed._settle()
+    if parsed._table is not None:
+        plan.typed(parsed._table, plan.accept(parsed._table))  # raises where the vector checks have a gap
     validated = validate.elt_validate(ds, parsed)
     return Outcome(validated.table, _rejects(parsed.rejects + validated.rejects), validated.lines or [])
 

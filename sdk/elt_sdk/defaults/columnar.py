@@ -205,7 +205,10 @@ def _int_bounds(p: Mapping[str, Any]) -> tuple[int | None, int | None]:
 
 def _float_bound(value: Any, up: bool) -> float:
     """A float64 bound equivalent, on float64 values, to the exact bound ``value``."""
-    f = float(value)
+    try:
+        f = float(value)
+    except OverflowError:  # an integer bound beyond float64: beyond every finite value too
+        return math.inf if value > 0 else -math.inf
     if isinstance(value, int) and Fraction(f) != value:
         if (Fraction(f) < value) == up:
             f = math.nextafter(f, math.inf if up else -math.inf)
@@ -305,9 +308,10 @@ def _value_set(values: list[Any], kind: str) -> pa.Array:
         return pa.array([v for v in values if isinstance(v, str)], pa.string())
     if kind == "boolean":
         return pa.array([v for v in values if isinstance(v, bool)], pa.bool_())
-    numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+    numbers = [v for v in values if isinstance(v, int) and not isinstance(v, bool)
+               or isinstance(v, float) and math.isfinite(v)]
     if kind == "integer":
-        return pa.array([int(v) for v in numbers if float(v).is_integer() and INT64_MIN <= v <= INT64_MAX], pa.int64())
+        return pa.array([int(v) for v in numbers if INT64_MIN <= v <= INT64_MAX and float(v).is_integer()], pa.int64())
     # a float64 column holds exactly the numbers a JSON value below 2^53 could be (see _mask_for)
     return pa.array([float(v) for v in numbers if abs(v) < EXACT_FLOAT_INT and Fraction(float(v)) == Fraction(v)],
                     pa.float64())
