@@ -51,7 +51,7 @@ def _is_regex(value: str) -> bool:
     try:
         ecma.to_python(value)
         return True
-    except ecma.EcmaPatternError:
+    except (ecma.EcmaPatternError, RecursionError):  # RecursionError: parentheses nested thousands deep
         return False
 
 
