@@ -519,11 +519,16 @@ class ColumnarPlan:
         ok: Any = None
         for node in self.columns:
             col = table.column(node.name)
-            masks = [_with_nulls(chunk, node, _mask_for(chunk, node)) for chunk in col.chunks]
-            if all(m is None for m in masks):
-                continue
-            cond = pa.chunked_array([pa.array(_all_true(len(c))) if m is None else m
-                                     for c, m in zip(col.chunks, masks)], pa.bool_())
+            if node.kind not in ("struct", "list"):  # kernels take the whole column at once
+                cond = _with_nulls(col, node, _mask_for(col, node))
+                if cond is None:
+                    continue
+            else:  # struct fields and list values are reached chunk by chunk
+                masks = [_with_nulls(chunk, node, _mask_for(chunk, node)) for chunk in col.chunks]
+                if all(m is None for m in masks):
+                    continue
+                cond = pa.chunked_array([pa.array(_all_true(len(c))) if m is None else m
+                                         for c, m in zip(col.chunks, masks)], pa.bool_())
             if cond.null_count:
                 cond = k.fill_null(cond, True)
             ok = cond if ok is None else k.and_(ok, cond)
