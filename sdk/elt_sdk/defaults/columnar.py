@@ -362,9 +362,8 @@ class ColumnarPlan:
         # optional fields that may not be null: pyarrow reads an explicit null as an absent field
         strict_nulls = sorted({n.name for n in root.walk()[1:] if n.name != "[]" and not n.required and not n.nullable})
         self.null_sensitive = bool(strict_nulls)
-        # ... or a key spelt with an escape (pyarrow decodes it) followed by null: the record path decides
         self.explicit_null = ('"(?:' + "|".join(re.escape(name).replace('"', r'\"') for name in strict_nulls)
-                              + r')"\s*:\s*null|' + ESCAPED_KEY_NULL) if strict_nulls else None
+                              + r')"\s*:\s*null') if strict_nulls else None
         self.suspect = self._suspect_pattern()
         if self.explicit_null:
             self.suspect += "|" + ESCAPED_KEY_NULL
@@ -439,12 +438,21 @@ class ColumnarPlan:
         return data[:1] == b"{" and data[-2:] == b"}\n" and (n == 1 or data.count(b"}\n{") == n - 1)
 
     def _needs_screen(self, data: bytes) -> bool:
-        """Whole-buffer tests a clean block passes at memchr speed."""
-        if self.null_sensitive and b"null" in data and _buffer_matches(data, self.explicit_null):
-            return True  # a null pyarrow cannot tell from absence, after a field that may not be null
+        """Whole-buffer tests a clean block passes in one pass (memchr or one RE2 scan)."""
+        hazards = []
+        if self.null_sensitive and b"null" in data:
+            hazards.append(self.explicit_null)  # a null pyarrow cannot tell from absence, where null is not allowed
+            if b"\\" in data:
+                hazards.append(ESCAPED_KEY_NULL)  # ... also after a key spelt with an escape (pyarrow decodes it)
         # NaN/Infinity: pyarrow reads them, strict JSON does not. In a schema column they fail the
         # read or the finiteness check; only fields the parse ignores can hide them.
-        if self.extra_fields and (b"NaN" in data or b"Infinity" in data):
+        if self.extra_fields:
+            if not hazards:  # alone, two substring searches beat an RE2 pass
+                if b"NaN" in data or b"Infinity" in data:
+                    return True
+            else:
+                hazards.append("NaN|Infinity")
+        if hazards and _buffer_matches(data, "|".join(hazards)):
             return True
         return not data.isascii() and _first_bad_utf8(data, 0) is not None  # pyarrow does not check
 
