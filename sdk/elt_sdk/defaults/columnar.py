@@ -95,6 +95,7 @@ class Node:
     children: list["Node"] = field(default_factory=list)
     item: "Node | None" = None
     default: bool = False  # a default the validator inserts: a null here may be an absent field
+    value_sets: list[pa.Array] = field(default_factory=list)  # enum, const: what a value here can equal
 
     def walk(self) -> "list[Node]":
         out = [self]
@@ -161,7 +162,9 @@ def _node(raw: Any, shape: Shape, name: str, required: bool, resolver: Any, data
     if "multipleOf" in p and shape.kind == "number" and _decimal_places(p["multipleOf"]) is None:
         raise NoPlan(f"{shape.path}: multipleOf {p['multipleOf']!r} has no short decimal form")
     node = Node(shape.kind, name, shape.path, shape.nullable, required, p,
-                default=dataset.apply_defaults and isinstance(raw, Mapping) and "default" in raw)
+                default=dataset.apply_defaults and isinstance(raw, Mapping) and "default" in raw,
+                value_sets=[_value_set(v, shape.kind) for v in ([p["enum"]] if isinstance(p.get("enum"), list) else [])
+                            + ([[p["const"]]] if "const" in p else [])])
     if shape.kind == "struct":
         if p.get("additionalProperties", True) is False and not closed:
             raise NoPlan(f"{shape.path}: additionalProperties false below an open root")
@@ -221,8 +224,8 @@ def _mask_for(arr: pa.Array, node: Node) -> Any:
     conds = []
     p = node.checks
     kind = node.kind
-    for values in ([p["enum"]] if isinstance(p.get("enum"), list) else []) + ([[p["const"]]] if "const" in p else []):
-        conds.append(k.is_in(arr, _value_set(values, kind)))
+    for value_set in node.value_sets:
+        conds.append(k.is_in(arr, value_set))
     if kind in STRING_KINDS:
         if "minLength" in p:
             length = k.binary_length(arr) if p["minLength"] <= 1 else k.utf8_length(arr)
