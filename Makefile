@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 DEMO_OUT ?= elt-out
 
-.PHONY: setup demo test synth bench clean
+.PHONY: setup demo test synth bundle bench clean
 
 setup: $(VENV)/.installed
 
@@ -24,9 +24,15 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q
 
+# The CDK app, as cdk.json runs it (app.sh, on this venv); fails over deploy/cdk.json's bundle_budget_mb.
 synth: setup
-	cd deploy && JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 ../$(BIN)/python app.py
+	cd deploy && ELT_PYTHON=$(abspath $(BIN))/python JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 sh app.sh
 	$(BIN)/cfn-lint -i W3005 -- deploy/cdk.out/*.template.json
+
+# The Lambda assets for both architectures: the one step that needs PyPI (Lambda-platform wheels,
+# fetched once into deploy/.bundle/wheels/); synth runs offline after it.
+bundle: setup
+	cd deploy && ../$(BIN)/python -m elt_deploy.bundle
 
 bench: setup
 	$(BIN)/elt-sdk bench

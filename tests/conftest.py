@@ -47,4 +47,4 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-pytest_plugins = ["pytester"]
+pytest_plugins = ["pytester", "synth_fixtures"]

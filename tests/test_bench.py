@@ -36,3 +36,17 @@ def test_bench_table_and_unknown_dataset():
                                                ["pyarrow-native", "clean"]]  # no bad-line input was asked for
     res = CliRunner().invoke(main, ["bench", "--dataset", "nope"])
     assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1 and "nope" in res.stderr
+
+
+def test_bench_peers_run_on_the_clean_input_pinned_to_one_core():
+    from elt_sdk import bench
+
+    res = CliRunner().invoke(main, ["bench", "--records", "1000", "--repeat", "1", "--peers", "--cpus", "1",
+                                    "--invalid-rate", "0.02", "--json"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    peers = bench.available_peers()
+    assert "duckdb" in peers  # the local extra brings it
+    got = {(r["contender"], r["input"]) for r in report["results"]}
+    assert {(p, "clean") for p in peers} <= got and not {(p, "invalid") for p in peers} & got
+    assert report["cpus"] == 1

@@ -14,7 +14,7 @@ import pytest
 from elt_sdk.batch import RawBlock, SourceRef
 from elt_sdk.defaults import columnar
 from elt_sdk.pipeline import Transformer, ahead
-from elt_sdk.sink import LocalSink
+from elt_sdk.store import LocalStore
 from elt_sdk.source import LocalSource
 from elt_sdk.testing import reference_verdict, transform_lines
 
@@ -87,7 +87,7 @@ def test_an_object_over_many_days_keeps_row_order_within_each_day(registry, ship
     src = tmp_path / "in.jsonl"
     src.write_bytes(b"\n".join(lines) + b"\n")
     Transformer(registry, block_bytes=4096).transform_object(
-        LocalSource.from_path(src, key="bronze/shipments/in.jsonl"), LocalSink(tmp_path / "out"), dataset="shipments")
+        LocalSource.from_path(src, key="bronze/shipments/in.jsonl"), LocalStore(tmp_path / "out"), dataset="shipments")
     for day in sorted(set(days)):
         files = sorted((tmp_path / "out" / "silver" / "shipments" / f"dt={day}").glob("*.parquet"))
         assert len(files) == 1
@@ -96,18 +96,21 @@ def test_an_object_over_many_days_keeps_row_order_within_each_day(registry, ship
         assert ids == want
 
 
-class FailingSink:
-    def put_file(self, key: str, path: Path) -> None:
+class FailingStore(LocalStore):
+    def move_file(self, key: str, path: Path) -> None:
         raise OSError(f"disk full writing {key}")
+
+    put_file = move_file
 
 
 def test_a_failure_on_the_writer_thread_fails_the_object(registry, tmp_path):
     src = tmp_path / "in.jsonl"
     src.write_bytes(b"\n".join(line(shipment_id=f"S{i}") for i in range(100)) + b"\n")
-    transformer = Transformer(registry, max_rows_per_file=10)  # uploads from the writer thread mid-object
-    with pytest.raises(OSError, match="disk full writing silver/shipments/dt=2025-03-05/"):
-        transformer.transform_object(LocalSource.from_path(src, key="bronze/shipments/in.jsonl"), FailingSink(),
-                                     dataset="shipments")
+    transformer = Transformer(registry, max_rows_per_file=10)  # stages part files from the writer thread mid-object
+    with pytest.raises(OSError, match="disk full writing _elt/staging/"):
+        transformer.transform_object(LocalSource.from_path(src, key="bronze/shipments/in.jsonl"),
+                                     FailingStore(tmp_path / "out"), dataset="shipments")
+    assert not (tmp_path / "out" / "silver").exists()
 
 
 def test_ahead_yields_in_order_and_stops_its_source_when_the_caller_fails():
@@ -143,7 +146,7 @@ def test_bytes_read_is_the_object_size(registry, tmp_path):
     src = tmp_path / "in.jsonl"
     src.write_bytes(b"\n".join(line(shipment_id=f"S{i}") for i in range(300)))  # no newline at the end
     report = Transformer(registry, block_bytes=4096).transform_object(
-        LocalSource.from_path(src, key="bronze/shipments/in.jsonl"), LocalSink(tmp_path / "out"), dataset="shipments")
+        LocalSource.from_path(src, key="bronze/shipments/in.jsonl"), LocalStore(tmp_path / "out"), dataset="shipments")
     assert report.bytes_read == src.stat().st_size and report.totals().written == 300
 
 
@@ -160,12 +163,12 @@ from pathlib import Path
 from elt_sdk.aws import handlers
 from elt_sdk.pipeline import Transformer
 from elt_sdk.plugins import load_registry
-from elt_sdk.sink import LocalSink
+from elt_sdk.store import LocalStore
 from elt_sdk.source import LocalSource
 t = Transformer(load_registry())
 for name in ("clean", "dirty"):
     src = LocalSource.from_path(Path({str(tmp_path)!r}) / (name + ".jsonl"), key="bronze/shipments/x.jsonl")
-    r = t.transform_object(src, LocalSink(Path({str(tmp_path)!r}) / "out" / name))
+    r = t.transform_object(src, LocalStore(Path({str(tmp_path)!r}) / "out" / name))
     print(name, r.totals().written, r.totals().quarantined)
 print("pyarrow.compute" in sys.modules)
 """

@@ -12,15 +12,17 @@ from elt_sdk import CITIES
 
 WORKER = """
 import sys
+from elt_sdk import memory
 from elt_sdk.bench import peak_rss_mib
 from pathlib import Path
 from elt_sdk.pipeline import Transformer
 from elt_sdk.plugins import load_registry
-from elt_sdk.sink import LocalSink
+from elt_sdk.store import LocalStore
 from elt_sdk.source import LocalSource
+memory.use_transform_pool()  # what the entry points choose
 path = Path(sys.argv[1])
 Transformer(load_registry()).transform_object(LocalSource(path, key="bronze/shipments/x.jsonl", etag="m", size=path.stat().st_size),
-                                              LocalSink(Path(sys.argv[2])), dataset="shipments")
+                                              LocalStore(Path(sys.argv[2])), dataset="shipments")
 print(int(peak_rss_mib()))
 """
 

@@ -9,6 +9,8 @@ import uuid
 import pyarrow.parquet as pq
 import pytest
 
+from elt_sdk import hookimpl
+
 from elt_sdk.aws import compaction, handlers, ops, quality_gate
 from elt_sdk.aws.events import parse
 from elt_sdk.aws.idempotency.base import AlreadyCompleted, AlreadyInProgress, Idempotency
@@ -110,8 +112,10 @@ def test_uploaded_jsonl_object_ends_as_parquet_in_silver(endpoint, stack):
     assert sorted(r["shipment_id"] for r in rows) == sorted(f"S{i}" for i in range(30) if i not in (4, 9))
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=res.silver_bucket)["Contents"]]
     assert {k.split("/")[2] for k in keys if k.startswith("silver/")} == {"dt=2025-06-01", "dt=2025-06-02", "dt=2025-06-03"}
-    [qkey] = [k for k in keys if k.startswith("quarantine/shipments/")]
-    q = [json.loads(x) for x in s3.get_object(Bucket=res.silver_bucket, Key=qkey)["Body"].read().splitlines()]
+    assert not [k for k in keys if k.startswith(("quarantine/", "_elt/staging/"))]  # quarantine has its own bucket
+    qkeys = [o["Key"] for o in s3.list_objects_v2(Bucket=res.quarantine_bucket)["Contents"]]
+    [qkey] = [k for k in qkeys if k.startswith("quarantine/shipments/")]
+    q = [json.loads(x) for x in s3.get_object(Bucket=res.quarantine_bucket, Key=qkey)["Body"].read().splitlines()]
     assert [r["line"] for r in q] == [5, 10] and q[0]["source"] == f"s3://{res.bronze_bucket}/{key}"
 
 
@@ -125,7 +129,10 @@ def test_same_s3_event_twice_is_skipped_the_second_time(endpoint, stack):
     assert (first["enqueued"], first["skipped"]) == (1, 0)
     assert (second["enqueued"], second["skipped"]) == (0, 1)
     assert queue_depth(endpoint.client("sqs"), res.queue_url) == 1
-    item = endpoint.client("dynamodb").get_item(TableName=res.table, Key={"pk": {"S": f"s3://{res.bronze_bucket}/bronze/shipments/a.jsonl#{put['ETag'].strip(chr(34))}"}})["Item"]
+    [item] = endpoint.client("dynamodb").scan(TableName=res.table)["Items"]
+    etag = put["ETag"].strip('"')
+    modified = int(s3.head_object(Bucket=res.bronze_bucket, Key="bronze/shipments/a.jsonl")["LastModified"].timestamp() * 1000)
+    assert item["pk"]["S"] == f"s3://{res.bronze_bucket}/bronze/shipments/a.jsonl#{etag}@{modified}"  # key, etag, version
     assert item["status"]["S"] == "COMPLETED" and int(item["expiration"]["N"]) > 0
 
 
@@ -158,8 +165,14 @@ def test_one_bad_message_is_the_only_batch_item_failure(endpoint, stack):
         {"messageId": "m-junk", "body": "not a pointer"},
     ]
     result = handlers.transform_handler({"Records": records}, ctx())
-    assert result == {"batchItemFailures": [{"itemIdentifier": "m-bad"}, {"itemIdentifier": "m-junk"}]}
+    assert result == {"batchItemFailures": []}  # neither can ever succeed: both went to the DLQ at once
     assert len(silver_rows(endpoint, res.silver_bucket)) == 3
+    dlq = endpoint.client("sqs").receive_message(QueueUrl=res.dlq_url, MaxNumberOfMessages=10,
+                                                 MessageAttributeNames=["All"])["Messages"]
+    reasons = {m["MessageAttributes"]["elt_source_message_id"]["StringValue"]: m["MessageAttributes"]["elt_error"]["StringValue"]
+               for m in dlq}
+    assert set(reasons) == {"m-bad", "m-junk"}
+    assert "gzip" in reasons["m-bad"] and "not a pointer message" in reasons["m-junk"]
 
 
 def test_a_message_whose_object_always_fails_ends_in_the_dlq(endpoint, stack):
@@ -171,11 +184,52 @@ def test_a_message_whose_object_always_fails_ends_in_the_dlq(endpoint, stack):
         handlers.ingest_handler(s3_event(res.bronze_bucket, key, put["ETag"].strip('"'), 30), ctx())
     esm = drive(endpoint, settings, res)
     assert queue_depth(sqs, res.queue_url) == 0
-    dlq = sqs.receive_message(QueueUrl=res.dlq_url, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
+    dlq = sqs.receive_message(QueueUrl=res.dlq_url, MaxNumberOfMessages=10, AttributeNames=["All"],
+                              MessageAttributeNames=["All"])["Messages"]
     assert [json.loads(m["Body"])["key"] for m in dlq] == ["bronze/shipments/poison.gz"]
-    assert int(dlq[0]["Attributes"]["ApproximateReceiveCount"]) > settings.max_receive_count
-    assert esm.stats.failed == settings.max_receive_count
+    assert "not a readable gzip stream" in dlq[0]["MessageAttributes"]["elt_error"]["StringValue"]
+    assert esm.stats.failed == 0  # never retried: a corrupt gzip cannot get better
     assert len(silver_rows(endpoint, res.silver_bucket)) == 7
+    [marker] = [o["Key"] for o in s3.list_objects_v2(Bucket=res.quarantine_bucket, Prefix="quarantine/_failed/")["Contents"]]
+    body = json.loads(s3.get_object(Bucket=res.quarantine_bucket, Key=marker)["Body"].read())
+    assert body["key"] == "bronze/shipments/poison.gz" and "gzip" in body["error"] and body["stage"] == "object"
+
+
+def test_a_message_that_keeps_failing_is_retried_then_dead_lettered_with_a_marker(endpoint, stack):
+    """A fault that is not the object's (here: a plugin whose map returns the wrong shape) is
+    retried up to max_receive_count; the last attempt leaves a marker, and silver nothing."""
+    settings, res = stack
+    from elt_sdk.aws.s3 import S3Store
+    from elt_sdk.aws.transform import SqsTransform
+    from elt_sdk.commit import Committer
+    from elt_sdk.pipeline import Transformer
+    from elt_sdk.plugins import load_registry
+
+    class DropsAColumn:
+        @hookimpl
+        def elt_map(self, dataset, table):
+            return table.drop_columns(["carrier"])
+
+    s3, sqs = endpoint.client("s3"), endpoint.client("sqs")
+    app = SqsTransform(s3=s3, transformer=Transformer(load_registry(extra_plugins=[("drops", DropsAColumn())])),
+                       committer=Committer(S3Store(s3, res.silver_bucket), S3Store(s3, res.quarantine_bucket)),
+                       silver_bucket=res.silver_bucket, metrics_namespace="t", sqs=sqs, dlq_url=res.dlq_url,
+                       max_receive_count=settings.max_receive_count)
+    put = s3.put_object(Bucket=res.bronze_bucket, Key="bronze/shipments/m.jsonl", Body=lines(4))
+    handlers.ingest_handler(s3_event(res.bronze_bucket, "bronze/shipments/m.jsonl", put["ETag"].strip('"'), 1), ctx())
+    esm = EventSourceMapping(sqs, res.queue_url, lambda e, c: app.handle(e), function_name="t", timeout_s=60,
+                             batch_size=10, region=settings.region)
+    for _ in range(20):
+        if esm.poll_once() == 0 and queue_depth(sqs, res.queue_url) == 0:
+            break
+    assert esm.stats.failed == settings.max_receive_count
+    [dead] = sqs.receive_message(QueueUrl=res.dlq_url, MaxNumberOfMessages=10)["Messages"]
+    assert json.loads(dead["Body"])["key"] == "bronze/shipments/m.jsonl"
+    assert silver_rows(endpoint, res.silver_bucket) == []
+    assert s3.list_objects_v2(Bucket=res.silver_bucket, Prefix="_elt/staging/").get("KeyCount") == 0
+    [marker] = [o["Key"] for o in s3.list_objects_v2(Bucket=res.quarantine_bucket, Prefix="quarantine/_failed/")["Contents"]]
+    body = json.loads(s3.get_object(Bucket=res.quarantine_bucket, Key=marker)["Body"].read())
+    assert "dropped column(s) carrier" in body["error"] and body["attempts"] == settings.max_receive_count
 
 
 def test_large_object_is_split_into_byte_ranges_and_every_row_lands_once(endpoint, stack, monkeypatch):
@@ -310,8 +364,9 @@ def test_a_replayed_object_is_routed_like_its_original_and_overwrites_its_rows(e
     assert json.loads(message["Body"])["dataset"] == "shipments"  # by its original's prefix, not record by record
     drive(endpoint, settings, res)
     again = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=res.silver_bucket, Prefix="silver/")["Contents"])
-    assert again == first and len(silver_rows(endpoint, res.silver_bucket)) == 6  # overwritten, not duplicated
-    assert "Contents" not in s3.list_objects_v2(Bucket=res.silver_bucket, Prefix="quarantine/")
+    assert len(again) == len(first) and not set(again) & set(first)  # the same version, replaced
+    assert len(silver_rows(endpoint, res.silver_bucket)) == 6  # not duplicated
+    assert "Contents" not in s3.list_objects_v2(Bucket=res.quarantine_bucket, Prefix="quarantine/")
 
 
 def test_replay_keys_map_back_to_their_originals():

@@ -2,28 +2,25 @@
 partition projection on ``dt`` so Athena finds new partitions with no crawler."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aws_cdk import aws_glue as glue
 from constructs import Construct
 
+from elt_deploy.core import Pipeline, unique_name
 from elt_sdk import layout
 from elt_sdk.schema import glue_type
 
-if TYPE_CHECKING:
-    from elt_deploy.stack import PipelineStack
-
 
 class GlueCatalog(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, stack: "PipelineStack"):
+    def __init__(self, scope: Construct, construct_id: str, *, pipeline: Pipeline):
         super().__init__(scope, construct_id)
-        db_name = stack.settings.name_prefix.replace("-", "_") + "_silver"
+        stack = pipeline.stack
+        self.database_name = db_name = unique_name(stack, "silver", sep="_")  # e.g. elt_sdk_silver
         self.database = glue.CfnDatabase(self, "Database", catalog_id=stack.account,
                                          database_input=glue.CfnDatabase.DatabaseInputProperty(
                                              name=db_name, description="elt-sdk silver datasets"))
         self.tables = {}
-        for ds in sorted(stack.registry.datasets.values(), key=lambda d: d.name):
-            location = f"s3://{stack.silver.bucket_name}/{layout.SILVER_PREFIX}{ds.name}/"
+        for ds in sorted(pipeline.registry.datasets.values(), key=lambda d: d.name):
+            location = f"s3://{pipeline.silver.bucket_name}/{layout.SILVER_PREFIX}{ds.name}/"
             table = glue.CfnTable(
                 self, f"Table{''.join(w.title() for w in ds.name.split('_'))}",
                 catalog_id=stack.account, database_name=db_name,
@@ -51,3 +48,4 @@ class GlueCatalog(Construct):
             )
             table.add_resource_dependency(self.database)
             self.tables[ds.name] = table
+        pipeline.output("glue_database", db_name, "Glue database of the silver tables (Athena)")

@@ -3,7 +3,6 @@ new Parquet appears or the attempts run out; optionally on an EventBridge schedu
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
@@ -12,25 +11,23 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from elt_deploy.core import READ, FunctionSpec, Pipeline
 from elt_sdk import layout
-
-if TYPE_CHECKING:
-    from elt_deploy.stack import PipelineStack
+from elt_sdk.settings import ENV_BRONZE_BUCKET, ENV_SILVER_BUCKET
 
 
 class OpsWorkflow(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, stack: "PipelineStack"):
+    def __init__(self, scope: Construct, construct_id: str, *, pipeline: Pipeline):
         super().__init__(scope, construct_id)
-        from elt_deploy.stack import FunctionSpec
-
-        cfg = stack.settings
-        env = {"ELT_BRONZE_BUCKET": stack.bronze.bucket_name, "ELT_SILVER_BUCKET": stack.silver.bucket_name}
-        self.replay = stack.function(FunctionSpec("OpsReplay", "elt_sdk.aws.ops.replay_handler", 256, 300), env)
-        stack.allow(self.replay, ["s3:ListBucket"], [stack.bronze.bucket_arn])
-        stack.allow(self.replay, ["s3:GetObject"], [stack.bronze.arn_for_objects("*")])
-        stack.allow(self.replay, ["s3:PutObject"], [stack.bronze.arn_for_objects(cfg.replay_prefix + "*")])
-        self.poll = stack.function(FunctionSpec("OpsPoll", "elt_sdk.aws.ops.poll_handler", 256, 60), env)
-        stack.allow(self.poll, ["s3:ListBucket"], [stack.silver.bucket_arn])
+        p, cfg = pipeline, pipeline.settings
+        env = {ENV_BRONZE_BUCKET: p.bronze.bucket_name, ENV_SILVER_BUCKET: p.silver.bucket_name}
+        # replay copies bronze objects under the replay prefix; poll lists silver (no pyarrow: light asset)
+        self.replay = p.function(FunctionSpec("OpsReplay", "elt_sdk.aws.ops.replay_handler", 256, 300, asset="light"), env)
+        p.list_bucket(self.replay, p.bronze)
+        p.objects(self.replay, p.bronze, READ, [""])
+        p.objects(self.replay, p.bronze, ["s3:PutObject"], [cfg.replay_prefix])
+        self.poll = p.function(FunctionSpec("OpsPoll", "elt_sdk.aws.ops.poll_handler", 256, 60, asset="light"), env)
+        p.list_bucket(self.poll, p.silver)
 
         replay = tasks.LambdaInvoke(self, "Replay", lambda_function=self.replay, payload_response_only=True)
         wait = sfn.Wait(self, "Wait", time=sfn.WaitTime.seconds_path("$.poll_interval_seconds"))
@@ -52,3 +49,6 @@ class OpsWorkflow(Construct):
             events.Rule(self, "Schedule", schedule=events.Schedule.expression(cfg.ops_schedule),
                         targets=[targets.SfnStateMachine(self.state_machine,
                                                          input=events.RuleTargetInput.from_object(json.loads(json.dumps(default_input))))])
+        p.output("ops_replay_lambda", self.replay.function_name)
+        p.output("ops_poll_lambda", self.poll.function_name)
+        p.output("ops_state_machine", self.state_machine.state_machine_arn, "ops workflow: replay, then poll silver")

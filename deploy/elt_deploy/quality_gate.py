@@ -2,8 +2,6 @@
 notify and fail; optionally started by the transform's ``silver_partition_ready`` events."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -12,25 +10,25 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from elt_deploy.core import QUALITY_PREFIX, READ, FunctionSpec, Pipeline
 from elt_sdk import layout
+from elt_sdk.settings import ENV_SILVER_BUCKET
 
-if TYPE_CHECKING:
-    from elt_deploy.stack import PipelineStack
+# A partition is downloaded to /tmp to be checked: room for large partitions (Lambda's default is 512 MiB).
+EPHEMERAL_MB = 4096
 
 
 class QualityGate(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, stack: "PipelineStack"):
+    def __init__(self, scope: Construct, construct_id: str, *, pipeline: Pipeline):
         super().__init__(scope, construct_id)
-        from elt_deploy.stack import FunctionSpec
-
-        cfg = stack.settings
-        self.check = stack.function(FunctionSpec("QualityCheck", "elt_sdk.aws.quality_gate.handler", 1024, 300),
-                                    {"ELT_SILVER_BUCKET": stack.silver.bucket_name, "ELT_QUALITY_QUARANTINE_MARKER": "true"})
-        stack.allow(self.check, ["s3:ListBucket"], [stack.silver.bucket_arn])
-        stack.allow(self.check, ["s3:GetObject"], [stack.silver.arn_for_objects(layout.SILVER_PREFIX + "*")])
-        stack.allow(self.check, ["s3:PutObject"], [stack.silver.arn_for_objects("quality/*")])
-        self.topic = getattr(stack, "alarm_topic", None) or sns.Topic(self, "Failures", display_name="elt-sdk quality gate",
-                                                                     enforce_ssl=True)
+        p, cfg = pipeline, pipeline.settings
+        self.check = p.function(FunctionSpec("QualityCheck", "elt_sdk.aws.quality_gate.handler", 1024, 300,
+                                             ephemeral_mb=EPHEMERAL_MB),
+                                {ENV_SILVER_BUCKET: p.silver.bucket_name, "ELT_QUALITY_QUARANTINE_MARKER": "true"})
+        p.list_bucket(self.check, p.silver)
+        p.objects(self.check, p.silver, READ, [layout.SILVER_PREFIX])
+        p.objects(self.check, p.silver, ["s3:PutObject"], [QUALITY_PREFIX])
+        self.topic = p.alarm_topic or sns.Topic(self, "Failures", display_name="elt-sdk quality gate", enforce_ssl=True)
         run = tasks.LambdaInvoke(self, "RunRules", lambda_function=self.check, payload_response_only=True)
         notify = tasks.SnsPublish(self, "NotifyFailure", topic=self.topic,
                                   message=sfn.TaskInput.from_json_path_at("$"),
@@ -44,6 +42,10 @@ class QualityGate(Construct):
                                               timeout=Duration.minutes(30))
         if cfg.quality_auto_trigger:
             events.Rule(self, "OnPartitionReady",
-                        event_pattern=events.EventPattern(source=["elt-sdk"], detail_type=["silver_partition_ready"]),
+                        # this stack's partitions only: another stack's transform may share the bus
+                        event_pattern=events.EventPattern(source=["elt-sdk"], detail_type=["silver_partition_ready"],
+                                                          detail={"bucket": [p.silver.bucket_name]}),
                         targets=[targets.SfnStateMachine(self.state_machine,
                                                          input=events.RuleTargetInput.from_event_path("$.detail"))])
+        p.output("quality_check_lambda", self.check.function_name)
+        p.output("quality_gate_state_machine", self.state_machine.state_machine_arn, "quality gate: rules on a partition")

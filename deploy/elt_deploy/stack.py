@@ -1,10 +1,13 @@
-"""The pipeline stack: buckets, idempotency table, queue + DLQ, ingest and transform functions,
-the S3 notification and the SQS event source, with least-privilege roles; optional modules are
-switched by settings (``glue_enabled``, ``observability_enabled``, ``ops_enabled``,
-``quality_enabled``, ``compaction_enabled``)."""
+"""The pipeline stack: buckets (bronze, silver, and quarantine behind its own access boundary),
+the idempotency table, queue + DLQ, the ingest and transform functions, the S3 notification and
+the SQS event source, with least-privilege roles; optional modules are switched by settings
+(``glue_enabled``, ``observability_enabled``, ``ops_enabled``, ``quality_enabled``,
+``compaction_enabled``). Every resource an operator needs is a stack output."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,56 +15,53 @@ import aws_cdk as cdk
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_lambda_event_sources as sources
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from elt_deploy.bundle import BundleReport, build_bundle
+from elt_deploy import compaction, glue, observability, ops, quality_gate
+from elt_deploy.bundle import BundleError, BundleReport, build_assets
+from elt_deploy.core import META_PREFIX, READ, STAGING_PREFIX, WRITE, FunctionSpec, Pipeline
 from elt_sdk import layout
 from elt_sdk import settings as settings_mod
 from elt_sdk.aws.idempotency.dynamodb import KEY_ATTR, TTL_ATTR
 from elt_sdk.plugins import Registry, load_registry
 from elt_sdk.settings import Settings
 
-RETENTION = {1: logs.RetentionDays.ONE_DAY, 3: logs.RetentionDays.THREE_DAYS, 5: logs.RetentionDays.FIVE_DAYS,
-             7: logs.RetentionDays.ONE_WEEK, 14: logs.RetentionDays.TWO_WEEKS, 30: logs.RetentionDays.ONE_MONTH,
-             60: logs.RetentionDays.TWO_MONTHS, 90: logs.RetentionDays.THREE_MONTHS,
-             180: logs.RetentionDays.SIX_MONTHS, 365: logs.RetentionDays.ONE_YEAR}
-OUTPUT_NAMES = {"bronze_bucket": "BronzeBucket", "silver_bucket": "SilverBucket", "queue_url": "QueueUrl",
-                "dlq_url": "DlqUrl", "ingest_lambda": "IngestLambda", "transform_lambda": "TransformLambda",
-                "idempotency_table": "IdempotencyTable"}
-
-
-@dataclass
-class FunctionSpec:
-    name: str
-    handler: str
-    memory_mb: int
-    timeout_s: int
-    reserved: int | None = None
+# Object actions the quarantine bucket's policy refuses to every principal but the functions that
+# write it (and the roles named by the ``quarantine_readers`` context).
+QUARANTINE_DATA_ACTIONS = ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:DeleteObject",
+                           "s3:DeleteObjectVersion", "s3:RestoreObject"]
 
 
 class PipelineStack(cdk.Stack):
     def __init__(self, scope: Construct, construct_id: str, *, settings: Settings, registry: Registry,
-                 bundle: BundleReport, **kwargs: Any):
+                 assets: dict[str, BundleReport], quarantine_readers: list[str] | None = None, **kwargs: Any):
         super().__init__(scope, construct_id, **kwargs)
-        self.settings = settings
+        self.settings = cfg = settings
         self.registry = registry
-        self.code = lambda_.Code.from_asset(str(bundle.path.resolve()))
-        cfg = settings
+        self.assets = assets
+        code = {name: lambda_.Code.from_asset(str(report.path.resolve())) for name, report in assets.items()}
+        p = self.pipeline = Pipeline(self, settings, registry, code, self._bucket_key(cfg.bucket_kms_key))
 
-        self.bronze = self._bucket("Bronze", [
+        p.bronze = self.bronze = self._bucket("Bronze", [
             s3.LifecycleRule(id="expire-replay-copies", prefix=cfg.replay_prefix, expiration=Duration.days(cfg.replay_expiry_days)),
         ])
-        self.silver = self._bucket("Silver", [
+        p.silver = self.silver = self._bucket("Silver", [
+            s3.LifecycleRule(id="expire-staging", prefix=STAGING_PREFIX, expiration=Duration.days(cfg.staging_expiry_days)),
+        ])
+        # Rejected records are raw input, possibly personal data: their own bucket, with its own
+        # policy, and a deleted record's old versions gone after a day.
+        p.quarantine = self.quarantine = self._bucket("Quarantine", [
             s3.LifecycleRule(id="expire-quarantine", prefix=layout.QUARANTINE_PREFIX,
                              expiration=Duration.days(cfg.quarantine_expiry_days)),
-        ])
+            s3.LifecycleRule(id="expire-staging", prefix=STAGING_PREFIX, expiration=Duration.days(cfg.staging_expiry_days)),
+        ], noncurrent_days=1)
         self.table = dynamodb.Table(
             self, "Idempotency",
             partition_key=dynamodb.Attribute(name=KEY_ATTR, type=dynamodb.AttributeType.STRING),
@@ -82,30 +82,36 @@ class PipelineStack(cdk.Stack):
         self.ingest_failures = sqs.Queue(self, "IngestFailures", encryption=sqs.QueueEncryption.SQS_MANAGED,
                                          enforce_ssl=True, retention_period=Duration.days(cfg.dlq_retention_days))
 
-        env = {**cfg.lambda_environment(), settings_mod.ENV_BRONZE_BUCKET: self.bronze.bucket_name,
-               settings_mod.ENV_SILVER_BUCKET: self.silver.bucket_name, settings_mod.ENV_QUEUE_URL: self.queue.queue_url,
-               settings_mod.ENV_TABLE: self.table.table_name}
-        self.ingest = self.function(FunctionSpec("Ingest", "elt_sdk.aws.handlers.ingest_handler", cfg.ingest_memory_mb,
-                                                 cfg.ingest_timeout_s, cfg.ingest_reserved_concurrency), env)
-        self.transform = self.function(FunctionSpec("Transform", "elt_sdk.aws.handlers.transform_handler",
-                                                    cfg.transform_memory_mb, cfg.transform_timeout_s,
-                                                    cfg.transform_reserved_concurrency), env)
-        # ingest: read bronze, claim objects in the table, send pointers
-        self.allow(self.ingest, ["s3:GetObject"], [self.bronze.arn_for_objects("*")])
-        self.allow(self.ingest, ["s3:ListBucket"], [self.bronze.bucket_arn])  # a 404, not a 403, for a missing key
-        self.allow(self.ingest, ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:GetItem"],
-                   [self.table.table_arn])
-        self.allow(self.ingest, ["sqs:SendMessage"], [self.queue.queue_arn])
+        # ingest: read bronze, claim objects in the table, send pointers (routes by the asset's manifest)
+        self.ingest = p.function(FunctionSpec("Ingest", "elt_sdk.aws.handlers.ingest_handler", cfg.ingest_memory_mb,
+                                              cfg.ingest_timeout_s, cfg.ingest_reserved_concurrency, asset="light"), {
+            settings_mod.ENV_BRONZE_BUCKET: self.bronze.bucket_name, settings_mod.ENV_QUEUE_URL: self.queue.queue_url,
+            settings_mod.ENV_TABLE: self.table.table_name})
+        p.objects(self.ingest, self.bronze, READ, [""])
+        p.list_bucket(self.ingest, self.bronze)
+        p.allow(self.ingest, ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:GetItem"],
+                [self.table.table_arn])
+        p.allow(self.ingest, ["sqs:SendMessage"], [self.queue.queue_arn])
         self.ingest.configure_async_invoke(retry_attempts=2, on_failure=destinations.SqsDestination(self.ingest_failures))
-        # transform: read bronze, write silver and quarantine (the event source grants the queue)
-        self.allow(self.transform, ["s3:GetObject"], [self.bronze.arn_for_objects("*")])
-        self.allow(self.transform, ["s3:PutObject", "s3:AbortMultipartUpload"],
-                   [self.silver.arn_for_objects(layout.SILVER_PREFIX + "*"),
-                    self.silver.arn_for_objects(layout.QUARANTINE_PREFIX + "*")])
+
+        # transform: read bronze; write, stage and clean up its own prefixes of silver and quarantine;
+        # send a message that can never succeed to the DLQ at once (the event source grants the queue)
+        self.transform = p.function(FunctionSpec("Transform", "elt_sdk.aws.handlers.transform_handler",
+                                                 cfg.transform_memory_mb, cfg.transform_timeout_s,
+                                                 cfg.transform_reserved_concurrency), {
+            settings_mod.ENV_BRONZE_BUCKET: self.bronze.bucket_name, settings_mod.ENV_SILVER_BUCKET: self.silver.bucket_name,
+            settings_mod.ENV_QUARANTINE_BUCKET: self.quarantine.bucket_name, settings_mod.ENV_DLQ_URL: self.dlq.queue_url})
+        p.objects(self.transform, self.bronze, READ, [""])
+        p.list_bucket(self.transform, self.bronze)  # a deleted object: 404 NoSuchKey (dropped), not 403 (retried)
+        p.objects(self.transform, self.silver, WRITE, [layout.SILVER_PREFIX, META_PREFIX])
+        p.list_bucket(self.transform, self.silver)
+        p.objects(self.transform, self.quarantine, WRITE, [layout.QUARANTINE_PREFIX, META_PREFIX])
+        p.list_bucket(self.transform, self.quarantine)
+        p.allow(self.transform, ["sqs:SendMessage"], [self.dlq.queue_arn])
         if cfg.emit_partition_events or (cfg.quality_enabled and cfg.quality_auto_trigger):
-            self.transform.add_environment(settings_mod.Settings.__dataclass_fields__["emit_partition_events"].metadata["env"], "true")
-            self.allow(self.transform, ["events:PutEvents"],
-                       [self.format_arn(service="events", resource="event-bus", resource_name=cfg.event_bus_name)])
+            self.transform.add_environment(Settings.__dataclass_fields__["emit_partition_events"].metadata["env"], "true")
+            p.allow(self.transform, ["events:PutEvents"],
+                    [self.format_arn(service="events", resource="event-bus", resource_name=cfg.event_bus_name)])
 
         self.bronze.add_event_notification(s3.EventType.OBJECT_CREATED, s3n.LambdaDestination(self.ingest),
                                            s3.NotificationKeyFilter(prefix=cfg.bronze_prefix))
@@ -113,83 +119,109 @@ class PipelineStack(cdk.Stack):
             self.queue, batch_size=cfg.batch_size, max_batching_window=Duration.seconds(cfg.batching_window_s),
             report_batch_item_failures=True))
 
-        outputs = {"bronze_bucket": self.bronze.bucket_name, "silver_bucket": self.silver.bucket_name,
-                   "queue_url": self.queue.queue_url, "dlq_url": self.dlq.queue_url,
-                   "ingest_lambda": self.ingest.function_name, "transform_lambda": self.transform.function_name,
-                   "idempotency_table": self.table.table_name}
-        for key, value in outputs.items():
-            cdk.CfnOutput(self, OUTPUT_NAMES[key], value=value, description=key)
+        for key, value in {"bronze_bucket": self.bronze.bucket_name, "silver_bucket": self.silver.bucket_name,
+                           "quarantine_bucket": self.quarantine.bucket_name, "queue_url": self.queue.queue_url,
+                           "dlq_url": self.dlq.queue_url, "ingest_failures_url": self.ingest_failures.queue_url,
+                           "ingest_lambda": self.ingest.function_name, "transform_lambda": self.transform.function_name,
+                           "idempotency_table": self.table.table_name, "region": self.region}.items():
+            p.output(key, value)
+        if p.key is not None:
+            p.output("bucket_kms_key", p.key.key_arn, "the buckets' customer-managed KMS key")
 
-        from elt_deploy import compaction, glue, observability, ops, quality_gate
+        self.modules: dict[str, Construct] = {}
         if cfg.glue_enabled:
-            glue.GlueCatalog(self, "Glue", stack=self)
+            self.modules["glue"] = glue.GlueCatalog(self, "Glue", pipeline=p)
         if cfg.observability_enabled:
-            observability.Observability(self, "Observability", stack=self)
+            self.modules["observability"] = observability.Observability(
+                self, "Observability", pipeline=p, queue=self.queue, dlq=self.dlq, ingest_failures=self.ingest_failures,
+                functions={"ingest": self.ingest, "transform": self.transform})
         if cfg.ops_enabled:
-            ops.OpsWorkflow(self, "Ops", stack=self)
+            self.modules["ops"] = ops.OpsWorkflow(self, "Ops", pipeline=p)
         if cfg.quality_enabled:
-            quality_gate.QualityGate(self, "Quality", stack=self)
+            self.modules["quality"] = quality_gate.QualityGate(self, "Quality", pipeline=p)
         if cfg.compaction_enabled:
-            compaction.Compaction(self, "Compaction", stack=self)
+            self.modules["compaction"] = compaction.Compaction(self, "Compaction", pipeline=p)
 
-    def _bucket(self, name: str, rules: list[s3.LifecycleRule]) -> s3.Bucket:
+        self._quarantine_boundary([self.transform.role.role_arn, *(quarantine_readers or [])])  # type: ignore[union-attr]
+        p.finalize()
+
+    def _bucket_key(self, setting: str | None) -> kms.IKey | None:
+        """``bucket_kms_key``: None (S3-managed keys), ``create`` (a customer-managed key with
+        rotation, kept when the stack is deleted, like the buckets it encrypts) or a key ARN."""
+        if setting is None:
+            return None
+        if setting == "create":
+            return kms.Key(self, "BucketKey", enable_key_rotation=True, removal_policy=RemovalPolicy.RETAIN,
+                           description=f"elt-sdk {self.stack_name}: bronze, silver and quarantine buckets")
+        if ":alias/" in setting:
+            raise ValueError(f"bucket_kms_key = {setting!r}: give the key's ARN (arn:...:key/<id>), not an alias: "
+                             "IAM grants on a key name its ARN")
+        return kms.Key.from_key_arn(self, "BucketKey", setting)
+
+    def _bucket(self, name: str, rules: list[s3.LifecycleRule], noncurrent_days: int = 30) -> s3.Bucket:
+        key = self.pipeline.key
         return s3.Bucket(
-            self, name, versioned=True, encryption=s3.BucketEncryption.S3_MANAGED,
+            self, name, versioned=True,
+            encryption=s3.BucketEncryption.KMS if key is not None else s3.BucketEncryption.S3_MANAGED,
+            encryption_key=key, bucket_key_enabled=True if key is not None else None,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL, enforce_ssl=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             lifecycle_rules=[*rules, s3.LifecycleRule(id="expire-old-versions",
-                                                      noncurrent_version_expiration=Duration.days(30),
+                                                      noncurrent_version_expiration=Duration.days(noncurrent_days),
                                                       abort_incomplete_multipart_upload_after=Duration.days(7))],
             removal_policy=RemovalPolicy.RETAIN,
         )
 
-    def function(self, spec: FunctionSpec, env: dict[str, str]) -> lambda_.Function:
-        """A function on the shared asset, with its own role and log group (no managed policy)."""
-        cfg = self.settings
-        role = iam.Role(self, f"{spec.name}Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                        description=f"elt-sdk {spec.name.lower()} function")
-        log_group = logs.LogGroup(self, f"{spec.name}Logs", retention=_retention(cfg.log_retention_days),
-                                  removal_policy=RemovalPolicy.DESTROY)
-        log_group.grant_write(role)
-        fn = lambda_.Function(
-            self, spec.name,
-            runtime=lambda_.Runtime(f"python{cfg.python_runtime}", lambda_.RuntimeFamily.PYTHON),
-            architecture=lambda_.Architecture.ARM_64 if cfg.architecture == "arm64" else lambda_.Architecture.X86_64,
-            handler=spec.handler, code=self.code, role=role, log_group=log_group,
-            memory_size=spec.memory_mb, timeout=Duration.seconds(spec.timeout_s),
-            reserved_concurrent_executions=spec.reserved, environment=dict(env),
-            description=f"elt-sdk {spec.name.lower()} ({spec.handler})",
-        )
-        return fn
-
-    def allow(self, fn: lambda_.Function, actions: list[str], resources: list[str]) -> None:
-        fn.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=resources))
+    def _quarantine_boundary(self, allowed: list[str]) -> None:
+        """Only ``allowed`` roles read, write or delete quarantined records, whatever other IAM
+        policies in the account grant (TLS only and no public access, as every bucket)."""
+        self.quarantine.add_to_resource_policy(iam.PolicyStatement(
+            sid="OnlyThePipelineTouchesQuarantinedRecords", effect=iam.Effect.DENY, principals=[iam.AnyPrincipal()],
+            actions=QUARANTINE_DATA_ACTIONS, resources=[self.quarantine.arn_for_objects("*")],
+            conditions={"ArnNotEquals": {"aws:PrincipalArn": allowed}}))
 
 
-def _retention(days: int) -> logs.RetentionDays:
-    if days not in RETENTION:
-        raise ValueError(f"log_retention_days={days}: choose one of {sorted(RETENTION)}")
-    return RETENTION[days]
+def context(app: cdk.App, deploy_dir: Path, key: str) -> Any:
+    """A context value: ``-c key=value`` (or the CDK CLI's), else ``deploy/cdk.json``'s, so
+    ``python app.py`` and the tests see the same defaults as ``cdk synth``."""
+    value = app.node.try_get_context(key)
+    if value is None:
+        cdk_json = deploy_dir / "cdk.json"
+        if cdk_json.exists():
+            value = json.loads(cdk_json.read_text()).get("context", {}).get(key)
+    return value
+
+
+# Context keys of the app itself; every other key made of lowercase letters, digits and '_' must be
+# a setting (CDK's own keys carry ':', '@' or '-').
+APP_CONTEXT = {"stack_name", "bundle_budget_mb", "config", "quarantine_readers"}
 
 
 def load_settings(app: cdk.App, deploy_dir: Path) -> Settings:
-    """Settings file and environment, then every settings key given as CDK context."""
-    names = Settings.__dataclass_fields__
-    ctx = {k: app.node.try_get_context(k) for k in names if app.node.try_get_context(k) is not None}
+    """Settings file and environment, then every setting given as CDK context (checked: a typo such
+    as ``-c glue_enabeld=true`` is an error, not silently ignored)."""
+    ctx = {k: v for k, v in app.node.get_all_context().items()
+           if re.fullmatch(r"[a-z][a-z0-9_]*", k) and k not in APP_CONTEXT and v is not None}
     config = app.node.try_get_context("config")
-    return Settings.load(config or (deploy_dir.parent / settings_mod.CONFIG_FILE if (deploy_dir.parent / settings_mod.CONFIG_FILE).exists() else None),
-                         **Settings.coerce(ctx))
+    default = deploy_dir.parent / settings_mod.CONFIG_FILE
+    return Settings.load(config or (default if default.exists() else None), **Settings.coerce(ctx))
+
+
+def _list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    return [v.strip() for v in (value if isinstance(value, list) else str(value).split(",")) if v.strip()]
 
 
 def build_app(app: cdk.App, deploy_dir: Path) -> PipelineStack:
     settings = load_settings(app, deploy_dir)
     registry = load_registry()
     if registry.broken:
-        raise RuntimeError("broken plugins would be bundled: " + "; ".join(f"{b.name}: {b.error}" for b in registry.broken))
-    budget = app.node.try_get_context("bundle_budget_mb")
-    bundle = build_bundle(deploy_dir / ".bundle", architecture=settings.architecture, python=settings.python_runtime,
-                          budget_mb=int(budget) if budget else None,
-                          log=lambda line: print(line, file=__import__("sys").stderr))
-    name = app.node.try_get_context("stack_name") or settings.name_prefix
-    return PipelineStack(app, name, settings=settings, registry=registry, bundle=bundle,
+        raise BundleError("broken plugins would be bundled: " + "; ".join(f"{b.name}: {b.error}" for b in registry.broken))
+    budget = context(app, deploy_dir, "bundle_budget_mb")
+    assets = build_assets(deploy_dir / ".bundle", architecture=settings.architecture, python=settings.python_runtime,
+                          budget_mb=int(budget) if budget else None, log=lambda line: print(line, file=sys.stderr))
+    name = context(app, deploy_dir, "stack_name") or settings.name_prefix
+    return PipelineStack(app, name, settings=settings, registry=registry, assets=assets,
+                         quarantine_readers=_list(context(app, deploy_dir, "quarantine_readers")),
                          description="elt-sdk: S3 bronze -> ingest -> SQS -> transform -> S3 silver Parquet")

@@ -141,13 +141,23 @@ def _no_constants(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
-_strict = json.JSONDecoder(parse_constant=_no_constants, parse_float=parse_float)
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise ValueError(f"duplicate key {dup!r} in an object (which value is meant is ambiguous)")
+    return obj
+
+
+_strict = json.JSONDecoder(parse_constant=_no_constants, object_pairs_hook=_unique_keys, parse_float=parse_float)
 
 
 def decode_line(line: bytes) -> Any:
-    """Strict JSON: UTF-8 only, no NaN/Infinity; a number beyond float64 (``1e400``) decodes to
-    ``values.OutOfRange`` (an infinite float that keeps its text), so validation can refuse it with
-    a reason instead of storing +inf. Raises UnicodeDecodeError or ValueError."""
+    """Strict JSON: UTF-8 only, no NaN/Infinity, no duplicate keys in an object; a number beyond
+    float64 (``1e400``) decodes to ``values.OutOfRange`` (an infinite float that keeps its text), so
+    validation can refuse it with a reason instead of storing +inf. Raises UnicodeDecodeError or
+    ValueError."""
     return _strict.decode(line.decode("utf-8"))
 
 

@@ -1,9 +1,13 @@
-"""``elt-sdk bench``: our transform against pyarrow itself, in one run, on the same input.
+"""``elt-sdk bench``: our transform against pyarrow itself (and, with ``--peers``, DuckDB and
+polars), in one run, on the same input.
 
 Each measurement runs in a fresh subprocess (so peak RSS is that contender's own), contenders
 alternate, and the median of ``repeat`` runs is reported with the ratio to pyarrow-native
-``read_json`` + ``write_table`` on the clean version of the same records (pyarrow cannot read
-input with malformed lines at all). Benchmarks report; they never pass or fail on a timing.
+``read_json`` (with the dataset's schema given explicitly) + ``write_table`` on the clean version
+of the same records; pyarrow, DuckDB and polars cannot read input with malformed lines at all,
+so they only run on the clean input. ``cpus`` pins every contender to that many cores (Lambda
+gives a function CPU in proportion to its memory: 1,769 MB is one vCPU). Benchmarks report;
+they never pass or fail on a timing.
 """
 from __future__ import annotations
 
@@ -20,6 +24,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 CONTENDERS = ("elt-sdk", "pyarrow-native", "per-record-python")
+PEERS = ("duckdb", "polars")
+EXTRA_FIELD = "producer_note"
+"""A field the schema does not name, in every generated record: real feeds carry some."""
 
 
 @dataclass
@@ -51,22 +58,50 @@ class Measurement:
         return d
 
 
-def _worker(contender: str, path: str, out: str, dataset: str) -> dict[str, float]:
+def _transport(dataset: str):  # noqa: ANN202 - a pyarrow schema
+    """The dataset's columns as JSON carries them (times as strings), all nullable."""
+    import pyarrow as pa
+
+    from elt_sdk.plugins import load_registry
+    from elt_sdk.schema import transport_schema
+
+    ds = load_registry().dataset(dataset)
+    return ds, pa.schema([f.with_nullable(True) for f in transport_schema(ds.bronze_arrow_schema)])
+
+
+def _worker(contender: str, path: str, out: str, dataset: str, cpus: str) -> dict[str, float]:
     """Runs in the subprocess: one contender, one input; reports its time and peak RSS."""
+    if int(cpus) > 0:
+        os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:int(cpus)]))
     if contender == "pyarrow-native":
         import pyarrow.json as pj
         import pyarrow.parquet as pq
+        _, schema = _transport(dataset)
+        options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
         started = time.perf_counter()
-        pq.write_table(pj.read_json(path), Path(out) / "native.parquet")
+        pq.write_table(pj.read_json(path, parse_options=options), Path(out) / "native.parquet")
+    elif contender == "duckdb":
+        import duckdb
+        ds, schema = _transport(dataset)
+        columns = ", ".join(f"'{f.name}': '{_duck_type(f.type)}'" for f in schema)
+        started = time.perf_counter()
+        con = duckdb.connect()
+        con.execute(f"COPY (SELECT *, CAST(CAST({ds.event_time_field} AS TIMESTAMPTZ) AS DATE) AS dt FROM read_json("
+                    f"'{path}', format='newline_delimited', columns={{{columns}}})) TO '{out}/duck' "
+                    "(FORMAT parquet, PARTITION_BY (dt))")
+    elif contender == "polars":
+        import polars as pl
+        ds, schema = _transport(dataset)
+        started = time.perf_counter()
+        frame = pl.read_ndjson(path, schema={f.name: _polars_type(pl, f.type) for f in schema}, ignore_errors=False)
+        frame = frame.with_columns(pl.col(ds.event_time_field).str.to_datetime(time_zone="UTC").dt.date().alias("dt"))
+        frame.write_parquet(f"{out}/polars", partition_by=["dt"])
     elif contender == "per-record-python":
         import pyarrow as pa
         import pyarrow.parquet as pq
-
-        from elt_sdk.defaults.validate import to_arrow
-        from elt_sdk.plugins import load_registry
-        ds = load_registry().dataset(dataset)
+        ds, schema = _transport(dataset)
         started = time.perf_counter()
-        valid, validator = [], ds.validator
+        valid, validator, names = [], ds.validator, set(schema.names)
         with open(path, "rb") as fh:
             for line in fh:
                 try:
@@ -74,20 +109,31 @@ def _worker(contender: str, path: str, out: str, dataset: str) -> dict[str, floa
                     validator(rec)
                 except Exception:
                     continue
-                valid.append(rec)
-        pq.write_table(to_arrow(ds, valid), Path(out) / "records.parquet")
-        del pa
+                valid.append({k: v for k, v in rec.items() if k in names})
+        pq.write_table(pa.Table.from_pylist(valid, schema=schema), Path(out) / "records.parquet")
     else:
+        from elt_sdk import memory
         from elt_sdk.pipeline import Transformer
         from elt_sdk.plugins import load_registry
-        from elt_sdk.sink import LocalSink
         from elt_sdk.source import LocalSource
+        from elt_sdk.store import LocalStore
+        memory.use_transform_pool()
         transformer = Transformer(load_registry())
-        source = LocalSource(Path(path), key=f"bronze/{dataset}/bench.jsonl", etag="bench", size=os.path.getsize(path))
+        source = LocalSource.from_path(path, key=f"bronze/{dataset}/bench.jsonl")
         started = time.perf_counter()
-        transformer.transform_object(source, LocalSink(Path(out)), dataset=dataset)
+        transformer.transform_object(source, LocalStore(Path(out)), dataset=dataset)
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "peak_rss_mib": peak_rss_mib()}
+
+
+def _duck_type(typ) -> str:  # noqa: ANN001
+    import pyarrow as pa
+    return {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.float64(): "DOUBLE", pa.bool_(): "BOOLEAN"}.get(typ, "JSON")
+
+
+def _polars_type(pl, typ):  # noqa: ANN001, ANN202
+    import pyarrow as pa
+    return {pa.string(): pl.String, pa.int64(): pl.Int64, pa.float64(): pl.Float64, pa.bool_(): pl.Boolean}.get(typ, pl.String)
 
 
 def peak_rss_mib() -> float:
@@ -103,13 +149,13 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _run(contender: str, path: Path, dataset: str) -> dict[str, float]:
+def _run(contender: str, path: Path, dataset: str, cpus: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="elt-bench-out-") as out:
-        proc = subprocess.run([sys.executable, "-m", "elt_sdk.bench", contender, str(path), out, dataset],
+        proc = subprocess.run([sys.executable, "-m", "elt_sdk.bench", contender, str(path), out, dataset, str(cpus)],
                               capture_output=True, text=True)
         if proc.returncode != 0:
             raise RuntimeError(f"{contender} failed: {proc.stderr.strip()[-1500:]}")
-        return json.loads(proc.stdout)
+        return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def import_times(repeat: int = 5) -> dict[str, float]:
@@ -128,36 +174,57 @@ def import_times(repeat: int = 5) -> dict[str, float]:
             "ratio": round(med["handler"] / med["pyarrow.parquet"], 3)}
 
 
+def available_peers() -> list[str]:
+    import importlib.util
+
+    return [p for p in PEERS if importlib.util.find_spec(p) is not None]
+
+
+def _with_extra_field(lines, rng):  # noqa: ANN001, ANN202
+    for line in lines:
+        if line.startswith(b"{") and line.rstrip().endswith(b"}") and rng.random() < 0.5:
+            body = line.rstrip()
+            yield body[:-1] + b',"' + EXTRA_FIELD.encode() + b'":"batch ' + str(rng.randrange(1000)).encode() + b'"}\n'
+        else:
+            yield line
+
+
 def run(registry, *, records: int, invalid_rate: float, repeat: int = 3, dataset: str = "shipments",
-        contenders: tuple[str, ...] = CONTENDERS, progress: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+        contenders: tuple[str, ...] = CONTENDERS, peers: bool = False, cpus: int = 0,
+        progress: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+    import random
+
     from elt_sdk import generate
 
     ds = registry.dataset(dataset)
+    contenders = tuple(contenders) + (tuple(available_peers()) if peers else ())
     with tempfile.TemporaryDirectory(prefix="elt-bench-") as tmp:
         clean, dirty = Path(tmp) / "clean.jsonl", Path(tmp) / "dirty.jsonl"
         inputs = {"clean": clean}
         with clean.open("wb") as fh:
-            generate.write(fh, generate.generate(registry, ds, records, seed=1))
+            generate.write(fh, _with_extra_field(generate.generate(registry, ds, records, seed=1), random.Random(2)))
         if invalid_rate > 0:
             with dirty.open("wb") as fh:
-                generate.write(fh, generate.generate(registry, ds, records, seed=1, invalid_rate=invalid_rate))
+                generate.write(fh, _with_extra_field(generate.generate(registry, ds, records, seed=1,
+                                                                       invalid_rate=invalid_rate), random.Random(2)))
             inputs["invalid"] = dirty
-        plan = [(c, name) for name in inputs for c in contenders if not (c == "pyarrow-native" and name == "invalid")]
+        plan = [(c, name) for name in inputs for c in contenders if not (c not in ("elt-sdk", "per-record-python")
+                                                                          and name == "invalid")]
         results = {(c, name): Measurement(c, name, records, inputs[name].stat().st_size) for c, name in plan}
         for i in range(repeat):
             for c, name in (plan if i % 2 == 0 else plan[::-1]):  # alternate the order between rounds
                 progress(f"round {i + 1}/{repeat}: {c} on {name} input")
-                got = _run(c, inputs[name], dataset)
+                got = _run(c, inputs[name], dataset, cpus)
                 results[(c, name)].seconds.append(got["seconds"])
                 results[(c, name)].peak_rss_mib.append(got["peak_rss_mib"])
     reference = results.get(("pyarrow-native", "clean"))
     return {
         "records": records, "invalid_rate": invalid_rate, "repeat": repeat, "dataset": dataset,
-        "python": sys.version.split()[0], "cpus": os.cpu_count(),
+        "python": sys.version.split()[0], "cpus": cpus or os.cpu_count(),
         "results": [m.to_dict(reference) for m in results.values()],
         "import": import_times(),
     }
 
 
 if __name__ == "__main__":
-    print(json.dumps(_worker(*sys.argv[1:5])))
+    print(json.dumps(_worker(*sys.argv[1:6])))

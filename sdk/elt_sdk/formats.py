@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 GZIP_MAGIC = b"\x1f\x8b"
 BOM = b"\xef\xbb\xbf"
+SNIFF_BYTES = 512
+"""How much of an object's start decides what kind it is (ingest reads as much)."""
 
 
 @dataclass(frozen=True)
@@ -21,15 +23,20 @@ class Chunk:
 
 
 def sniff(head: bytes) -> str:
-    """``gzip``, ``array`` (a JSON array document), ``document`` (a pretty-printed JSON object:
-    its first line is an opening brace alone) or ``lines`` (JSONL), from the first bytes."""
+    """``gzip``, ``array`` (a JSON array document), ``document`` (pretty-printed JSON objects: the
+    first line is an opening brace alone and the next one starts a member or closes it),
+    ``cr-lines`` (JSONL with ``\r`` line ends) or ``lines`` (JSONL, where every line is a
+    record), from the first few hundred bytes (``SNIFF_BYTES``)."""
     if head.startswith(GZIP_MAGIC):
         return "gzip"
     stripped = head.lstrip(BOM + b" \t\r\n")
     if stripped.startswith(b"["):
         return "array"
-    if stripped.startswith(b"{") and stripped[1:].lstrip(b" \t\r").startswith(b"\n"):
+    first, newline, rest = stripped.partition(b"\n")
+    if first.rstrip(b" \t\r") == b"{" and newline and rest.lstrip(b" \t\r\n")[:1] in (b'"', b"}"):
         return "document"
+    if b"\r" in head and b"\n" not in head:
+        return "cr-lines"  # classic Mac line ends: \r separates the lines (never split into byte ranges)
     return "lines"
 
 

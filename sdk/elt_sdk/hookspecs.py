@@ -1,4 +1,5 @@
-"""The hook contract between the SDK and its plugins.
+"""The hook contract between the SDK and its plugins (tested sentence by sentence in
+``tests/test_hook_contract.py``).
 
 A plugin is any module or object with functions marked ``@elt_sdk.hookimpl`` whose names are
 below, registered under the ``elt_sdk`` entry-point group::
@@ -6,20 +7,39 @@ below, registered under the ``elt_sdk`` entry-point group::
     [project.entry-points.elt_sdk]
     shipments = "elt_shipments"
 
-Each batch of an object travels **parse -> validate -> map -> write**. The SDK's defaults are a
-plugin too (``elt_sdk.defaults``, registered ``trylast``): a dataset plugin implements only the
-hooks where it differs, and returns ``None`` for datasets that are not its own so the next
-implementation (in the end the default) answers. A cross-cutting plugin (masking, metrics,
-another sink) wraps any hook with ``@hookimpl(wrapper=True)``: code before ``yield`` sees the
-arguments, the ``yield`` returns the result, and the wrapper returns what callers get.
+**Who is called for what.** A plugin that declares datasets (``elt_datasets``) is a *dataset
+plugin*: its other hooks are called only for its own datasets, so it needs no "is this my
+dataset?" test (one that still returns ``None`` for other datasets keeps working). A plugin
+that declares no dataset is *cross-cutting*: its hooks are called for every dataset, typically
+as wrappers (``@hookimpl(wrapper=True)``: code before ``yield`` sees the arguments, the ``yield``
+returns the inner result, the wrapper returns what callers get). The SDK's defaults are a plugin
+too (``elt_sdk.defaults``, ``trylast``), so a dataset plugin implements only the hooks where it
+differs. Hooks other than ``elt_datasets`` are ``firstresult``: the first non-``None`` answer wins.
 
-All hooks are batch-level, so per-record Python work is the exception, not the rule.
+**Each batch of an object travels parse -> validate -> map -> write**, all batch-level (Arrow),
+so per-record Python work is the exception. An object under no dataset's bronze prefix is routed
+record by record (by its ``record_type``): its lines are decoded by the SDK's strict JSON parser,
+*not* by ``elt_parse``, and each dataset's records then go through validate -> map -> write.
 
-Threads: ``elt_parse`` runs on a worker thread, one block ahead of the block the pipeline's own
-thread takes through validate, map and write (pyarrow and Arrow kernels release the GIL, so the
-two overlap). Calls of one hook never overlap each other and blocks keep their order, but a
-parse hook may run while validate/map/write hooks handle the previous block: state a plugin
-shares between them needs a lock.
+**Threads.** Hooks may be called from several threads at once: the local runtime's pollers (and
+a Lambda container's SDK, if an embedding application uses threads) transform several objects in
+one process with one registry. Within one object, blocks keep their order, and ``elt_parse`` of
+the next block runs on a worker thread while validate, map and write handle this one. A plugin
+that keeps state between calls needs a lock.
+
+**Errors.** A hook that raises is never silently ignored:
+
+- ``elt_validate`` or ``elt_map`` raising: the SDK halves the batch until the rows that make it
+  raise stand alone, and quarantines each at stage ``validate`` or ``map`` with the exception's
+  type and message; the other rows go on. The same happens to rows whose mapped values do not
+  cast to the silver schema (``silver_schema`` / derived) or whose event time has no UTC date
+  in years 1-9999 (stage ``write``).
+- ``elt_map`` returning a table without the silver schema's columns (or with extra ones): the
+  object fails (a plugin bug: nothing of it lands, it is retried, then dead-lettered).
+- ``elt_parse`` raising, or ``elt_write`` raising anything but a value error on the rows it was
+  given: the object fails (its attempt leaves nothing in silver; it is retried).
+- ``elt_datasets`` raising or declaring an invalid dataset: the plugin is reported broken
+  (``elt-sdk plugins``) and not loaded; other plugins load.
 """
 from __future__ import annotations
 
@@ -43,8 +63,10 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 def elt_datasets() -> list["Dataset"]:
     """Declare the datasets this plugin provides.
 
-    Called once at load time. A plugin whose declaration raises, or declares an invalid
-    dataset, is reported as broken (``elt-sdk plugins``) and unregistered; other plugins load.
+    Called once per plugin at load time, on that plugin alone (wrappers of other plugins do not
+    run around it), so a failure is attributed to the plugin that raised. A plugin whose
+    declaration raises, or declares an invalid dataset, is reported as broken and unregistered;
+    a dataset declared by two plugins is refused in both.
     """
 
 
@@ -52,20 +74,17 @@ def elt_datasets() -> list["Dataset"]:
 def elt_parse(dataset: "Dataset", block: "RawBlock") -> "ParsedBatch | None":
     """Decode one block of raw lines into records.
 
-    Framing (JSON array vs JSONL, gzip, byte ranges) happens before this hook: ``block.lines``
-    holds one document per line (blank lines are not records), ``block.lineno(i)`` and
-    ``block.offset(i)`` locate line ``i``. A plugin parser returns
+    Framing (JSON arrays and documents, gzip, byte ranges, size limits) happens before this hook:
+    ``block.lines`` holds one document per line (blank lines are not records), ``block.lineno(i)``
+    and ``block.offset(i)`` locate line ``i``. A plugin parser returns
     ``ParsedBatch(block, rows=[line indices], decoded={index: value})`` and puts lines it cannot
     read in ``rejects`` (``block.reject(i, errors, "parse")``).
 
-    The default is strict JSON (UTF-8, no NaN/Infinity); a bad line becomes a reject at stage
-    ``parse`` and never affects its neighbours. Where the dataset's schema allows, it parses the
-    block with pyarrow's JSON reader into ``batch.table`` (columnar, one row per
-    ``batch.table_lines`` entry) instead of Python values; ``batch.records`` still decodes every
-    row on demand, for hooks that want dicts. A parser may leave Python-heavy work for the
-    pipeline's thread in ``batch.pending`` (the default leaves decoding the lines its screens set
-    aside there); the pipeline calls ``batch.settle()`` before validate, and reading ``records``
-    or ``len(batch)`` settles too.
+    The default is strict JSON (UTF-8, no NaN/Infinity, no duplicate keys); a bad line becomes a
+    reject at stage ``parse`` and never affects its neighbours. Where the dataset's schema
+    allows, the default parses the block with pyarrow's JSON reader; ``batch.records`` decodes
+    every row on demand for hooks that want Python values, and ``batch.table`` holds all rows as
+    one Arrow table when the columnar parse read every one of them.
     """
 
 
@@ -73,12 +92,11 @@ def elt_parse(dataset: "Dataset", block: "RawBlock") -> "ParsedBatch | None":
 def elt_validate(dataset: "Dataset", batch: "ParsedBatch") -> "ValidatedBatch | None":
     """Check records against the dataset's contract and type the valid ones.
 
-    The default's verdicts are fastjsonschema's against ``dataset.json_schema``: a columnar
-    batch is checked with vector masks first, and only rows they do not accept go through
-    fastjsonschema. Every error of a rejected record is listed (JSON path + message); the valid
-    records come back as an Arrow table in ``dataset.bronze_arrow_schema`` (event time parsed to
-    UTC timestamps), in line order. A plugin validator may use ``batch.records`` (dicts) and
-    ``batch.reject(position, errors, "validate")``.
+    The default's verdicts are JSON Schema's (draft-07, ``pattern`` with ECMA-262 meaning)
+    against ``dataset.json_schema``; every error of a rejected record is listed (JSON path +
+    message). Valid records come back as an Arrow table in ``dataset.bronze_arrow_schema``
+    (event time parsed to UTC timestamps), in line order, with ``lines`` (each row's line). A
+    plugin validator may use ``batch.records`` and ``batch.reject(position, errors, "validate")``.
     """
 
 
@@ -86,24 +104,24 @@ def elt_validate(dataset: "Dataset", batch: "ParsedBatch") -> "ValidatedBatch | 
 def elt_map(dataset: "Dataset", table: pa.Table) -> pa.Table | None:
     """Turn valid bronze rows into silver rows (Arrow in, Arrow out).
 
-    The default is the identity, unless some plugin implements ``elt_map_record`` for the
-    dataset. The result must match ``dataset.arrow_schema``; the SDK checks it.
+    The default is the identity, unless a plugin implements ``elt_map_record`` for the dataset.
+    The result must have ``dataset.arrow_schema``'s columns; the SDK casts and checks it.
+    ``elt_sdk.kernels`` calls Arrow compute kernels without ``pyarrow.compute``'s import cost.
     """
 
 
 @hookspec(firstresult=True)
 def elt_map_record(dataset: "Dataset", record: dict[str, Any]) -> dict[str, Any] | None:
-    """Per-record map, for logic that is easier row by row (slower than ``elt_map``).
-
-    Return the silver row as a dict, or ``None`` when this plugin does not map ``dataset``.
-    """
+    """Per-record map, for logic that is easier row by row (slower than ``elt_map``): return
+    the silver row as a dict. Called only when no ``elt_map`` of the dataset's own answered."""
 
 
 @hookspec(firstresult=True)
 def elt_write(dataset: "Dataset", table: pa.Table, output: "ObjectOutput") -> bool | None:
-    """Write silver rows. The default appends them to ``output``, which partitions by ``dt``
-    and writes Parquet under ``silver/<dataset>/dt=YYYY-MM-DD/`` with deterministic keys.
-    Return ``True`` once written."""
+    """Write silver rows. The default appends them to ``output`` (``output.write_silver``),
+    which partitions by ``dt`` and writes Parquet set aside until the object's commit. The
+    return value is not used (kept for plugins written against 0.1); raise to fail the object.
+    A wrapper sees every batch of every dataset (a second sink, a counter)."""
 
 
 @hookspec(firstresult=True)

@@ -1,5 +1,8 @@
-"""Output keys. Pure functions of (source identity, chunk, dataset, dt, part): a redelivered
-message or a second run overwrites the same keys instead of adding files."""
+"""Keys: where every kind of file lives in the buckets (and in local output folders).
+
+Silver and quarantine files are named ``<object id>-<version>-<round>-c<chunk>-p<part>``: the
+bronze key's id, the version's token and the commit round (``commit.py``), so a file name says
+which object version it holds and no two commits ever write the same key."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,8 +11,12 @@ from elt_sdk.source import SourceRef
 
 SILVER_PREFIX = "silver/"
 QUARANTINE_PREFIX = "quarantine/"
+META_PREFIX = "_elt/"
+"""Commit records: object manifests, chunk records, staged files of attempts in flight."""
 UNROUTED = "_unrouted"
 """Quarantine folder for records that no dataset claims (unknown discriminator)."""
+FAILED = "_failed"
+"""Quarantine folder for markers of object versions that never reached silver, with the reason."""
 
 
 def silver_partition(dataset: str, dt: str, root: str = SILVER_PREFIX) -> str:
@@ -17,22 +24,33 @@ def silver_partition(dataset: str, dt: str, root: str = SILVER_PREFIX) -> str:
     return f"{root.rstrip('/')}/{dataset}/dt={dt}/"
 
 
-def silver_key(dataset: str, dt: str, source: SourceRef, part: int) -> str:
-    return f"{silver_partition(dataset, dt)}{source.source_id}-c{source.chunk:04d}-p{part:04d}.parquet"
+def silver_key(dataset: str, dt: str, source: SourceRef, part: int, round_id: str = "0", *, chunk: int | None = None) -> str:
+    c = source.chunk if chunk is None else chunk
+    return f"{silver_partition(dataset, dt)}{source.source_id}-{round_id}-c{c:04d}-p{part:04d}.parquet"
 
 
-def quarantine_key(dataset: str, source: SourceRef) -> str:
-    return f"{QUARANTINE_PREFIX}{dataset}/{source.source_id}-c{source.chunk:04d}.jsonl"
+def quarantine_key(dataset: str, source: SourceRef, round_id: str = "0", *, chunk: int | None = None) -> str:
+    c = source.chunk if chunk is None else chunk
+    return f"{QUARANTINE_PREFIX}{dataset}/{source.source_id}-{round_id}-c{c:04d}.jsonl"
 
 
 BRONZE_PREFIX = "bronze/"
 REPLAY_PREFIX = "bronze/replay/"
+# S3 metadata a replay copy carries: the version of its original it stands for
+META_ORIGIN_ETAG = "elt-origin-etag"
+META_ORIGIN_SEQUENCER = "elt-origin-sequencer"
+META_ORIGIN_MODIFIED_MS = "elt-origin-modified-ms"
 
 
 def replay_key(key: str, stamp: str, *, bronze_prefix: str = BRONZE_PREFIX, replay_prefix: str = REPLAY_PREFIX) -> str:
     """Where a replay copies bronze ``key``: ``<replay_prefix><stamp>/<key below bronze_prefix>``."""
     rel = key[len(bronze_prefix):] if key.startswith(bronze_prefix) else key
     return f"{replay_prefix.rstrip('/')}/{stamp}/{rel}"
+
+
+def replay_metadata(etag: str, modified_ms: int, sequencer: str = "") -> dict[str, str]:
+    """The S3 metadata of a replay copy: which version of its original it stands for."""
+    return {META_ORIGIN_ETAG: etag, META_ORIGIN_MODIFIED_MS: str(modified_ms), META_ORIGIN_SEQUENCER: sequencer}
 
 
 def replayed_key(key: str, *, bronze_prefix: str = BRONZE_PREFIX, replay_prefix: str = REPLAY_PREFIX) -> str:
@@ -49,7 +67,8 @@ def bronze_key(path: "Path", prefix: str = BRONZE_PREFIX) -> str:
     """The bronze key a local file stands for: its path from a ``bronze/`` folder on, if it has
     one, else ``bronze/<file name>`` (routed record by record)."""
     parts = path.resolve().parts
-    root = prefix.strip("/")
-    if root in parts:
-        return "/".join(parts[len(parts) - 1 - parts[::-1].index(root):])
+    root = tuple(prefix.strip("/").split("/"))
+    for i in range(len(parts) - len(root) - 1, -1, -1):  # the last occurrence of the prefix's folders
+        if parts[i:i + len(root)] == root:
+            return "/".join(parts[i:])
     return f"{prefix}{path.name}"

@@ -1,31 +1,33 @@
-"""Everything one object (or chunk) writes: partitioned silver Parquet and quarantine JSONL.
+"""Everything one object (or chunk) attempt writes: partitioned silver Parquet and quarantine
+JSONL, as files set aside for the commit (``commit.py``), never at their final keys.
 
 Rows are buffered per ``(dataset, dt)`` only up to one row group, then streamed to a Parquet file
-on local disk (Lambda's /tmp), which is uploaded when complete; a partition rolls over to a new
-part file past ``max_rows_per_file``. Memory stays bounded by row-group size, not object size.
+on local disk (Lambda's /tmp); a partition rolls over to a new part file past
+``max_rows_per_file``, and a finished part file is handed to ``stage`` (which moves it to the
+store's staging area), so local disk and memory stay bounded by row-group and file size, not by
+the object's.
 
-Row groups are encoded and uploaded on one writer thread (pyarrow releases the GIL while it
-encodes), so Parquet encoding overlaps the parsing and validation of the next block. At most one
-row group is in flight; a failure there surfaces on the next write or at ``close()``.
+Row groups are encoded on one writer thread (pyarrow releases the GIL while it encodes), so
+Parquet encoding overlaps the parsing and validation of the next block. At most one row group is
+in flight; a failure there surfaces on the next write or at ``close()``.
 """
 from __future__ import annotations
 
 import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Callable, TextIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from elt_sdk import kernels as k
-from elt_sdk import layout
 from elt_sdk.batch import Reject
+from elt_sdk.commit import QUARANTINE, SILVER, OutputFile
+from elt_sdk.dataset import Dataset
+from elt_sdk.errors import RowValueError
 from elt_sdk.quarantine import envelope_lines
 from elt_sdk.source import SourceRef
-from elt_sdk.dataset import Dataset
-from elt_sdk.sink import Sink
 
 ROW_GROUP_ROWS = 64 * 1024
 PENDING_BYTES = 12 << 20
@@ -33,14 +35,6 @@ PENDING_BYTES = 12 << 20
 flushed as a (smaller) row group, so an object spread over many days does not hold a row group
 per day."""
 MAX_ROWS_PER_FILE = 1_000_000
-
-
-@dataclass
-class WrittenPartition:
-    dataset: str
-    dt: str
-    rows: int
-    keys: list[str] = field(default_factory=list)
 
 
 class _PartitionFile:
@@ -55,7 +49,6 @@ class _PartitionFile:
         self.file_rows = 0
         self.writer: pq.ParquetWriter | None = None
         self.path: Path | None = None
-        self.written = WrittenPartition(dataset.name, dt, 0)
 
     def append(self, table: pa.Table) -> None:
         self.pending.append(table)
@@ -87,41 +80,40 @@ class _PartitionFile:
                 self.writer = pq.ParquetWriter(self.path, self.dataset.arrow_schema, compression="snappy")
             self.writer.write_table(head, row_group_size=self.out.row_group_rows)
             self.file_rows += head.num_rows
-            self.written.rows += head.num_rows
             if self.file_rows >= self.out.max_rows_per_file:
-                self._upload()
+                self._finish()
 
-    def _upload(self) -> None:
+    def _finish(self) -> None:
         assert self.writer is not None and self.path is not None
         self.writer.close()
-        key = layout.silver_key(self.dataset.name, self.dt, self.out.source, self.part)
-        self.out.sink.put_file(key, self.path)
-        self.path.unlink()
-        self.written.keys.append(key)
+        file = OutputFile(SILVER, self.dataset.name, self.dt, self.part, self.file_rows, self.out.source.chunk,
+                          local=self.path)
+        self.out.files.append(self.out.stage(file) if self.out.stage else file)
         self.writer, self.path, self.file_rows = None, None, 0
         self.part += 1
 
-    def close(self) -> WrittenPartition:
-        """On the writer thread: the last row group, then the last part file's upload."""
+    def close(self) -> None:
+        """On the writer thread: the last row group, then the last part file."""
         if self.pending_rows:
             self._write(self._take_pending())
         if self.writer is not None:
-            self._upload()
-        return self.written
+            self._finish()
 
 
 class ObjectOutput:
-    """The outputs of one source object. ``close()`` uploads; nothing is visible before."""
+    """The outputs of one source object attempt. ``write_silver`` is what ``elt_write``'s default
+    calls; ``close()`` returns the files for the commit, nothing is visible before it."""
 
-    def __init__(self, sink: Sink, source: SourceRef, *, row_group_rows: int = ROW_GROUP_ROWS,
-                 max_rows_per_file: int = MAX_ROWS_PER_FILE):
-        self.sink = sink
+    def __init__(self, source: SourceRef, *, stage: Callable[[OutputFile], OutputFile] | None = None,
+                 row_group_rows: int = ROW_GROUP_ROWS, max_rows_per_file: int = MAX_ROWS_PER_FILE):
         self.source = source
+        self.stage = stage
         self.row_group_rows = row_group_rows
         self.max_rows_per_file = max_rows_per_file
         self.tmpdir = tempfile.TemporaryDirectory(prefix="elt-out-")
+        self.files: list[OutputFile] = []
         self._partitions: dict[tuple[str, str], _PartitionFile] = {}
-        self._quarantine: dict[str, TextIO] = {}
+        self._quarantine: dict[str, tuple[TextIO, int]] = {}
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="elt-parquet")
         self._in_flight: Future | None = None
         self.pending_bytes = 0
@@ -137,19 +129,29 @@ class ObjectOutput:
             job.result()
 
     def write_silver(self, dataset: Dataset, table: pa.Table) -> None:
-        """Append silver rows, split by the UTC date of the dataset's event time."""
+        """Append silver rows, split by the UTC date of the dataset's event time. Every value is
+        checked before anything is appended, so a call that raises leaves no rows behind."""
         if table.num_rows == 0:
             return
-        days = k.cast(table.column(dataset.event_time_field), pa.date32())  # the UTC date
-        if len(k.unique(days)) == 1:
-            self._partition(dataset, days[0].as_py().isoformat()).append(table)
+        field = dataset.event_time_field
+        try:
+            days = k.cast(table.column(field), pa.date32())  # the UTC date
+            distinct = k.unique(days)
+            if len(distinct) == 1:
+                names = [distinct[0].as_py().isoformat()]
+            else:
+                order = k.sort_indices(days)  # stable: rows keep their order within a day
+                table, days = k.take(table, order), k.take(days, order)
+                counts = k.value_counts(days)  # in order of first appearance, which is sorted order now
+                names = [day.isoformat() for day in counts.field(0).to_pylist()]
+        except (ValueError, OverflowError) as exc:  # a UTC date outside years 1-9999 has no dt partition
+            raise RowValueError(f"$.{field}: its UTC date has no dt partition (years 1-9999 only): {exc}") from None
+        if len(names) == 1:
+            self._partition(dataset, names[0]).append(table)
         else:
-            order = k.sort_indices(days)  # stable: rows keep their order within a day
-            table, days = k.take(table, order), k.take(days, order)
-            counts = k.value_counts(days)  # in order of first appearance, which is sorted order now
             start = 0
-            for day, n in zip(counts.field(0).to_pylist(), counts.field(1).to_pylist()):
-                self._partition(dataset, day.isoformat()).append(table.slice(start, n))
+            for name, n in zip(names, counts.field(1).to_pylist()):
+                self._partition(dataset, name).append(table.slice(start, n))
                 start += n
         while self.pending_bytes > PENDING_BYTES:
             max(self._partitions.values(), key=lambda p: p.pending_bytes).flush()
@@ -165,32 +167,30 @@ class ObjectOutput:
         if not rejects:
             return
         if dataset not in self._quarantine:
-            self._quarantine[dataset] = (Path(self.tmpdir.name) / f"quarantine-{dataset}.jsonl").open("w", encoding="utf-8")
-        fh = self._quarantine[dataset]
+            fh = (Path(self.tmpdir.name) / f"quarantine-{dataset}.jsonl").open("w", encoding="utf-8")
+            self._quarantine[dataset] = (fh, 0)
+        fh, n = self._quarantine[dataset]
         fh.writelines(envelope_lines(rejects, self.source, dataset, plugin, version))
+        self._quarantine[dataset] = (fh, n + len(rejects))
 
-    def close(self) -> tuple[list[WrittenPartition], dict[str, str]]:
-        """Upload everything; the written partitions and the quarantine key per dataset."""
-        try:
-            self._wait()
-            written = self._writer.submit(lambda: [p.close() for _, p in sorted(self._partitions.items())]).result()
-            quarantined = {}
-            for dataset, fh in sorted(self._quarantine.items()):
-                fh.close()
-                key = layout.quarantine_key(dataset, self.source)
-                self.sink.put_file(key, Path(fh.name))
-                quarantined[dataset] = key
-            return written, quarantined
-        finally:
-            self.abort()
+    def close(self) -> list[OutputFile]:
+        """Finish every file; the files of this attempt, for the commit. They live in this
+        output's temporary folder (or staging) until ``abort()`` (called by the commit's owner)."""
+        self._wait()
+        self._writer.submit(lambda: [p.close() for _, p in sorted(self._partitions.items())]).result()
+        for dataset, (fh, n) in sorted(self._quarantine.items()):
+            fh.close()
+            self.files.append(OutputFile(QUARANTINE, dataset, None, 0, n, self.source.chunk, local=Path(fh.name)))
+        return self.files
 
     def abort(self) -> None:
+        """Release local resources (the temporary folder and what is in it)."""
         try:
             self._wait()
         except BaseException:  # noqa: BLE001 - aborting already: the first error is the one raised
             pass
         self._writer.shutdown()
-        for fh in self._quarantine.values():
+        for fh, _ in self._quarantine.values():
             if not fh.closed:
                 fh.close()
         for p in self._partitions.values():

@@ -1,11 +1,20 @@
-"""The transform core: one object (or chunk) through parse -> validate -> map -> write.
+"""The transform core: one object (or chunk) through parse -> validate -> map -> write, then the
+commit that makes its rows the object's rows in silver.
 
-It knows nothing of Lambda, S3 or moto: it reads a ``Source``, writes to a ``Sink`` and calls the
-plugin hooks. The CLI, the local runtime and the Lambda handler all call ``transform_object``.
+It knows nothing of Lambda, S3 or moto: it reads a ``Source``, writes files aside through
+``ObjectOutput``, commits them with a ``Committer`` over ``Store``s, and calls the plugin hooks.
+The CLI, the local runtime and the Lambda handler all call ``Transformer.transform_object``.
+
+No record fails its object: a row whose values make validation, a plugin's map, the silver cast
+or the partitioning raise is isolated (the batch is halved until it stands alone) and
+quarantined at that stage with the exception's message; its neighbours go on. An object fails
+whole only for reasons that are not one record's: its container cannot be read
+(``ObjectRefused``), a parse hook raises, a map returns the wrong shape, a write hook raises.
 """
 from __future__ import annotations
 
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -14,26 +23,32 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 
+from elt_sdk import __version__
 from elt_sdk import kernels as k
-from elt_sdk import layout, memory
+from elt_sdk import layout
 from elt_sdk.batch import ParsedBatch, RawBlock, Reject
+from elt_sdk.commit import COMMITTED, DUPLICATE, Attempt, Committer, Outcome
 from elt_sdk.dataset import Dataset
+from elt_sdk.errors import RowValueError
 from elt_sdk.defaults.parse import decode_block
-from elt_sdk.framing import DEFAULT_BLOCK_BYTES, Chunk, read_blocks
-from elt_sdk.output import ObjectOutput, WrittenPartition
+from elt_sdk.framing import DEFAULT_BLOCK_BYTES, DEFAULT_LIMITS, Chunk, Limits, read_blocks
+from elt_sdk.output import ObjectOutput
 from elt_sdk.plugins import Registry
-from elt_sdk.sink import Sink
-from elt_sdk.source import Source
+from elt_sdk.source import Source, SourceRef
+from elt_sdk.store import Store
 
 PARSE_AHEAD = 1
 """Blocks parsed ahead of the one being validated. Measured on two cores: two or three ahead were
 no faster than one (the work is CPU-bound by then) and each costs a block's memory."""
+ROW_BY_ROW = 16
+"""Below this many rows, a failing batch is retried row by row instead of halved again."""
 T = TypeVar("T")
 R = TypeVar("R")
 
 
 class MapError(RuntimeError):
-    """A plugin's map returned rows that do not match the dataset's silver schema."""
+    """A plugin's map returned rows that do not have the silver schema's shape (a column dropped
+    or added): a bug in the plugin that fails the object loudly."""
 
 
 @dataclass
@@ -58,8 +73,17 @@ class DatasetCounts:
 
 
 @dataclass
+class WrittenPartition:
+    dataset: str
+    dt: str
+    rows: int
+    keys: list[str] = field(default_factory=list)
+
+
+@dataclass
 class ObjectReport:
-    """What one object (or chunk) produced."""
+    """What one object (or chunk) produced, and what became of it (``outcome``: committed,
+    superseded by a newer version, already committed, waiting for other chunks)."""
 
     uri: str
     chunk: int
@@ -68,6 +92,7 @@ class ObjectReport:
     quarantine_keys: dict[str, str] = field(default_factory=dict)
     bytes_read: int = 0
     seconds: float = 0.0
+    outcome: str = COMMITTED
 
     def count(self, dataset: str) -> DatasetCounts:
         return self.counts.setdefault(dataset, DatasetCounts())
@@ -77,8 +102,9 @@ class ObjectReport:
 
 
 def conform(dataset: Dataset, table: pa.Table) -> pa.Table:
-    """Check a mapped table against the silver schema: same columns, castable types, no nulls
-    where the schema forbids them. Extra columns are an error too: silver is what the schema says."""
+    """Check a mapped table against the silver schema: same columns (else MapError: the plugin's
+    bug), castable types and no nulls where the schema forbids them (else RowValueError: some
+    row's values). Extra columns are an error too: silver is what the schema says."""
     target = dataset.arrow_schema
     missing = [n for n in target.names if n not in table.column_names]
     if missing:
@@ -90,63 +116,99 @@ def conform(dataset: Dataset, table: pa.Table) -> pa.Table:
     try:
         table = k.cast_table(table, target)
     except k.ColumnCastError as exc:
-        raise MapError(f"{dataset.name}: {exc}") from None
+        raise RowValueError(f"$.{exc.field.name}: {exc}") from None
     for f, col in zip(target, table.columns):
         if not f.nullable and col.null_count:
-            raise MapError(f"{dataset.name}: column {f.name} has {col.null_count} null(s) but is required")
+            raise RowValueError(f"$.{f.name}: null, but the silver schema requires a value")
     return table
 
 
 class Transformer:
-    """Runs objects through the hooks of one registry."""
+    """Runs objects through the hooks of one registry and commits what they produce."""
 
     def __init__(self, registry: Registry, *, block_bytes: int = DEFAULT_BLOCK_BYTES,
-                 row_group_rows: int | None = None, max_rows_per_file: int | None = None):
-        memory.use_transform_pool()
+                 row_group_rows: int | None = None, max_rows_per_file: int | None = None,
+                 limits: Limits = DEFAULT_LIMITS):
         self.registry = registry
         self.block_bytes = block_bytes
+        self.limits = limits
         self.output_options: dict[str, Any] = {}
         if row_group_rows:
             self.output_options["row_group_rows"] = row_group_rows
         if max_rows_per_file:
             self.output_options["max_rows_per_file"] = max_rows_per_file
 
-    def transform_object(self, source: Source, sink: Sink, *, chunk: Chunk | None = None,
-                         dataset: str | None = None) -> ObjectReport:
-        """Transform one object. ``dataset`` forces a dataset; otherwise the key's prefix
-        decides, and an object under no dataset's prefix is routed record by record."""
+    def fingerprint(self, datasets: Iterable[Dataset]) -> dict[str, str]:
+        """What wrote a version: the SDK's version and each dataset's plugin version. A version
+        already committed by the same fingerprint need not be transformed again."""
+        return {"elt-sdk": __version__, **{ds.name: f"{ds.plugin}:{ds.version}" for ds in datasets}}
+
+    def transform_object(self, source: Source, target: Committer | Store, *, chunk: Chunk | None = None,
+                         chunk_count: int = 1, dataset: str | None = None, force: bool = True) -> ObjectReport:
+        """Transform one object (or one chunk of it) and commit the result. ``dataset`` forces a
+        dataset; otherwise the key's prefix decides, and an object under no dataset's prefix is
+        routed record by record. Without ``force``, a version already committed by the same
+        plugin versions is skipped (``outcome`` says so)."""
         started = time.perf_counter()
-        target = self.registry.dataset(dataset) if dataset else self.registry.route_key(source.key)
-        report = ObjectReport(uri=source.uri, chunk=chunk.index if chunk else 0)
-        out: ObjectOutput | None = None
-        if target is not None:
-            def parse(block: RawBlock) -> ParsedBatch:
-                return self.registry.hooks(target).elt_parse(dataset=target, block=block)
-        else:
-            parse = decode_block  # routed record by record
+        committer = target if isinstance(target, Committer) else Committer(target)
+        ds = self.registry.dataset(dataset) if dataset else self.registry.route_key(source.key)
+        ref = SourceRef(uri=source.uri, etag=source.etag, chunk=chunk.index if chunk else 0, key=source.key,
+                        version=source.version)
+        report = ObjectReport(uri=source.uri, chunk=ref.chunk)
+        fp = self.fingerprint([ds] if ds else self.registry.datasets.values())
+        if not force and committer.is_committed(ref, fp):
+            report.outcome = DUPLICATE
+            return report
+        attempt_id = uuid.uuid4().hex[:10]
+        out = ObjectOutput(ref, stage=lambda f: committer.stage(f, ref, attempt_id), **self.output_options)
         try:
-            for block, parsed in ahead(parse, read_blocks(source, chunk, self.block_bytes)):
-                if out is None:
-                    out = ObjectOutput(sink, block.source, **self.output_options)
+            if ds is not None:
+                hooks = self.registry.hooks(ds)
+
+                def parse(block: RawBlock) -> ParsedBatch:
+                    if not block.data:  # only what framing refused (a line over the limit)
+                        return ParsedBatch(block, [])
+                    return hooks.elt_parse(dataset=ds, block=block)
+            else:
+                parse = decode_block  # routed record by record: no dataset's parser applies yet
+            for block, parsed in ahead(parse, read_blocks(source, chunk, self.block_bytes, self.limits)):
                 report.bytes_read += block.size
-                if target is not None:
-                    self._run(target, parsed, out, report)
+                if ds is not None:
+                    self._run(ds, parsed, out, report)
                 else:
                     self._route(parsed, out, report)
-            if out is not None:
-                report.partitions, report.quarantine_keys = out.close()
+            files = out.close()
+            check = getattr(source, "check_unchanged", None)
+            if check is not None:
+                check()
+            counts = {name: {"records_in": c.records_in, "written": c.written, "quarantined": c.quarantined}
+                      for name, c in report.counts.items()}
+            outcome = committer.commit(Attempt(ref, files, counts, fp, chunk_count, attempt_id))
         except BaseException:
-            if out is not None:
-                out.abort()
+            committer.discard(out.files)
             raise
-        for name in report.counts:
-            report.counts[name].objects = 1
+        finally:
+            out.abort()
+        self._record(report, outcome, files)
         report.seconds = time.perf_counter() - started
         return report
 
+    @staticmethod
+    def _record(report: ObjectReport, outcome: Outcome, files: list) -> None:
+        report.outcome = outcome.status
+        for name in report.counts:
+            report.counts[name].objects = 1
+        rows: dict[tuple[str, str], int] = {}
+        for f in files:
+            if f.dt:
+                rows[(f.dataset, f.dt)] = rows.get((f.dataset, f.dt), 0) + f.rows
+        report.partitions = [WrittenPartition(d, dt, rows.get((d, dt), 0), keys)
+                             for (d, dt), keys in sorted(outcome.partitions.items())]
+        report.quarantine_keys = outcome.quarantine_keys
+
     def _route(self, parsed: ParsedBatch, out: ObjectOutput, report: ObjectReport) -> None:
         by_dataset: dict[str, tuple[Dataset, list[int]]] = {}
-        unrouted: list[Reject] = list(parsed.rejects)
+        unrouted: list[Reject] = list(parsed.rejects) + parsed.block.rejects
         for i, record in enumerate(parsed.records):
             ds = self.registry.route_record(record)
             if ds is None:
@@ -154,27 +216,86 @@ class Transformer:
             else:
                 by_dataset.setdefault(ds.name, (ds, []))[1].append(i)
         for ds, rows in by_dataset.values():
-            self._run(ds, parsed.subset(rows), out, report)
+            self._run(ds, parsed.subset(rows), out, report, framing=False)
         if unrouted:
             counts = report.count(layout.UNROUTED)
             counts.records_in += len(unrouted)
             counts.quarantined += len(unrouted)
             out.quarantine(layout.UNROUTED, "elt_sdk", "-", unrouted)
 
-    def _run(self, ds: Dataset, parsed: ParsedBatch, out: ObjectOutput, report: ObjectReport) -> None:
-        hook = self.registry.hooks(ds)
+    def _run(self, ds: Dataset, parsed: ParsedBatch, out: ObjectOutput, report: ObjectReport,
+             framing: bool = True) -> None:
+        hooks = self.registry.hooks(ds)
         parsed._settle()
-        validated = hook.elt_validate(dataset=ds, batch=parsed)
-        rejects = parsed.rejects + validated.rejects
-        table = validated.table
-        if table.num_rows:
-            table = conform(ds, hook.elt_map(dataset=ds, table=table))
-            hook.elt_write(dataset=ds, table=table, output=out)
+        rejects: list[Reject] = list(parsed.rejects) + (parsed.block.rejects if framing else [])
+        written = 0
+        for table, lines, refused in self._validated(ds, hooks, parsed):
+            rejects += refused
+            if table.num_rows:
+                written += self._map_and_write(ds, hooks, table, lines, parsed.block, out, rejects)
+        rejects.sort(key=lambda r: r.line)
         out.quarantine(ds.name, ds.plugin, ds.version, rejects)
         counts = report.count(ds.name)
-        counts.records_in += len(parsed) + len(parsed.rejects)
-        counts.written += table.num_rows
+        counts.records_in += written + len(rejects)
+        counts.written += written
         counts.quarantined += len(rejects)
+
+    def _validated(self, ds: Dataset, hooks: Any, parsed: ParsedBatch) -> Iterator[tuple[pa.Table, list[int], list[Reject]]]:
+        """The validate hook's result; if it raises, the same on halves of the batch, down to the
+        rows that make it raise (quarantined at stage ``validate``)."""
+        try:
+            validated = hooks.elt_validate(dataset=ds, batch=parsed)
+        except Exception as exc:  # a plugin validator's bug on some record: isolate it
+            n = len(parsed.rows)
+            if n <= 1:
+                if n:
+                    yield ds.arrow_schema.empty_table(), [], [parsed.reject(0, _errors(exc), "validate")]
+                return
+            groups = [[i] for i in range(n)] if n <= ROW_BY_ROW else [list(range(n // 2)), list(range(n // 2, n))]
+            for positions in groups:
+                yield from self._validated(ds, hooks, parsed.subset(positions))
+            return
+        lines = validated.lines
+        if lines is None or len(lines) != validated.table.num_rows:  # a plugin validator that did not say
+            refused = {r.line for r in validated.rejects}
+            lines = [i for i in parsed.rows if parsed.block.lineno(i) not in refused][:validated.table.num_rows]
+        yield validated.table, list(lines), list(validated.rejects)
+
+    def _map_and_write(self, ds: Dataset, hooks: Any, table: pa.Table, lines: list[int], block: RawBlock,
+                       out: ObjectOutput, rejects: list[Reject]) -> int:
+        """Map, conform and write ``table``; where that raises for some rows' values, halve until
+        they stand alone and quarantine them (stage ``map``, or ``write`` for values the
+        partitioning refuses). Returns the rows written."""
+        stage = "map"
+        try:
+            mapped = conform(ds, hooks.elt_map(dataset=ds, table=table))
+            stage = "write"
+            try:
+                hooks.elt_write(dataset=ds, table=mapped, output=out)
+            except (OverflowError, ValueError) as exc:  # the partitioning refused a value (ArrowInvalid too)
+                raise RowValueError(str(exc)) from exc
+            return mapped.num_rows
+        except MapError:
+            raise
+        except Exception as exc:
+            if stage == "write" and not isinstance(exc, RowValueError):
+                raise  # a write hook's own failure (a sink down): the object fails and is retried
+            n = table.num_rows
+            if n == 1:
+                rejects.append(block.reject(lines[0], _errors(exc), stage))
+                return 0
+            if n <= ROW_BY_ROW:
+                return sum(self._map_and_write(ds, hooks, table.slice(i, 1), lines[i:i + 1], block, out, rejects)
+                           for i in range(n))
+            half = n // 2
+            return (self._map_and_write(ds, hooks, table.slice(0, half), lines[:half], block, out, rejects)
+                    + self._map_and_write(ds, hooks, table.slice(half), lines[half:], block, out, rejects))
+
+
+def _errors(exc: BaseException) -> list[dict[str, str]]:
+    text = str(exc)
+    path = text.split(":", 1)[0] if text.startswith("$.") else "$"
+    return [{"path": path, "message": f"{type(exc).__name__}: {text}" if path == "$" else text}]
 
 
 def ahead(fn: Callable[[T], R], items: Iterable[T], depth: int = PARSE_AHEAD) -> Iterator[tuple[T, R]]:

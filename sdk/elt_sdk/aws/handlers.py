@@ -25,28 +25,45 @@ def _client(name: str) -> Any:
 
 @lru_cache(maxsize=1)
 def _ingestor():
+    from elt_sdk import bundled
     from elt_sdk.aws.idempotency.base import Idempotency
     from elt_sdk.aws.idempotency.dynamodb import DynamoDBPersistence
     from elt_sdk.aws.ingest import Ingestor
-    from elt_sdk.plugins import load_registry
 
     cfg = s.Settings.load(env=os.environ)
+    routes = bundled.load_routes(bronze_prefix=cfg.bronze_prefix)  # the Lambda asset's manifest: no plugin imports
+    if routes is None:
+        from elt_sdk.plugins import load_registry
+
+        routes = load_registry(bronze_prefix=cfg.bronze_prefix)
     return Ingestor(s3=_client("s3"), sqs=_client("sqs"), queue_url=os.environ[s.ENV_QUEUE_URL],
                     idempotency=Idempotency(DynamoDBPersistence(_client("dynamodb"), os.environ[s.ENV_TABLE]),
                                             cfg.idempotency_ttl_seconds),
-                    registry=load_registry(), chunk_bytes=cfg.chunk_bytes, bronze_prefix=cfg.bronze_prefix,
+                    registry=routes, chunk_bytes=cfg.chunk_bytes, bronze_prefix=cfg.bronze_prefix,
                     replay_prefix=cfg.replay_prefix)
 
 
 @lru_cache(maxsize=1)
 def _transform():
+    from elt_sdk import memory
+    from elt_sdk.aws.s3 import S3Store
     from elt_sdk.aws.transform import SqsTransform
+    from elt_sdk.commit import Committer
+    from elt_sdk.framing import Limits
     from elt_sdk.pipeline import Transformer
     from elt_sdk.plugins import load_registry
 
     cfg = s.Settings.load(env=os.environ)
-    return SqsTransform(s3=_client("s3"), transformer=Transformer(load_registry()),
-                        silver_bucket=os.environ[s.ENV_SILVER_BUCKET], metrics_namespace=cfg.metrics_namespace,
+    memory.use_transform_pool()
+    s3 = _client("s3")
+    silver = os.environ[s.ENV_SILVER_BUCKET]
+    quarantine = os.environ.get(s.ENV_QUARANTINE_BUCKET) or silver
+    return SqsTransform(s3=s3, transformer=Transformer(load_registry(bronze_prefix=cfg.bronze_prefix),
+                                                       limits=Limits.from_settings(cfg)),
+                        committer=Committer(S3Store(s3, silver), S3Store(s3, quarantine)),
+                        silver_bucket=silver, metrics_namespace=cfg.metrics_namespace,
+                        sqs=_client("sqs") if os.environ.get(s.ENV_DLQ_URL) else None,
+                        dlq_url=os.environ.get(s.ENV_DLQ_URL), max_receive_count=cfg.max_receive_count,
                         events=_client("events") if cfg.emit_partition_events else None,
                         event_bus=cfg.event_bus_name)
 

@@ -36,7 +36,9 @@ def replay_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             if obj["LastModified"] < since or obj["Key"].startswith(base + "/"):
                 continue
             dest = layout.replay_key(obj["Key"], stamp, bronze_prefix=cfg.bronze_prefix, replay_prefix=base)
-            s3.copy_object(Bucket=bucket, Key=dest, CopySource={"Bucket": bucket, "Key": obj["Key"]})
+            s3.copy_object(Bucket=bucket, Key=dest, CopySource={"Bucket": bucket, "Key": obj["Key"]},
+                           MetadataDirective="REPLACE", Metadata=layout.replay_metadata(
+                               obj["ETag"].strip('"'), int(obj["LastModified"].timestamp() * 1000)))
             copied += 1
     result = {"copied": copied, "started_at": now.isoformat(), "dest_prefix": f"{base}/{stamp}/"}
     logs.info(log, "replay copied objects", **result)

@@ -1,8 +1,18 @@
-"""Transform: an SQS batch of pointer messages -> silver Parquet and quarantine in S3.
+"""Transform: an SQS batch of pointer messages -> committed silver Parquet and quarantine in S3.
 
-Each message is processed on its own; a failure is reported in ``batchItemFailures`` so only that
-message is retried (and reaches the DLQ after maxReceiveCount). Output keys depend only on the
-object's content identity, chunk, dataset, dt and part, so a redelivered message overwrites.
+Each message is processed on its own, and its fate depends on what went wrong:
+
+- nothing: the object version's rows are committed (or it was superseded by a newer version, or
+  already committed by the same plugin versions: nothing to do);
+- the object changed or vanished since its event (``StaleObject``): the message is dropped, a
+  newer event covers the object;
+- it can never succeed (``ObjectRefused``: an unreadable pointer, a dataset not installed, a
+  corrupt gzip, a bomb): it goes to the DLQ at once, with the reason as a message attribute, and
+  a marker in quarantine says why the object has no rows;
+- anything else (throttling, a 500, a timeout): it is reported in ``batchItemFailures`` and
+  retried; on its last receive (``max_receive_count``) the marker is written before it fails.
+
+An attempt that fails leaves nothing in silver: its files were never committed (``commit.py``).
 """
 from __future__ import annotations
 
@@ -12,20 +22,26 @@ from typing import Any
 
 from elt_sdk import layout, logs, metrics
 from elt_sdk.aws.messages import ObjectPointer
-from elt_sdk.aws.s3 import S3Sink, S3Source, StaleObject
+from elt_sdk.aws.s3 import S3Source
+from elt_sdk.commit import COMMITTED, Committer
+from elt_sdk.errors import BadMessage, ObjectRefused
 from elt_sdk.pipeline import ObjectReport, Transformer
+from elt_sdk.plugins import UnknownDataset
+from elt_sdk.source import ObjectVersion, SourceRef, StaleObject
 
 log = logs.get("transform")
 
 
 class SqsTransform:
-    def __init__(self, *, s3: Any, transformer: Transformer, silver_bucket: str, metrics_namespace: str,
+    def __init__(self, *, s3: Any, transformer: Transformer, committer: Committer, silver_bucket: str,
+                 metrics_namespace: str, sqs: Any = None, dlq_url: str | None = None, max_receive_count: int = 5,
                  events: Any | None = None, event_bus: str = "default"):
         self.s3 = s3
         self.transformer = transformer
-        self.sink = S3Sink(s3, silver_bucket)
+        self.committer = committer
         self.silver_bucket = silver_bucket
         self.namespace = metrics_namespace
+        self.sqs, self.dlq_url, self.max_receive_count = sqs, dlq_url, max_receive_count
         self.events = events
         self.event_bus = event_bus
 
@@ -33,27 +49,47 @@ class SqsTransform:
         failures = []
         for record in event.get("Records", []):
             message_id = record.get("messageId", "?")
+            receives = int(record.get("attributes", {}).get("ApproximateReceiveCount", "1") or 1)
+            pointer = None
             try:
-                self.process(ObjectPointer.from_json(record["body"]), message_id)
+                pointer = ObjectPointer.from_json(record["body"])
+                self.process(pointer, message_id)
             except StaleObject as exc:
                 logs.warning(log, "object changed or deleted since its event; dropping message",
                              message_id=message_id, error=str(exc))
+            except ObjectRefused as exc:
+                if not self._dead_letter(record, pointer, exc):
+                    failures.append({"itemIdentifier": message_id})
             except Exception as exc:  # one bad message never fails its neighbours
                 failures.append({"itemIdentifier": message_id})
-                logs.error(log, "message failed; it will be retried", exc_info=True, message_id=message_id,
-                           receive_count=record.get("attributes", {}).get("ApproximateReceiveCount"),
-                           error=f"{type(exc).__name__}: {exc}")
+                last = receives >= self.max_receive_count
+                logs.error(log, "message failed; it will be retried" if not last else
+                           "message failed on its last receive; it goes to the DLQ", exc_info=True,
+                           message_id=message_id, receive_count=receives, error=f"{type(exc).__name__}: {exc}")
+                if last and pointer is not None:
+                    self._mark(pointer, f"{type(exc).__name__}: {exc}", "transform", receives)
         return {"batchItemFailures": failures}
 
     def process(self, pointer: ObjectPointer, message_id: str = "-") -> ObjectReport:
-        source = S3Source(self.s3, pointer.bucket, pointer.key, pointer.etag, pointer.size)
-        report = self.transformer.transform_object(source, self.sink, chunk=pointer.chunk, dataset=pointer.dataset)
+        version = pointer.version
+        if pointer.force:  # a replay of the content that is current is that same version, replaced
+            cur = self.committer.current(pointer.identity)
+            if cur and cur["version"].get("etag") == version.etag:
+                version = ObjectVersion.from_dict(cur["version"])
+        source = S3Source(self.s3, pointer.bucket, pointer.identity, pointer.etag, pointer.size, version,
+                          read_key=pointer.key if pointer.origin else None)
+        try:
+            report = self.transformer.transform_object(source, self.committer, chunk=pointer.chunk,
+                                                       chunk_count=pointer.chunk_count, dataset=pointer.dataset,
+                                                       force=pointer.force)
+        except UnknownDataset as exc:
+            raise ObjectRefused(str(exc)) from None
         totals = report.totals()
-        logs.info(log, "object transformed", message_id=message_id, source=source.uri, chunk=pointer.chunk_index,
+        logs.info(log, "object transformed" if report.outcome == COMMITTED else f"object {report.outcome}",
+                  message_id=message_id, source=source.uri, chunk=pointer.chunk_index, outcome=report.outcome,
                   records_in=totals.records_in, written=totals.written, quarantined=totals.quarantined,
                   partitions=[f"{p.dataset}/dt={p.dt}" for p in report.partitions],
-                  quarantine=sorted(report.quarantine_keys.values()),
-                  seconds=round(report.seconds, 3))
+                  quarantine=sorted(report.quarantine_keys.values()), seconds=round(report.seconds, 3))
         for name, c in report.counts.items():
             metrics.put(self.namespace, {"dataset": name},
                         {"Objects": c.objects, "RecordsIn": c.records_in, "RecordsWritten": c.written,
@@ -61,9 +97,37 @@ class SqsTransform:
         metrics.put(self.namespace, {"function": "transform"},
                     {"Bytes": report.bytes_read, "DurationMs": round(report.seconds * 1000, 1)},
                     {"Bytes": "Bytes", "DurationMs": "Milliseconds"})
-        if self.events is not None:
+        if self.events is not None and report.outcome == COMMITTED:
             self._partition_events(report)
         return report
+
+    def _dead_letter(self, record: dict[str, Any], pointer: ObjectPointer | None, exc: Exception) -> bool:
+        """Move a message that can never succeed to the DLQ now (True), with its reason."""
+        reason = f"{type(exc).__name__}: {exc}"
+        logs.error(log, "message can never succeed; moved to the DLQ now", message_id=record.get("messageId"),
+                   error=reason[:2000])
+        metrics.put(self.namespace, {"function": "transform"}, {"PoisonMessages": 1})
+        if pointer is not None and not isinstance(exc, BadMessage):
+            self._mark(pointer, reason, "object", int(record.get("attributes", {}).get("ApproximateReceiveCount", 1)))
+        if self.sqs is None or not self.dlq_url:
+            return False  # no DLQ to send to: let SQS's redrive policy take it there
+        try:
+            self.sqs.send_message(QueueUrl=self.dlq_url, MessageBody=record["body"], MessageAttributes={
+                "elt_error": {"DataType": "String", "StringValue": reason[:4000]},
+                "elt_source_message_id": {"DataType": "String", "StringValue": str(record.get("messageId", "?"))}})
+        except Exception:  # noqa: BLE001 - keep the message: SQS retries it, then its redrive policy applies
+            logs.error(log, "could not send the message to the DLQ; it stays on the queue", exc_info=True)
+            return False
+        return True
+
+    def _mark(self, pointer: ObjectPointer, error: str, stage: str, attempts: int) -> None:
+        try:
+            ref = SourceRef(f"s3://{pointer.bucket}/{pointer.key}", pointer.etag, pointer.chunk_index, pointer.identity,
+                            pointer.version)
+            self.committer.mark_failed(ref, error, stage=stage, attempts=attempts,
+                                       datasets=[pointer.dataset] if pointer.dataset else [])
+        except Exception:  # noqa: BLE001 - a marker is a courtesy; the DLQ keeps the message itself
+            logs.error(log, "could not write the failure marker", exc_info=True)
 
     def _partition_events(self, report: ObjectReport) -> None:
         entries = [{

@@ -13,12 +13,17 @@ from elt_sdk.cli.context import UsageProblem, emit_json, emit_table, state
 @click.option("--invalid-rate", type=click.FloatRange(0, 0.5), default=0.02, show_default=True,
               help="Share of bad lines in the second input (half malformed, half schema-invalid).")
 @click.option("--repeat", type=click.IntRange(1), default=3, show_default=True, help="Runs per contender (median).")
-@click.option("--dataset", default="shipments", show_default=True)
+@click.option("--dataset", default="shipments", show_default=True,
+              help="Any installed dataset: its records come from its plugin's elt_fake_records.")
+@click.option("--peers", is_flag=True, help="Add DuckDB and polars (whichever is installed: pip install 'elt-sdk[bench]').")
+@click.option("--cpus", type=click.IntRange(0), default=0, show_default=True,
+              help="Pin every contender to this many cores (1 = a one-vCPU Lambda); 0 = all.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable results.")
-def command(records: int, invalid_rate: float, repeat: int, dataset: str, as_json: bool) -> None:
-    """Measure our transform, pyarrow-native read_json + write_table, and a per-record Python
-    path on the same generated input, each in its own process (records/s, MB/s, peak RSS, ratio
-    to pyarrow-native), plus the transform handler's cold import against import pyarrow.parquet."""
+def command(records: int, invalid_rate: float, repeat: int, dataset: str, peers: bool, cpus: int, as_json: bool) -> None:
+    """Measure our transform, pyarrow-native read_json (explicit schema) + write_table, and a
+    per-record Python path on the same generated input (an undeclared field in half the records,
+    events over several days), each in its own process (records/s, MB/s, peak RSS, ratio to
+    pyarrow-native), plus the transform handler's cold import against import pyarrow.parquet."""
     from elt_sdk import bench
 
     reg = state().registry
@@ -27,7 +32,10 @@ def command(records: int, invalid_rate: float, repeat: int, dataset: str, as_jso
     except LookupError as exc:
         raise UsageProblem(str(exc)) from None
     show = (lambda msg: click.echo(f"  {msg}", err=True)) if not as_json and sys.stderr.isatty() else (lambda msg: None)
-    report = bench.run(reg, records=records, invalid_rate=invalid_rate, repeat=repeat, dataset=dataset, progress=show)
+    if peers and not bench.available_peers():
+        raise UsageProblem("--peers: neither duckdb nor polars is installed: pip install 'elt-sdk[bench]'")
+    report = bench.run(reg, records=records, invalid_rate=invalid_rate, repeat=repeat, dataset=dataset, peers=peers,
+                       cpus=cpus, progress=show)
     if as_json:
         emit_json(report)
         return

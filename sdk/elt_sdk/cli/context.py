@@ -5,11 +5,15 @@ import contextlib
 import json
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
 
 import click
 
 from elt_sdk.plugins import Registry, load_registry
+
+if TYPE_CHECKING:
+    from elt_sdk.settings import Settings
 
 
 class UsageProblem(click.ClickException):
@@ -27,12 +31,26 @@ class RunFailure(click.ClickException):
 @dataclass
 class CliState:
     disabled: list[str] = field(default_factory=list)
+    config: Path | None = None
     _registry: Registry | None = None
+    _settings: Any = None
+
+    @property
+    def settings(self) -> "Settings":
+        """The merged settings (file, environment); a bad one is a usage error (exit 2)."""
+        if self._settings is None:
+            from elt_sdk.settings import Settings, SettingsError
+
+            try:
+                self._settings = Settings.load(self.config)
+            except SettingsError as exc:
+                raise UsageProblem(str(exc)) from None
+        return self._settings
 
     @property
     def registry(self) -> Registry:
         if self._registry is None:
-            self._registry = load_registry(self.disabled)
+            self._registry = load_registry(self.disabled, bronze_prefix=self.settings.bronze_prefix)
         return self._registry
 
 

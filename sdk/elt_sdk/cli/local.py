@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from elt_sdk.cli.context import RunFailure, UsageProblem, emit_json, emit_table, state, warn_broken
-from elt_sdk.cli.transform import expand
-from elt_sdk.layout import bronze_key
+from elt_sdk.cli.transform import expand, keyed
+from elt_sdk import layout
 from elt_sdk.settings import Settings, SettingsError
 
 
@@ -42,18 +42,22 @@ def run(paths: tuple[Path, ...], out: Path, workers: int, records: int, invalid_
     deliberate poison object), 2 bad arguments.
     """
     from elt_sdk.local import sample as sample_mod
-    from elt_sdk.local.runtime import LocalPipeline, Upload
+    from elt_sdk.local.runtime import LocalPipeline, OutputFolderError, Upload, check_output_folder
 
     try:
-        settings = Settings.load(config, chunk_bytes=chunk_bytes)
+        settings = Settings.load(config or state().config, chunk_bytes=chunk_bytes)
     except SettingsError as exc:
         raise UsageProblem(str(exc)) from None
     reg = state().registry
     warn_broken(reg)
+    try:
+        check_output_folder(out)
+    except OutputFolderError as exc:
+        raise UsageProblem(str(exc)) from None
     tmp = tempfile.TemporaryDirectory(prefix="elt-demo-")
     expected = None
     if paths:
-        uploads = [Upload(f, bronze_key(f, settings.bronze_prefix)) for f in expand(paths)]
+        uploads = [Upload(f, key) for f, key in keyed(expand(paths), settings.bronze_prefix)]
         sample = None
     else:
         sample = sample_mod.build(reg, Path(tmp.name), records=records, invalid_rate=invalid_rate)
@@ -72,6 +76,8 @@ def run(paths: tuple[Path, ...], out: Path, workers: int, records: int, invalid_
         result = pipeline.run(uploads, duplicate_events=sample.duplicates if sample else [], on_progress=progress)
     except TimeoutError as exc:
         raise RunFailure(str(exc)) from None
+    except OutputFolderError as exc:
+        raise UsageProblem(str(exc)) from None
     finally:
         tmp.cleanup()
     if show:
@@ -96,5 +102,9 @@ def run(paths: tuple[Path, ...], out: Path, workers: int, records: int, invalid_
         if expected is not None:
             click.echo("counts match the generated input: " + ("yes" if summary["matches_expected"] else "NO"))
         click.echo(f"output: {out}/ (silver/, quarantine/, dlq/, logs/) in {result.seconds:.1f}s")
+    if set(result.datasets) == {layout.UNROUTED}:
+        click.echo(f"warning: every record ended in quarantine/{layout.UNROUTED}/: no file was under a "
+                   f"{settings.bronze_prefix}<dataset>/ folder and no record had a known record_type "
+                   "(see 'elt-sdk plugins' for the datasets and CONTRIBUTING.md 'How files become keys')", err=True)
     if unexpected_dlq or result.ingest_given_up or (expected is not None and not summary["matches_expected"]):
         raise RunFailure("some objects did not make it: see dlq/ and logs/ under " + str(out))

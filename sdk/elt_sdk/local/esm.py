@@ -9,6 +9,7 @@ does by default.
 from __future__ import annotations
 
 import json
+from urllib.parse import unquote_plus
 import threading
 import time
 import uuid
@@ -95,12 +96,18 @@ class AsyncInvoker:
         self.function_name, self.timeout_s, self.retry_attempts = function_name, timeout_s, retry_attempts
         self.stats = Stats()
         self.given_up: list[dict[str, Any]] = []
+        self.delivered: dict[str, str] = {}
+        """The body of the last S3 event handled for each object key (to deliver one again)."""
 
     def poll_once(self) -> int:
         msgs = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
                                         AttributeNames=["ApproximateReceiveCount"], WaitTimeSeconds=0).get("Messages", [])
         for m in msgs:
             event = json.loads(m["Body"])
+            for record in event.get("Records", []) if isinstance(event, dict) else []:
+                key = record.get("s3", {}).get("object", {}).get("key")
+                if key:
+                    self.delivered[unquote_plus(key)] = m["Body"]
             attempt = int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
             try:
                 result = self.handler(event, LambdaContext(self.function_name, self.timeout_s))

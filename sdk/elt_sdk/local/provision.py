@@ -21,17 +21,19 @@ class Resources:
     dlq_url: str
     table: str
     events_queue_url: str = ""  # local only: S3 notifications land here, for the ingest poller
+    quarantine_bucket: str = ""
 
     def handler_environment(self, settings: Settings) -> dict[str, str]:
         return {**settings.lambda_environment(), s.ENV_BRONZE_BUCKET: self.bronze_bucket,
-                s.ENV_SILVER_BUCKET: self.silver_bucket, s.ENV_QUEUE_URL: self.queue_url, s.ENV_TABLE: self.table}
+                s.ENV_SILVER_BUCKET: self.silver_bucket, s.ENV_QUARANTINE_BUCKET: self.quarantine_bucket or self.silver_bucket,
+                s.ENV_QUEUE_URL: self.queue_url, s.ENV_DLQ_URL: self.dlq_url, s.ENV_TABLE: self.table}
 
 
 def provision(settings: Settings, client: Any) -> Resources:
     """``client(name)`` returns a boto3 client for the endpoint."""
     s3, sqs, ddb = client("s3"), client("sqs"), client("dynamodb")
     location = {} if settings.region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": settings.region}}
-    for bucket in (settings.bronze_bucket, settings.silver_bucket):
+    for bucket in (settings.bronze_bucket, settings.silver_bucket, settings.quarantine_bucket):
         s3.create_bucket(Bucket=bucket, **location)
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     dlq_url = sqs.create_queue(QueueName=settings.dlq_name, Attributes={
@@ -59,4 +61,5 @@ def provision(settings: Settings, client: Any) -> Resources:
             "Events": ["s3:ObjectCreated:*"],
             "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": settings.bronze_prefix}]}},
         }]})
-    return Resources(settings.bronze_bucket, settings.silver_bucket, queue_url, dlq_url, settings.table_name, events_url)
+    return Resources(settings.bronze_bucket, settings.silver_bucket, queue_url, dlq_url, settings.table_name, events_url,
+                     settings.quarantine_bucket)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -88,6 +89,19 @@ class LocalRuntime:
             self._errors.append(exc)
             self._stop.set()
 
+    def deliver_again(self, key: str, timeout_s: float = 60.0) -> None:
+        """S3 delivers events at least once: send the event already handled for ``key`` again."""
+        deadline = time.time() + timeout_s
+        while key not in self.ingest.delivered:
+            if self._errors:
+                raise self._errors[0]
+            if time.time() > deadline:
+                raise TimeoutError(f"no S3 event for {key} within {timeout_s:.0f}s")
+            time.sleep(0.02)
+        self.endpoint.client("sqs").send_message(QueueUrl=self.resources.events_queue_url,
+                                                 MessageBody=self.ingest.delivered[key])
+        self.uploaded += 1
+
     def upload(self, path: Path, key: str) -> None:
         self.endpoint.client("s3").upload_file(str(path), self.resources.bronze_bucket, key)
         self.uploaded += 1
@@ -146,6 +160,7 @@ class LocalRunResult:
     transform_invocations: int = 0
     seconds: float = 0.0
     out: str = ""
+    failed_objects: list[str] = field(default_factory=list)
 
     @property
     def totals(self) -> dict[str, int]:
@@ -159,8 +174,24 @@ class LocalRunResult:
                 "out": self.out}
 
 
+OWNED_MARKER = ".elt-local-run.json"
+"""Written into every output folder ``local run`` fills: only such a folder is ever replaced."""
+
+
+class OutputFolderError(ValueError):
+    """The output folder holds files ``local run`` did not write."""
+
+
+def check_output_folder(out: Path) -> None:
+    """``local run`` replaces OUT only if OUT is empty or was written by ``local run``."""
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / OWNED_MARKER).is_file())):
+        raise OutputFolderError(f"{out} exists and was not written by 'elt-sdk local run'; choose another --out "
+                                "or move it away (nothing in it was touched)")
+
+
 class LocalPipeline:
-    """``elt-sdk local run``: upload, drain, copy out, count."""
+    """``elt-sdk local run``: upload, drain, copy out, count. Results are gathered in a fresh
+    folder beside OUT and swapped in at the end, so an interrupted run leaves OUT as it was."""
 
     def __init__(self, settings: Settings, *, workers: int = 2, out: Path = Path("elt-out"), timeout_s: float = 900.0):
         self.settings = settings
@@ -170,45 +201,67 @@ class LocalPipeline:
 
     def run(self, uploads: list[Upload], *, duplicate_events: list[Upload] = (),
             on_progress: Callable[[dict[str, int]], None] | None = None) -> LocalRunResult:
+        check_output_folder(self.out)
         started = time.time()
-        (self.out / "logs").mkdir(parents=True, exist_ok=True)
-        with (self.out / "logs" / "pipeline.jsonl").open("w") as log_file, \
-                LocalRuntime(self.settings, workers=self.workers, log_stream=log_file) as rt:
-            for up in list(uploads) + list(duplicate_events):  # identical bytes again: S3 notifies again
-                rt.upload(up.path, up.key)
-            rt.wait(self.timeout_s, on_progress)
-            result = LocalRunResult(objects=len(uploads), out=str(self.out))
-            for counts in rt.ingest.stats.results:
-                for k, v in counts.items():
-                    result.ingest[k] = result.ingest.get(k, 0) + v
-            result.ingest_given_up = len(rt.ingest.given_up)
-            result.transform_invocations = rt.esm.stats.invocations
-            collect(rt, self.out, result)
-        result.seconds = time.time() - started
+        fresh = self.out.with_name(f".{self.out.name}.partial-{os.getpid()}")
+        shutil.rmtree(fresh, ignore_errors=True)
+        (fresh / "logs").mkdir(parents=True)
+        (fresh / OWNED_MARKER).write_text(json.dumps({"complete": False, "started_at": started}))
+        try:
+            with (fresh / "logs" / "pipeline.jsonl").open("w") as log_file, \
+                    LocalRuntime(self.settings, workers=self.workers, log_stream=log_file) as rt:
+                for up in uploads:
+                    rt.upload(up.path, up.key)
+                for up in duplicate_events:  # the same S3 event delivered twice: ingest skips it
+                    rt.deliver_again(up.key)
+                rt.wait(self.timeout_s, on_progress)
+                result = LocalRunResult(objects=len(uploads), out=str(self.out))
+                for counts in rt.ingest.stats.results:
+                    for k, v in counts.items():
+                        result.ingest[k] = result.ingest.get(k, 0) + v
+                result.ingest_given_up = len(rt.ingest.given_up)
+                result.transform_invocations = rt.esm.stats.invocations
+                collect(rt, fresh, result)
+            result.seconds = time.time() - started
+            (fresh / OWNED_MARKER).write_text(json.dumps({"complete": True, "started_at": started,
+                                                          "seconds": round(result.seconds, 2)}))
+            _swap_in(fresh, self.out)
+        finally:
+            shutil.rmtree(fresh, ignore_errors=True)
         return result
+
+
+def _swap_in(fresh: Path, out: Path) -> None:
+    """Replace ``out`` (empty, absent, or a previous run's) with ``fresh``."""
+    check_output_folder(out)
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    if out.exists():
+        out.rename(old)
+    fresh.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def collect(rt: LocalRuntime, out: Path, result: LocalRunResult) -> None:
     """Copy silver, quarantine and the DLQ out; count rows from what was actually written."""
     s3, sqs, res = rt.endpoint.client("s3"), rt.endpoint.client("sqs"), rt.resources
-    for prefix in (layout.SILVER_PREFIX, layout.QUARANTINE_PREFIX):
-        local = out / prefix
-        if local.exists():
-            for old in sorted(local.rglob("*"), reverse=True):
-                old.unlink() if old.is_file() else old.rmdir()
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=res.silver_bucket, Prefix=prefix):
+    for bucket, prefix in ((res.silver_bucket, layout.SILVER_PREFIX),
+                           (res.quarantine_bucket or res.silver_bucket, layout.QUARANTINE_PREFIX)):
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for obj in page.get("Contents", []):
                 target = out / obj["Key"]
                 target.parent.mkdir(parents=True, exist_ok=True)
-                s3.download_file(res.silver_bucket, obj["Key"], str(target))
+                s3.download_file(bucket, obj["Key"], str(target))
     silver, quarantine = out / layout.SILVER_PREFIX, out / layout.QUARANTINE_PREFIX
-    names = {p.name for base in (silver, quarantine) if base.exists() for p in base.iterdir() if p.is_dir()}
+    names = {p.name for base in (silver, quarantine) if base.exists() for p in base.iterdir()
+             if p.is_dir() and p.name != layout.FAILED}
     for name in sorted(names):
         written = sum(pq.ParquetFile(f).metadata.num_rows for f in (silver / name).rglob("*.parquet")) \
             if (silver / name).exists() else 0
         quarantined = sum(1 for f in (quarantine / name).rglob("*.jsonl") for line in f.open("rb") if line.strip()) \
             if (quarantine / name).exists() else 0
         result.datasets[name] = {"records_in": written + quarantined, "written": written, "quarantined": quarantined}
+    result.failed_objects = sorted(p.name for p in (quarantine / layout.FAILED).glob("*.json")) \
+        if (quarantine / layout.FAILED).exists() else []
     (out / "dlq").mkdir(parents=True, exist_ok=True)
     result.dlq = drain_messages(sqs, res.dlq_url)
     with (out / "dlq" / "messages.jsonl").open("w") as fh:
@@ -224,8 +277,10 @@ def drain_messages(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     while True:
         msgs = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"],
-                                   VisibilityTimeout=60, WaitTimeSeconds=0).get("Messages", [])
+                                   MessageAttributeNames=["All"], VisibilityTimeout=60,
+                                   WaitTimeSeconds=0).get("Messages", [])
         if not msgs:
             return out
         out.extend({"message_id": m["MessageId"], "body": m["Body"],
-                    "receive_count": m.get("Attributes", {}).get("ApproximateReceiveCount")} for m in msgs)
+                    "receive_count": m.get("Attributes", {}).get("ApproximateReceiveCount"),
+                    "error": m.get("MessageAttributes", {}).get("elt_error", {}).get("StringValue")} for m in msgs)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,11 +12,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.dataset as pads
 
+from elt_sdk import layout
 from elt_sdk.batch import decode_line
 from elt_sdk.dataset import Dataset
 from elt_sdk.pipeline import ObjectReport, Transformer
 from elt_sdk.plugins import Registry
-from elt_sdk.sink import LocalSink
+from elt_sdk.store import LocalStore
 from elt_sdk.source import LocalSource
 
 
@@ -28,6 +30,7 @@ class TransformResult:
     quarantine: list[dict[str, Any]]
     report: ObjectReport
     files: dict[str, bytes]
+    """Output files by key (without the commit round), commit records left out."""
 
 
 def transform_lines(registry: Registry, dataset: Dataset, lines: list[bytes], *, fmt: str = "jsonl",
@@ -48,8 +51,9 @@ def transform_lines(registry: Registry, dataset: Dataset, lines: list[bytes], *,
         os.utime(src, ns=(FIXED_MTIME_NS, FIXED_MTIME_NS))  # same bytes, same version: same output
         out = root / "out"
         report = Transformer(registry).transform_object(LocalSource.from_path(src, key=dataset.bronze_prefix + src.name),
-                                                        LocalSink(out), dataset=dataset.name)
-        files = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+                                                        LocalStore(out), dataset=dataset.name)
+        files = {_stable_name(p.relative_to(out).as_posix()): p.read_bytes() for p in sorted(out.rglob("*"))
+                 if p.is_file() and not p.relative_to(out).as_posix().startswith(layout.META_PREFIX)}
         part_dir = out / "silver" / dataset.name
         if part_dir.exists():
             silver = pads.dataset(part_dir, format="parquet", partitioning="hive").to_table()
@@ -59,6 +63,12 @@ def transform_lines(registry: Registry, dataset: Dataset, lines: list[bytes], *,
         quarantine = [json.loads(line) for p in (out / "quarantine").rglob("*.jsonl") for line in p.read_text().split("\n") if line] \
             if (out / "quarantine").exists() else []
         return TransformResult(silver, sorted(quarantine, key=lambda r: r["line"]), report, files)
+
+
+def _stable_name(key: str) -> str:
+    """An output key without its commit round (unique per commit by design), so two runs on the
+    same input can be compared file by file."""
+    return re.sub(r"-[0-9a-f]{8}-c(\d{4})", r"-c\1", key)
 
 
 def reference_verdict(dataset: Dataset, line: bytes) -> bool:

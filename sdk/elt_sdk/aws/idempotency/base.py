@@ -2,7 +2,8 @@
 
 A claim is a conditional write of an IN_PROGRESS record whose lock expires with the invocation's
 remaining time, so a crashed invocation does not hold the object forever. A COMPLETED record
-expires after the TTL; its expiry is checked here too, since DynamoDB's TTL deletes late.
+expires after the TTL; the conditional write itself treats an expired record (or an expired lock)
+as absent, since DynamoDB's TTL deletes late (``Persistence.put_in_progress``).
 """
 from __future__ import annotations
 
@@ -22,12 +23,6 @@ class IdempotencyRecord:
     expiry: int  # epoch seconds (the TTL attribute)
     in_progress_expiry_ms: int | None = None
     data: dict[str, Any] = field(default_factory=dict)
-
-    def is_expired(self, now: float) -> bool:
-        return self.expiry <= now
-
-    def lock_expired(self, now: float) -> bool:
-        return self.in_progress_expiry_ms is not None and self.in_progress_expiry_ms <= now * 1000
 
 
 class AlreadyCompleted(Exception):

@@ -7,7 +7,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from elt_sdk.aws.idempotency.base import COMPLETED, IN_PROGRESS, IdempotencyRecord, ItemAlreadyExists, Persistence
-from elt_sdk.aws.s3 import error_code
+from elt_sdk.aws.errors import error_code
 
 KEY_ATTR = "pk"
 TTL_ATTR = "expiration"

@@ -1,0 +1,347 @@
+"""The commit protocol: an object version's rows land whole, and replace the older version's.
+
+A transform attempt writes its files aside (local temporary files, or staged keys under
+``_elt/staging/`` of each store) and nothing under ``silver/`` or ``quarantine/``. Then
+``Committer.commit`` makes them the object's rows, against the object's *manifest*
+(``_elt/objects/<object id>.json`` in the silver store), which names the files of the version
+that is current and is only ever changed by a conditional write (``Store.put_if``):
+
+1. read the manifest; if it names a newer version, this attempt is superseded: drop its files;
+2. write the manifest with this attempt as ``pending`` (its final keys), and every file of
+   another attempt's abandoned ``pending`` as garbage;
+3. put the files at their final keys (upload, or copy from staging);
+4. write the manifest with this attempt as ``current`` and the previous version's files as
+   garbage; 5. delete the garbage, the staged files, a failure marker of an earlier version.
+
+A conditional write that loses means another attempt moved first: start again at 1. Final keys
+carry a round id unique to the attempt's try, so garbage is never a key anyone writes again and
+deleting it is always safe. What readers see: the previous version's rows until step 3, both
+versions' during steps 3-5 (a few requests), the new version's after. A crash before step 4
+leaves the previous version current; its staged files expire (lifecycle on ``_elt/staging/``)
+and files it promoted are removed by the next commit of the same key (or ``elt-sdk repair``).
+
+An object split into byte-range chunks commits once, by whichever chunk attempt finds every
+chunk's record (``_elt/chunks/<object id>/<version>/``) present; chunks stage their files first.
+"""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from elt_sdk import layout
+from elt_sdk.source import ObjectVersion, SourceRef, object_id
+from elt_sdk.store import Conflict, LocalStore, Store
+
+SILVER, QUARANTINE = "silver", "quarantine"
+AREAS = (SILVER, QUARANTINE)
+MAX_ROUNDS = 50
+
+COMMITTED = "committed"
+SUPERSEDED = "superseded"
+WAITING = "waiting for other chunks"
+DUPLICATE = "already committed"
+
+
+class CommitContention(RuntimeError):
+    """Too many concurrent writers of one object: retry the message later."""
+
+
+@dataclass
+class OutputFile:
+    """One file an attempt wrote: where it is now (a local path, or a staged key), what it holds,
+    and what its final key will be (``final(round)``)."""
+
+    area: str
+    dataset: str
+    dt: str | None
+    part: int
+    rows: int
+    chunk: int = 0
+    local: Path | None = None
+    staged: str | None = None
+
+    def final(self, source: SourceRef, round_id: str) -> str:
+        if self.area == SILVER:
+            return layout.silver_key(self.dataset, self.dt or "", source, self.part, round_id, chunk=self.chunk)
+        return layout.quarantine_key(self.dataset, source, round_id, chunk=self.chunk)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"area": self.area, "dataset": self.dataset, "dt": self.dt, "part": self.part, "rows": self.rows,
+                "chunk": self.chunk, "staged": self.staged}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "OutputFile":
+        return cls(d["area"], d["dataset"], d.get("dt"), int(d["part"]), int(d["rows"]), int(d.get("chunk", 0)),
+                   staged=d.get("staged"))
+
+
+@dataclass
+class Attempt:
+    """What one transform attempt of an object (or of one of its chunks) produced."""
+
+    source: SourceRef
+    files: list[OutputFile]
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    fingerprint: dict[str, str] = field(default_factory=dict)
+    chunk_count: int = 1
+    attempt_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+
+    @property
+    def version(self) -> ObjectVersion:
+        return self.source.version or ObjectVersion(self.source.etag)
+
+
+@dataclass
+class Outcome:
+    status: str
+    partitions: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    quarantine_keys: dict[str, str] = field(default_factory=dict)
+    replaced: ObjectVersion | None = None
+
+    @property
+    def landed(self) -> bool:
+        return self.status == COMMITTED
+
+
+def manifest_key(key: str) -> str:
+    return f"{layout.META_PREFIX}objects/{object_id(key)}.json"
+
+
+def failure_key(key: str) -> str:
+    return f"{layout.QUARANTINE_PREFIX}{layout.FAILED}/{object_id(key)}.json"
+
+
+class Committer:
+    """The protocol above, over a silver store and a quarantine store (the same store locally)."""
+
+    def __init__(self, silver: Store, quarantine: Store | None = None, *, clock: Callable[[], float] = time.time):
+        self.stores = {SILVER: silver, QUARANTINE: quarantine or silver}
+        self.silver = silver
+        self.clock = clock
+
+    # -- before an attempt ---------------------------------------------------------------------
+
+    def current(self, key: str) -> dict[str, Any] | None:
+        got = self.silver.get_bytes(manifest_key(key))
+        return json.loads(got[0]).get("current") if got else None
+
+    def is_committed(self, source: SourceRef, fingerprint: dict[str, str]) -> bool:
+        """Is this version already current, written by the same plugin versions? (A duplicate
+        delivery need not be transformed again; a replay after a plugin upgrade is.)"""
+        cur = self.current(source.key)
+        if not cur:
+            return False
+        version = source.version or ObjectVersion(source.etag)
+        return version.same_as(ObjectVersion.from_dict(cur["version"])) and cur.get("fingerprint") == fingerprint
+
+    def is_superseded(self, source: SourceRef) -> bool:
+        cur = self.current(source.key)
+        version = source.version or ObjectVersion(source.etag)
+        return bool(cur) and ObjectVersion.from_dict(cur["version"]).newer_than(version)
+
+    # -- staging -------------------------------------------------------------------------------
+
+    def staging_prefix(self, source: SourceRef, attempt_id: str) -> str:
+        version = source.version or ObjectVersion(source.etag)
+        return f"{layout.META_PREFIX}staging/{object_id(source.key)}/{version.token}/{attempt_id}/"
+
+    def stage(self, file: OutputFile, source: SourceRef, attempt_id: str) -> OutputFile:
+        """Move a finished local file into its store's staging area (frees local disk)."""
+        if file.local is None:
+            return file
+        key = f"{self.staging_prefix(source, attempt_id)}{file.area}-{file.dataset}-{file.dt or 'q'}-c{file.chunk:04d}-p{file.part:04d}"
+        store = self.stores[file.area]
+        if isinstance(store, LocalStore):
+            store.move_file(key, file.local)
+        else:
+            store.put_file(key, file.local)
+            file.local.unlink(missing_ok=True)
+        file.local, file.staged = None, key
+        return file
+
+    def discard(self, files: Iterable[OutputFile]) -> None:
+        """Drop an attempt's files (staged keys; local files are the caller's temporary folder)."""
+        by_area: dict[str, list[str]] = {}
+        for f in files:
+            if f.staged:
+                by_area.setdefault(f.area, []).append(f.staged)
+        for area, keys in by_area.items():
+            self.stores[area].delete(keys)
+
+    # -- commit --------------------------------------------------------------------------------
+
+    def commit(self, attempt: Attempt) -> Outcome:
+        if attempt.chunk_count > 1:
+            return self._commit_chunk(attempt)
+        try:
+            return self._commit(attempt.source, attempt.files, attempt.counts, attempt.fingerprint)
+        finally:
+            self.discard(attempt.files)
+
+    def _commit_chunk(self, attempt: Attempt) -> Outcome:
+        src = attempt.source
+        for f in attempt.files:
+            self.stage(f, src, attempt.attempt_id)
+        version = attempt.version
+        folder = f"{layout.META_PREFIX}chunks/{object_id(src.key)}/{version.token}/"
+        record = {"attempt": attempt.attempt_id, "chunk": src.chunk, "files": [f.to_dict() for f in attempt.files],
+                  "counts": attempt.counts, "fingerprint": attempt.fingerprint}
+        self.silver.put_bytes(f"{folder}c{src.chunk:06d}.json", json.dumps(record).encode())
+        keys = list(self.silver.list(folder))
+        if len(keys) < attempt.chunk_count:
+            return Outcome(WAITING)
+        files: list[OutputFile] = []
+        counts: dict[str, dict[str, int]] = {}
+        for key in keys:
+            got = self.silver.get_bytes(key)
+            if got is None:  # another chunk attempt committed and cleaned up meanwhile
+                return Outcome(DUPLICATE if not self.is_superseded(src) else SUPERSEDED)
+            rec = json.loads(got[0])
+            files += [OutputFile.from_dict(d) for d in rec["files"]]
+            for ds, c in rec["counts"].items():
+                acc = counts.setdefault(ds, {})
+                for k, v in c.items():
+                    acc[k] = acc.get(k, 0) + v
+        whole = SourceRef(src.uri, src.etag, 0, src.key, src.version)
+        outcome = self._commit(whole, files, counts, attempt.fingerprint)
+        self.discard(files)
+        self.silver.delete(keys)
+        return outcome
+
+    def _commit(self, source: SourceRef, files: list[OutputFile], counts: dict[str, dict[str, int]],
+                fingerprint: dict[str, str]) -> Outcome:
+        mkey = manifest_key(source.key)
+        version = source.version or ObjectVersion(source.etag)
+        for _ in range(MAX_ROUNDS):
+            got = self.silver.get_bytes(mkey)
+            doc, token = (json.loads(got[0]), got[1]) if got else ({}, None)
+            cur = doc.get("current")
+            if cur and ObjectVersion.from_dict(cur["version"]).newer_than(version):
+                return Outcome(SUPERSEDED)
+            round_id = uuid.uuid4().hex[:8]
+            finals = [(f, f.final(source, round_id)) for f in files]
+            mine = _by_area((f.area, key) for f, key in finals)
+            garbage = _merge(doc.get("garbage"), (doc.get("pending") or {}).get("files"))
+            base = {"key": source.key, "source": source.uri, "updated_at": self.clock()}
+            try:
+                token = self.silver.put_if(mkey, _dump({**base, "current": cur, "failed": doc.get("failed"),
+                                                        "pending": {"version": version.to_dict(), "round": round_id,
+                                                                    "files": mine, "started_at": self.clock()},
+                                                        "garbage": garbage}), token)
+            except Conflict:
+                continue
+            self._promote(finals)
+            garbage = _merge(garbage, (cur or {}).get("files"))
+            current = {"version": version.to_dict(), "round": round_id, "files": mine, "counts": counts,
+                       "fingerprint": fingerprint, "committed_at": self.clock()}
+            try:
+                token = self.silver.put_if(mkey, _dump({**base, "current": current, "pending": None, "failed": None,
+                                                        "garbage": garbage}), token)
+            except Conflict:
+                continue  # someone saw our pending and will collect these files; try again with new keys
+            self._collect(garbage)
+            try:  # best effort: the garbage is gone
+                self.silver.put_if(mkey, _dump({**base, "current": current, "pending": None, "failed": None,
+                                                "garbage": {}}), token)
+            except Conflict:
+                pass
+            if doc.get("failed"):
+                self.stores[QUARANTINE].delete([failure_key(source.key)])
+            return Outcome(COMMITTED, _partitions(finals), {f.dataset: key for f, key in finals if f.area == QUARANTINE},
+                           ObjectVersion.from_dict(cur["version"]) if cur else None)
+        raise CommitContention(f"{source.uri}: {MAX_ROUNDS} commit rounds lost to concurrent writers")
+
+    def _promote(self, finals: list[tuple[OutputFile, str]]) -> None:
+        for f, key in finals:
+            store = self.stores[f.area]
+            if f.local is not None:
+                store.put_file(key, f.local)
+            elif f.staged is not None:
+                store.copy(f.staged, key)
+
+    def _collect(self, garbage: dict[str, list[str]]) -> None:
+        for area, keys in garbage.items():
+            if keys:
+                self.stores[area].delete(keys)
+
+    # -- failures ------------------------------------------------------------------------------
+
+    def mark_failed(self, source: SourceRef, error: str, *, stage: str = "object", attempts: int | None = None,
+                    datasets: Iterable[str] = ()) -> str:
+        """A marker in quarantine saying why this object version never reached silver (it leaves
+        nothing there: its attempt's files are discarded). Removed when a later version lands."""
+        version = source.version or ObjectVersion(source.etag)
+        marker = {"source": source.uri, "key": source.key, "version": version.to_dict(), "stage": stage,
+                  "error": error, "attempts": attempts, "datasets": sorted(datasets), "at": self.clock()}
+        key = failure_key(source.key)
+        self.stores[QUARANTINE].put_bytes(key, _dump(marker))
+        mkey = manifest_key(source.key)
+        for _ in range(MAX_ROUNDS):  # record it in the manifest, so the next commit removes the marker
+            got = self.silver.get_bytes(mkey)
+            doc, token = (json.loads(got[0]), got[1]) if got else ({"key": source.key, "source": source.uri}, None)
+            doc["failed"] = {"version": version.to_dict(), "error": error, "at": self.clock()}
+            try:
+                self.silver.put_if(mkey, _dump(doc), token)
+                break
+            except Conflict:
+                continue
+        return key
+
+    # -- repair --------------------------------------------------------------------------------
+
+    def repair(self, older_than_s: float = 0.0) -> dict[str, int]:
+        """Remove what crashed attempts left visible: files of a ``pending`` entry older than
+        ``older_than_s`` seconds, and garbage a commit did not get to delete."""
+        removed = manifests = 0
+        for mkey in self.silver.list(f"{layout.META_PREFIX}objects/"):
+            for _ in range(MAX_ROUNDS):
+                got = self.silver.get_bytes(mkey)
+                if got is None:
+                    break
+                doc, token = json.loads(got[0]), got[1]
+                pending = doc.get("pending")
+                stale = pending if pending and self.clock() - pending.get("started_at", 0) >= older_than_s else None
+                garbage = _merge(doc.get("garbage"), (stale or {}).get("files"))
+                if not any(garbage.values()):
+                    break
+                self._collect(garbage)
+                try:
+                    self.silver.put_if(mkey, _dump({**doc, "pending": None if stale else pending, "garbage": {}}), token)
+                except Conflict:
+                    continue
+                manifests += 1
+                removed += sum(len(v) for v in garbage.values())
+                break
+        return {"manifests": manifests, "files_removed": removed}
+
+
+def _dump(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _by_area(items: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for area, key in items:
+        out.setdefault(area, []).append(key)
+    return out
+
+
+def _merge(*parts: dict[str, list[str]] | None) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for part in parts:
+        for area, keys in (part or {}).items():
+            bucket = out.setdefault(area, [])
+            bucket.extend(k for k in keys if k not in bucket)
+    return out
+
+
+def _partitions(finals: list[tuple[OutputFile, str]]) -> dict[tuple[str, str], list[str]]:
+    out: dict[tuple[str, str], list[str]] = {}
+    for f, key in finals:
+        if f.area == SILVER and f.dt:
+            out.setdefault((f.dataset, f.dt), []).append(key)
+    return out

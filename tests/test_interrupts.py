@@ -1,0 +1,80 @@
+"""SIGTERM and Ctrl-C: the command stops, removes its temporary folders, leaves outputs as they
+were (nothing half-committed, no partial local-run folder) and exits 130."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+
+def start(args: list[str], cwd: Path, tmp: Path) -> subprocess.Popen:
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    return subprocess.Popen([sys.executable, "-m", "elt_sdk.cli", *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(predicate, timeout: float = 60.0) -> None:
+    deadline = time.time() + timeout
+    while not predicate():
+        if time.time() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.05)
+
+
+def big_input(folder: Path, records: int) -> Path:
+    src = folder / "bronze" / "shipments" / "big.jsonl"
+    src.parent.mkdir(parents=True)
+    line = json.dumps({"record_type": "shipments", "event_time": "2025-06-01T12:00:00Z", "shipment_id": "S",
+                       "origin": "A", "destination": "B", "carrier": "C", "weight_kg": 1.5}).encode() + b"\n"
+    src.write_bytes(line * records)
+    return src
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_transform_interrupted_exits_130_and_leaves_no_temporary_folder_and_no_rows(tmp_path, sig):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    src = big_input(tmp_path, 3_000_000)  # a few seconds of work
+    proc = start(["transform", str(src), "--out", str(tmp_path / "out")], tmp_path, tmp)
+    wait_for(lambda: any(tmp.glob("elt-out-*")))  # it is writing
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert not list(tmp.iterdir())  # elt-out-* gone
+    assert not (tmp_path / "out" / "silver").exists()
+
+
+def test_local_run_interrupted_leaves_the_previous_output_untouched(tmp_path):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".elt-local-run.json").write_text('{"complete": true}')  # a previous run's output
+    (out / "silver").mkdir()
+    (out / "silver" / "kept.txt").write_text("from the previous run")
+    proc = start(["local", "run", "--records", "20000", "--out", str(out)], tmp_path, tmp)
+    wait_for(lambda: any(tmp_path.glob(".out.partial-*")) and any(tmp.glob("elt-demo-*")))
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert (out / "silver" / "kept.txt").read_text() == "from the previous run"
+    assert not list(tmp_path.glob(".out.partial-*")) and not list(tmp.glob("elt-demo-*"))
+
+
+def test_local_run_refuses_an_output_folder_it_did_not_write(tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    proc = subprocess.run([sys.executable, "-m", "elt_sdk.cli", "local", "run", "--records", "5", "--out", str(out)],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "was not written by 'elt-sdk local run'" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert (out / "notes.txt").read_text() == "mine" and sorted(p.name for p in out.iterdir()) == ["notes.txt"]
