@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from elt_sdk import kernels as k
 from elt_sdk.source import SourceRef
+from elt_sdk.values import parse_float
 
 __all__ = ["ParsedBatch", "RawBlock", "Reject", "SourceRef", "ValidatedBatch", "decode_line"]
 
@@ -149,12 +150,14 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
-_strict = json.JSONDecoder(parse_constant=_no_constants, object_pairs_hook=_unique_keys)
+_strict = json.JSONDecoder(parse_constant=_no_constants, object_pairs_hook=_unique_keys, parse_float=parse_float)
 
 
 def decode_line(line: bytes) -> Any:
-    """Strict JSON: UTF-8 only, no NaN/Infinity, no duplicate keys in an object. Raises
-    UnicodeDecodeError or ValueError."""
+    """Strict JSON: UTF-8 only, no NaN/Infinity, no duplicate keys in an object; a number beyond
+    float64 (``1e400``) decodes to ``values.OutOfRange`` (an infinite float that keeps its text), so
+    validation can refuse it with a reason instead of storing +inf. Raises UnicodeDecodeError or
+    ValueError."""
     return _strict.decode(line.decode("utf-8"))
 
 

@@ -1,6 +1,7 @@
 """The dataset contract: what a plugin declares, and what the SDK derives from it."""
 from __future__ import annotations
 
+import copy
 import json
 import re
 from dataclasses import dataclass, field
@@ -8,7 +9,6 @@ from functools import cached_property
 from importlib import resources
 from typing import Any, Callable, Mapping
 
-import fastjsonschema
 import pyarrow as pa
 
 from elt_sdk import schema as schema_mod
@@ -27,6 +27,11 @@ class Dataset:
     Only ``name`` and ``json_schema`` are required; everything else has the default a
     bronze -> silver pipeline needs. ``silver_schema`` is declared only when the plugin's map
     changes the shape of a record; otherwise it is derived from ``json_schema``.
+
+    ``apply_defaults``: insert a property's ``default`` into records that lack it (JSON Schema's
+    ``default`` is an annotation, so by default records reach silver as sent).
+    ``strict_types``: refuse the schema at load where a property has no single Arrow type,
+    instead of storing its value as JSON text in a string column.
     """
 
     name: str
@@ -39,6 +44,8 @@ class Dataset:
     discriminator_value: str | None = None
     quality_rules: tuple[Mapping[str, Any], ...] = ()
     description: str = ""
+    apply_defaults: bool = False
+    strict_types: bool = False
     plugin: str = field(default="", compare=False)
     bronze_root: str = field(default="bronze/", compare=False)
     """The pipeline's bronze prefix (setting ``bronze_prefix``), given by the registry."""
@@ -55,9 +62,14 @@ class Dataset:
         return self.discriminator_value or self.name
 
     @cached_property
+    def record_shape(self) -> schema_mod.Shape:
+        """What each position of a valid record holds in silver (``schema.record_shape``)."""
+        return schema_mod.record_shape(self.json_schema, strict=self.strict_types)
+
+    @cached_property
     def bronze_arrow_schema(self) -> pa.Schema:
         """Typed shape of a valid bronze record (timestamps parsed)."""
-        return schema_mod.arrow_schema(self.json_schema)
+        return pa.schema([f.arrow_field for f in self.record_shape.fields])
 
     @cached_property
     def arrow_schema(self) -> pa.Schema:
@@ -65,16 +77,30 @@ class Dataset:
         return self.silver_schema if self.silver_schema is not None else self.bronze_arrow_schema
 
     @cached_property
+    def record_converter(self) -> Callable[[dict], tuple]:
+        """A valid record -> its silver column values (``values.record_converter``)."""
+        from elt_sdk.values import record_converter
+
+        return record_converter(self.record_shape)
+
+    @cached_property
     def validator(self) -> Callable[[Any], Any]:
-        """fastjsonschema's compiled validator for one bronze record."""
-        return fastjsonschema.compile(dict(self.json_schema))
+        """The compiled validator for one bronze record (fastjsonschema, with JSON Schema's
+        meaning: see ``validator.py``). It inserts defaults only when ``apply_defaults``."""
+        from elt_sdk.validator import compile_validator
+
+        return compile_validator(self.json_schema, apply_defaults=self.apply_defaults)
 
     @cached_property
     def property_validators(self) -> dict[str, Callable[[Any], Any]]:
-        """One validator per top-level property, so a rejected record lists every error."""
+        """One validator per top-level property, so a rejected record lists every error; each
+        resolves ``$ref`` against the whole schema."""
+        from elt_sdk.validator import compile_validator
+
+        root = self.record_shape.schema
         return {
-            name: fastjsonschema.compile(dict(prop))
-            for name, prop in self.json_schema.get("properties", {}).items()
+            name: compile_validator(self.json_schema, ref=f"{self.record_shape.pointer}/properties/{schema_mod.pointer_token(name)}")
+            for name in root.get("properties", {})
         }
 
     @classmethod
@@ -98,27 +124,31 @@ class Dataset:
                 f"dataset name {self.name!r} must be lowercase letters, digits and '_', "
                 "starting with a letter (it becomes an S3 prefix and a Glue table)"
             )
+        if isinstance(self.json_schema, bool):
+            raise DatasetError(f"{self.name}: json_schema must be an object schema with properties, "
+                               f"not the boolean schema {str(self.json_schema).lower()}")
         if not isinstance(self.json_schema, Mapping):
             raise DatasetError(f"{self.name}: json_schema must be a mapping")
         try:
-            self.validator  # noqa: B018 - compiling is the check
-        except Exception as exc:  # fastjsonschema raises several kinds
-            raise DatasetError(f"{self.name}: JSON Schema does not compile: {exc}") from None
-        try:
-            bronze = self.bronze_arrow_schema
+            shape = self.record_shape
+            self.validator  # noqa: B018 - compiling is the check (property validators share its refs)
         except schema_mod.SchemaError as exc:
             raise DatasetError(f"{self.name}: {exc}") from None
-        props = self.json_schema.get("properties", {})
+        except Exception as exc:  # noqa: BLE001 - any compile failure is the schema's
+            raise DatasetError(f"{self.name}: JSON Schema does not compile: {type(exc).__name__}: {exc}") from None
         etf = self.event_time_field
-        if etf not in props or etf not in self.json_schema.get("required", ()):
+        names = [f.name for f in shape.fields]
+        if etf not in names or not shape.field(etf).required:
             raise DatasetError(
                 f"{self.name}: event-time field {etf!r} must be a required property"
             )
-        if bronze.field(etf).type != schema_mod.TIMESTAMP:
+        if shape.field(etf).shape.kind != "timestamp" or shape.field(etf).shape.nullable:
             raise DatasetError(
                 f"{self.name}: event-time field {etf!r} must be "
-                '{"type": "string", "format": "date-time"}'
+                '{"type": "string", "format": "date-time"} (not nullable)'
             )
+        if self.apply_defaults:
+            self._check_defaults()
         if etf not in self.arrow_schema.names or self.arrow_schema.field(etf).type != schema_mod.TIMESTAMP:
             raise DatasetError(
                 f"{self.name}: silver_schema must keep {etf!r} as timestamp[us, UTC] (it gives dt)"
@@ -133,6 +163,33 @@ class Dataset:
             raise DatasetError(f"{self.name}: quality rule: {exc}") from None
         if not self.bronze_prefix.endswith("/"):
             raise DatasetError(f"{self.name}: prefix {self.bronze_prefix!r} must end with '/'")
+
+
+    def _check_defaults(self) -> None:
+        """With ``apply_defaults``, a default is inserted into records: it must be valid against
+        its own schema and fit the silver type, or every record lacking the field would fail."""
+        from elt_sdk.validator import compile_validator
+        from elt_sdk.values import ValueIssue, converter
+
+        def check(shape: schema_mod.Shape, raw: Mapping[str, Any], pointer: str) -> None:
+            for f in shape.fields:
+                prop = raw.get("properties", {}).get(f.name)
+                if isinstance(prop, Mapping) and "default" in prop:
+                    default = prop["default"]
+                    sub = f"{pointer}/properties/{schema_mod.pointer_token(f.name)}"
+                    try:
+                        compile_validator(self.json_schema, ref=sub)(copy.deepcopy(default))
+                        converter(f.shape)(default, f.shape.path)
+                    except ValueIssue as exc:
+                        raise DatasetError(f"{self.name}: {f.shape.path}: default {default!r} does not fit "
+                                           f"the silver type: {exc}") from None
+                    except Exception as exc:  # noqa: BLE001 - fastjsonschema's value errors
+                        raise DatasetError(f"{self.name}: {f.shape.path}: default {default!r} is not valid "
+                                           f"against its own schema: {getattr(exc, 'message', exc)}") from None
+                if f.shape.kind == "struct":
+                    check(f.shape, f.shape.schema, f.shape.pointer)
+
+        check(self.record_shape, self.record_shape.schema, self.record_shape.pointer)
 
 
 def load_json(package: str, filename: str) -> Any:

@@ -1,92 +1,377 @@
-"""The columnar fast path: pyarrow parses blocks, vector checks validate, fastjsonschema only sees
-the rows that fail them.
+"""The columnar fast path: pyarrow parses blocks, vector checks validate, the record path only
+sees the rows that fail them.
 
 Correctness never depends on the fast path. A block goes straight to pyarrow only when cheap
 whole-buffer tests show every line is one clean object; otherwise its lines are screened with
-Arrow kernels (starts/ends with a brace, no value of the wrong JSON type for any property, no
-NaN/Infinity or lone surrogate, valid UTF-8), and a line the screens miss but pyarrow refuses is
-isolated by bisection. The vector checks accept a row only when fastjsonschema would (exactly,
-or more strictly); any row they do not accept is decided record by record. A dataset whose
-schema uses anything the checks cannot decide (nested objects, arrays, patterns, other formats)
-has no plan and is parsed and validated record by record.
+Arrow kernels (starts/ends with a brace, no value of the wrong JSON type for any named property,
+no NaN/Infinity or lone surrogate, valid UTF-8), and a line the screens miss but pyarrow refuses
+is isolated by bisection. pyarrow's reader is strict about JSON types with an explicit schema (a
+number where a string is declared fails the read), and refuses duplicate keys, lone surrogates
+and numbers beyond float64.
+
+The vector checks (``accept``) accept a row only when the record path surely would, with the
+same silver row; any row they do not accept is decided record by record (``validate.py``). They
+follow the dataset's ``record_shape`` at any depth (structs, lists, lists of structs, nullable
+unions) and check, per position: ``type``, ``enum``/``const``, bounds, ``multipleOf`` (exactly),
+``minLength``/``maxLength``, ``pattern`` (RE2 with ECMA-262's meaning), the ``date-time``/``date``
+formats (strict forms; leap seconds, 9-digit fractions, lowercase ``t``/``z`` and years that may
+leave 1-9999 in UTC go to the record path), ``minItems``/``maxItems``, ``required``. A keyword
+that does not apply to a position's type is ignored, as JSON Schema says. A dataset whose schema
+uses anything else (``not``, ``oneOf`` beyond a nullable union, ``uniqueItems``, a pattern RE2
+cannot match, other formats, JSON-text columns, ...) has no plan and is parsed and validated
+record by record.
 """
 from __future__ import annotations
 
 import bisect
 import codecs
+import math
 import os
 import re
 import weakref
-from dataclasses import dataclass
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Callable, Mapping
 
 import pyarrow as pa
 import pyarrow.json as pj
 
+from elt_sdk import ecma
 from elt_sdk import kernels as k
 from elt_sdk.batch import ParsedBatch, RawBlock
 from elt_sdk.dataset import Dataset
-from elt_sdk.schema import SchemaError, json_types, transport_schema
+from elt_sdk.schema import ANNOTATIONS, APPLIES_TO, KIND_JSON_TYPE, Resolver, SchemaError, Shape, transport_schema
+from elt_sdk.validator import FORMATS
+from elt_sdk.values import INT64_MAX, INT64_MIN
 
-PROPERTY_KEYWORDS = {"type", "enum", "const", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
-                     "minLength", "maxLength", "format", "title", "description", "default", "examples", "$comment"}
-ROOT_KEYWORDS = {"type", "properties", "required", "additionalProperties", "title", "description", "$schema", "$id",
-                 "$comment", "examples", "default"}
-# Stricter than RFC 3339 as fastjsonschema checks it: a row outside these forms takes the record path.
-STRICT_DATE_TIME = (r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?"
-                    r"(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$")
-STRICT_DATE = r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$"
+# RFC 3339 in the forms Arrow's cast reads exactly as the record path does: real calendar days,
+# seconds 00-59, at most 6 fraction digits, 'T' and 'Z' upper case. Anything else (a leap second,
+# 9 fraction digits, 't'/'z') takes the record path.
+_YEAR_MONTH_DAY = (r"[0-9]{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+                   r"|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+                   r"|(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)-02-29")
+STRICT_DATE_TIME = (rf"^(?:{_YEAR_MONTH_DAY})T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{{1,6}})?"
+                    r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$")
+STRICT_DATE = rf"^(?:{_YEAR_MONTH_DAY})$"
+# prefixes of values that may fall outside years 1-9999 once in UTC: the record path says which do
+EDGE_DATE_TIMES = ("0000-", "0001-01-01T", "9999-12-31T")
+EDGE_DATES = ("0000-",)
+ESCAPED_KEY_NULL = r'"[^"\\]*\\.(?:[^"\\]|\\.)*"\s*:\s*null'
+"""RE2: a key written with a backslash escape, whose value is null."""
+EXACT_FLOAT_INT = 2.0**53  # below it, a float64 holds every integer exactly
 MIN_READ_BLOCK = 256 << 10
 UTF8_WINDOW = 64 << 10
 _CPUS = os.cpu_count() or 1
 ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
+STRING_KINDS = ("string", "timestamp", "date")
+NUMERIC_KINDS = ("integer", "number")
+# keywords the vector checks decide, by kind (keywords for other JSON types are ignored)
+VECTOR_KEYWORDS = {
+    "string": {"minLength", "maxLength", "pattern", "format"},
+    "integer": {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"},
+    "boolean": set(),
+    "struct": {"properties", "required", "additionalProperties"},
+    "list": {"items", "minItems", "maxItems", "additionalItems"},
+}
+VECTOR_KEYWORDS["number"] = VECTOR_KEYWORDS["integer"]
+VECTOR_KEYWORDS["timestamp"] = VECTOR_KEYWORDS["date"] = VECTOR_KEYWORDS["string"]
+_ALWAYS = {"type", "enum", "const", *ANNOTATIONS}
 
 
-@dataclass(frozen=True)
-class Column:
+class NoPlan(Exception):
+    """The schema uses something the vector checks cannot decide; the message says what."""
+
+
+@dataclass
+class Node:
+    """One position of a record as the vector checks see it (see ``Shape``)."""
+
+    kind: str
     name: str
-    kind: str  # string | number | integer | boolean
-    fmt: str | None
-    required: bool
+    path: str
     nullable: bool
-    prop: dict
+    required: bool
+    checks: Mapping[str, Any]
+    children: list["Node"] = field(default_factory=list)
+    item: "Node | None" = None
+    default: bool = False  # a default the validator inserts: a null here may be an absent field
+    value_sets: list[pa.Array] = field(default_factory=list)  # enum, const: what a value here can equal
+
+    def walk(self) -> "list[Node]":
+        out = [self]
+        for child in self.children:
+            out += child.walk()
+        if self.item is not None:
+            out += self.item.walk()
+        return out
 
 
-def _column(name: str, prop: dict, required: bool) -> Column | None:
-    if set(prop) - PROPERTY_KEYWORDS:
-        return None
+def _effective(raw: Any, shape: Shape, resolver: Any) -> Mapping[str, Any]:
+    """The keywords that decide values at ``shape``: ``raw`` with ``$ref`` followed, and a
+    nullable union or a one-schema ``allOf`` unwrapped when nothing else sits beside it."""
+    while True:
+        raw, _ = resolver.follow(raw, "#")
+        if not isinstance(raw, Mapping):
+            raise NoPlan(f"{shape.path}: a boolean schema")
+        if "type" in raw:
+            return raw
+        combinator = next((c for c in ("anyOf", "oneOf", "allOf") if c in raw), None)
+        if combinator is None:
+            return raw  # enum/const only
+        beside = set(raw) - set(ANNOTATIONS) - {combinator}
+        if beside & ({*APPLIES_TO, "type", "enum", "const", "allOf", "anyOf", "oneOf", "not", "if"}):
+            raise NoPlan(f"{shape.path}: {combinator} with other keywords beside it")
+        branches = raw[combinator]
+        typed = []
+        for branch in branches:
+            resolved, _ = resolver.follow(branch, "#")
+            if isinstance(resolved, Mapping) and resolved.get("type") == "null" and not (set(resolved) - _ALWAYS):
+                continue
+            typed.append(branch)
+        if len(typed) != 1:
+            raise NoPlan(f"{shape.path}: {combinator} of several schemas")
+        raw = typed[0]
+
+
+def _node(raw: Any, shape: Shape, name: str, required: bool, resolver: Any, dataset: Dataset, closed: bool) -> Node:
+    if shape.kind == "json":
+        raise NoPlan(f"{shape.path}: stored as JSON text")
+    p = _effective(raw, shape, resolver)
+    json_type = KIND_JSON_TYPE[shape.kind]
+    for key in p:
+        applies = APPLIES_TO.get(key)
+        if key in _ALWAYS or (applies is not None and json_type not in applies
+                              and not (json_type == "integer" and "number" in applies)):
+            continue  # an annotation, or a keyword JSON Schema ignores for this type
+        if applies is None and key not in ("allOf", "anyOf", "oneOf", "not", "if", "then", "else", "$ref"):
+            continue  # not a draft-07 keyword: ignored by the validator too
+        if key not in VECTOR_KEYWORDS[shape.kind]:
+            raise NoPlan(f"{shape.path}: {key!r} is decided record by record")
+    values = list(p.get("enum", [])) + ([p["const"]] if "const" in p else [])
+    if values and shape.kind in ("struct", "list"):
+        raise NoPlan(f"{shape.path}: enum/const of objects or arrays")
+    fmt = p.get("format")
+    if fmt is not None and fmt in FORMATS and not (shape.kind == "timestamp" and fmt == "date-time"
+                                                   or shape.kind == "date" and fmt == "date"):
+        raise NoPlan(f"{shape.path}: format {fmt!r} is checked record by record")
+    if "pattern" in p:
+        try:
+            ecma.to_re2(p["pattern"])
+        except ecma.EcmaPatternError as exc:
+            raise NoPlan(f"{shape.path}: pattern: {exc}") from None
+    if "multipleOf" in p and shape.kind == "number" and _decimal_places(p["multipleOf"]) is None:
+        raise NoPlan(f"{shape.path}: multipleOf {p['multipleOf']!r} has no short decimal form")
+    node = Node(shape.kind, name, shape.path, shape.nullable, required, p,
+                default=dataset.apply_defaults and isinstance(raw, Mapping) and "default" in raw,
+                value_sets=[_value_set(v, shape.kind) for v in ([p["enum"]] if isinstance(p.get("enum"), list) else [])
+                            + ([[p["const"]]] if "const" in p else [])])
+    if shape.kind == "struct":
+        if p.get("additionalProperties", True) is False and not closed:
+            raise NoPlan(f"{shape.path}: additionalProperties false below an open root")
+        if not isinstance(p.get("additionalProperties", True), bool):
+            raise NoPlan(f"{shape.path}: additionalProperties with a schema")
+        props = p.get("properties", {})
+        if set(p.get("required", ())) - set(props) or len(props) != len(shape.fields):
+            raise NoPlan(f"{shape.path}: required names without a property, or properties that are false")
+        node.children = [_node(props[f.name], f.shape, f.name, f.required, resolver, dataset, closed) for f in shape.fields]
+    elif shape.kind == "list":
+        assert shape.item is not None
+        node.item = _node(p["items"], shape.item, "[]", False, resolver, dataset, closed)
+    return node
+
+
+def _decimal_places(divisor: Any) -> tuple[int, int] | None:
+    """``(d, M)`` with ``divisor == M / 10**d`` (as the decimal it prints as), if d <= 15."""
+    exact = Fraction(repr(divisor)) if isinstance(divisor, float) else Fraction(divisor)
+    for d in range(16):
+        scaled = exact * 10**d
+        if scaled.denominator == 1:
+            return d, int(scaled)
+    return None
+
+
+def _int_bounds(p: Mapping[str, Any]) -> tuple[int | None, int | None]:
+    """Inclusive integer bounds equal to the schema's bounds on integer values."""
+    lo = hi = None
+    for key in ("minimum", "exclusiveMinimum"):
+        if key in p and not isinstance(p[key], bool):
+            b = Fraction(repr(p[key])) if isinstance(p[key], float) else Fraction(p[key])
+            v = math.ceil(b) if key == "minimum" else math.floor(b) + 1
+            lo = v if lo is None else max(lo, v)
+    for key in ("maximum", "exclusiveMaximum"):
+        if key in p and not isinstance(p[key], bool):
+            b = Fraction(repr(p[key])) if isinstance(p[key], float) else Fraction(p[key])
+            v = math.floor(b) if key == "maximum" else math.ceil(b) - 1
+            hi = v if hi is None else min(hi, v)
+    return lo, hi
+
+
+def _float_bound(value: Any, up: bool) -> float:
+    """A float64 bound equivalent, on float64 values, to the exact bound ``value``."""
     try:
-        types, nullable = json_types(prop)
-    except SchemaError:
-        return None
-    if types in (["integer", "number"], ["number", "integer"]):
-        types = ["number"]
-    if len(types) != 1 or types[0] not in ("string", "number", "integer", "boolean"):
-        return None
-    kind, fmt = types[0], prop.get("format")
-    if fmt is not None and (kind != "string" or fmt not in ("date-time", "date")):
-        return None
-    for key in ("exclusiveMinimum", "exclusiveMaximum"):
-        if isinstance(prop.get(key), bool):
-            return None  # draft-04 style: leave it to fastjsonschema
-    values = list(prop.get("enum", [])) + ([prop["const"]] if "const" in prop else [])
-    if any(v is None or isinstance(v, bool) != (kind == "boolean") or
-           (kind == "string") != isinstance(v, str) for v in values):
-        return None
-    return Column(name, kind, fmt, required, nullable, dict(prop))
+        f = float(value)
+    except OverflowError:  # an integer bound beyond float64: beyond every finite value too
+        return math.inf if value > 0 else -math.inf
+    if isinstance(value, int) and Fraction(f) != value:
+        if (Fraction(f) < value) == up:
+            f = math.nextafter(f, math.inf if up else -math.inf)
+    return f
+
+
+def _mask_for(arr: pa.Array, node: Node) -> Any:
+    """True where every check at ``node`` (and below) surely passes; null positions are True
+    (their parent decides what a null means)."""
+    conds = []
+    p = node.checks
+    kind = node.kind
+    for value_set in node.value_sets:
+        conds.append(k.is_in(arr, value_set))
+    if kind in STRING_KINDS:
+        if "minLength" in p:
+            length = k.binary_length(arr) if p["minLength"] <= 1 else k.utf8_length(arr)
+            conds.append(k.compare("greater_equal", length, int(math.ceil(p["minLength"]))))
+        if "maxLength" in p:  # bytes >= characters: exact for ASCII, stricter otherwise
+            conds.append(k.compare("less_equal", k.binary_length(arr), int(math.floor(p["maxLength"]))))
+        if "pattern" in p:
+            conds.append(k.matches(arr, ecma.to_re2(p["pattern"])))
+        if kind in ("timestamp", "date"):
+            conds.append(k.matches(arr, STRICT_DATE_TIME if kind == "timestamp" else STRICT_DATE))
+            for prefix in EDGE_DATE_TIMES if kind == "timestamp" else EDGE_DATES:
+                conds.append(k.invert(k.starts_with(arr, prefix)))
+    elif kind == "integer":
+        lo, hi = _int_bounds(p)
+        for bound, op in ((lo, "greater_equal"), (hi, "less_equal")):
+            if bound is None:
+                continue
+            if INT64_MIN < bound <= INT64_MAX if op == "greater_equal" else INT64_MIN <= bound < INT64_MAX:
+                conds.append(k.compare(op, arr, pa.scalar(bound, pa.int64())))
+            elif (op == "greater_equal") == (bound > INT64_MAX):  # no int64 value meets it
+                conds.append(k.compare("equal", k.is_valid(arr), False))
+        if "multipleOf" in p:
+            step = (Fraction(repr(p["multipleOf"])) if isinstance(p["multipleOf"], float)
+                    else Fraction(p["multipleOf"])).numerator  # x * q / p integral <=> p | x
+            if step > INT64_MAX:
+                conds.append(k.compare("equal", arr, pa.scalar(0, pa.int64())))
+            elif step != 1:
+                step_s = pa.scalar(step, pa.int64())
+                rest = k.subtract(arr, k.multiply(k.divide(arr, step_s), step_s))
+                conds.append(k.compare("equal", rest, pa.scalar(0, pa.int64())))
+    elif kind == "number":
+        conds.append(k.is_finite(arr))  # pyarrow reads NaN/Infinity; strict JSON does not
+        compared = [key for key in ("enum", "const", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+                                    "multipleOf") if key in p]
+        if compared:  # a JSON integer beyond 2^53 is exact in Python and rounded here: record path
+            conds.append(k.compare("less", k.call("abs", arr), pa.scalar(EXACT_FLOAT_INT)))
+        for key, op, up in (("minimum", "greater_equal", True), ("maximum", "less_equal", False),
+                            ("exclusiveMinimum", "greater", False), ("exclusiveMaximum", "less", True)):
+            if key in p and not isinstance(p[key], bool):
+                conds.append(k.compare(op, arr, pa.scalar(_float_bound(p[key], up))))
+        if "multipleOf" in p:
+            conds.append(_decimal_multiple(arr, p["multipleOf"]))
+    elif kind == "struct":
+        for i, child in enumerate(node.children):
+            sub = arr.field(i)
+            cm = _mask_for(sub, child)
+            cm = _with_nulls(sub, child, cm)
+            if cm is not None:
+                conds.append(cm)
+    elif kind == "list":
+        assert node.item is not None
+        if "minItems" in p or "maxItems" in p:
+            length = k.call("list_value_length", arr)
+            if "minItems" in p:
+                conds.append(k.compare("greater_equal", length, int(math.ceil(p["minItems"]))))
+            if "maxItems" in p:
+                conds.append(k.compare("less_equal", length, int(math.floor(p["maxItems"]))))
+        items = k.call("list_flatten", arr)
+        im = _mask_for(items, node.item)
+        if items.null_count and not node.item.nullable:
+            im = k.is_valid(items) if im is None else k.and_(im, k.is_valid(items))
+        if im is not None:
+            if im.null_count:
+                im = k.fill_null(im, True)
+            bad = k.invert(im)
+            if k.any_true(bad):
+                parents = k.filter(k.call("list_parent_indices", arr), bad)
+                conds.append(_mask_without(len(arr), set(k.unique(parents).to_pylist())))
+    ok = None
+    for cond in conds:
+        if cond.null_count:
+            cond = k.fill_null(cond, True)
+        ok = cond if ok is None else k.and_(ok, cond)
+    if ok is not None and kind == "struct" and arr.null_count:
+        ok = k.or_(ok, k.invert(k.is_valid(arr)))  # what a null struct's children hold does not matter
+    return ok
+
+
+def _value_set(values: list[Any], kind: str) -> pa.Array:
+    """The enum/const values a value of ``kind`` can equal, as Arrow values (JSON Schema: 1 and
+    1.0 are equal, true and 1 are not)."""
+    if kind in STRING_KINDS:
+        return pa.array([v for v in values if isinstance(v, str)], pa.string())
+    if kind == "boolean":
+        return pa.array([v for v in values if isinstance(v, bool)], pa.bool_())
+    numbers = [v for v in values if isinstance(v, int) and not isinstance(v, bool)
+               or isinstance(v, float) and math.isfinite(v)]
+    if kind == "integer":
+        return pa.array([int(v) for v in numbers if INT64_MIN <= v <= INT64_MAX and float(v).is_integer()], pa.int64())
+    # a float64 column holds exactly the numbers a JSON value below 2^53 could be (see _mask_for)
+    return pa.array([float(v) for v in numbers if abs(v) < EXACT_FLOAT_INT and Fraction(float(v)) == Fraction(v)],
+                    pa.float64())
+
+
+def _with_nulls(arr: pa.Array, node: Node, mask: Any) -> Any:
+    """``mask`` with the verdict on nulls: a null of a required field (or of one the validator
+    would fill with its default) may be an absent field, so the record path decides it. A null of
+    an optional field is an absent one: the screens set aside lines with an explicit null where
+    null is not allowed."""
+    if not arr.null_count or not (node.required or node.default):
+        return mask
+    valid = k.is_valid(arr)
+    if mask is None:
+        return valid
+    return k.and_(k.fill_null(mask, True), valid)
+
+
+def _decimal_multiple(arr: Any, divisor: Any) -> Any:
+    """Exact ``multipleOf`` on float64 values taken as the decimal they print as: with
+    ``divisor == M / 10**d``, a value x whose shortest decimal has at most d places is
+    ``r / 10**d`` with r = round(x * 10**d) (|r| < 10**15 keeps that decimal within float64's 15
+    exact digits, and ``r / 10**d == x`` proves it); then x is a multiple iff M divides r."""
+    d, m = _decimal_places(divisor)  # type: ignore[misc]
+    scale = pa.scalar(float(10**d))
+    r = k.round(k.multiply(arr, scale))
+    small = k.compare("less", k.call("abs", r), pa.scalar(1e15))
+    exact = k.compare("equal", k.divide(r, scale), arr)
+    ok = k.and_(small, exact)
+    if m != 1:
+        ints = k.cast(k.call("if_else", small, r, pa.scalar(0.0)), pa.int64())
+        step = pa.scalar(m, pa.int64()) if m <= INT64_MAX else None
+        if step is None:
+            return k.and_(ok, k.compare("equal", ints, pa.scalar(0, pa.int64())))
+        rest = k.subtract(ints, k.multiply(k.divide(ints, step), step))
+        ok = k.and_(ok, k.compare("equal", rest, pa.scalar(0, pa.int64())))
+    return ok
 
 
 class ColumnarPlan:
-    def __init__(self, dataset: Dataset, columns: list[Column]):
+    def __init__(self, dataset: Dataset, root: Node):
         self.dataset = dataset
-        self.columns = columns
+        self.root = root
+        self.columns = root.children
         # as JSON values arrive (times as strings), every column nullable: absence is accept()'s business
         self.transport = pa.schema([f.with_nullable(True) for f in transport_schema(dataset.bronze_arrow_schema)])
-        self.closed = dataset.json_schema.get("additionalProperties") is False
+        self.closed = root.checks.get("additionalProperties") is False
+        # optional fields that may not be null: pyarrow reads an explicit null as an absent field
+        strict_nulls = sorted({n.name for n in root.walk()[1:] if n.name != "[]" and not n.required and not n.nullable})
+        self.null_sensitive = bool(strict_nulls)
+        self.explicit_null = ('"(?:' + "|".join(re.escape(name).replace('"', r'\"') for name in strict_nulls)
+                              + r')"\s*:\s*null') if strict_nulls else None
         self.suspect = self._suspect_pattern()
+        if self.explicit_null:
+            self.suspect += "|" + ESCAPED_KEY_NULL
         # fields the parse ignores may hide NaN/Infinity, which pyarrow reads and strict JSON does not
         self.suspect_ignoring = "NaN|Infinity|" + self.suspect
-        self.null_sensitive = any(not c.required and not c.nullable for c in columns)
         # Hints shared by every object of the dataset (and the local runtime's threads); a stale
         # value costs speed only. screen_next: the last block needed the screens, so screen the
         # next one up front. extra_fields: blocks carry fields the schema does not name (and it
@@ -103,21 +388,30 @@ class ColumnarPlan:
         return pj.ParseOptions(explicit_schema=self.transport, unexpected_field_behavior=extra)
 
     def _suspect_pattern(self) -> str:
-        """RE2: a property followed by a value of the wrong JSON type, or a null it may not be
-        (which covers NaN/Infinity in every schema column but a number's -Infinity, and that
-        one fails the finiteness check)."""
+        """RE2: a named property (at any depth) followed by a value of the wrong JSON type, or a
+        null it may not be (which covers NaN/Infinity in every schema column but a number's
+        -Infinity, and that one fails the finiteness check)."""
+        starts = {"string": '"', "timestamp": '"', "date": '"', "number": r"\-0-9", "integer": r"\-0-9",
+                  "boolean": "tf", "struct": "{", "list": r"\["}
+        by_key: dict[str, list[Node]] = {}
+        for n in self.root.walk()[1:]:
+            if n.name != "[]":
+                by_key.setdefault(n.name, []).append(n)
         alternatives = []
-        starts = {"string": '"', "number": r"\-0-9", "integer": r"\-0-9", "boolean": "tf"}
-        for c in self.columns:
-            key = '"' + re.escape(c.name).replace('"', r'\"') + r'"\s*:\s*'
-            wrong = f"[^{starts[c.kind]}\\s]"
-            if c.nullable:  # null is allowed; anything else starting with n is not (RE2 has no lookahead)
-                wrong = f"[^n{starts[c.kind]}\\s]|n[^u]"
-            alternatives.append(key + f"(?:{wrong})")
-            if c.kind == "integer":
-                alternatives.append(key + r"-?[0-9]+[.eE]")
-            if c.kind == "boolean":
-                alternatives.append(key + r"(?:t[^r]|f[^a])")
+        for name, nodes in by_key.items():
+            # a name at several places: only what none of them allows (pyarrow's read refuses a
+            # wrong JSON type anyway; what matters is a null where one of them may not be null)
+            key = '"' + re.escape(name).replace('"', r'\"') + r'"\s*:\s*'
+            allowed = "".join(sorted({starts[n.kind] for n in nodes}))
+            wrong = f"[^{allowed}\\s]"
+            if all(n.nullable for n in nodes):  # null is allowed; anything else starting with n is not
+                wrong = f"[^n{allowed}\\s]|n[^u]"
+            alts = [wrong]
+            if all(n.kind == "integer" for n in nodes):
+                alts.append(r"-?[0-9]+[.eE]")
+            if all(n.kind == "boolean" for n in nodes):
+                alts.append(r"t[^r]|f[^a]")
+            alternatives.append(key + f"(?:{'|'.join(alts)})")
         return "|".join(alternatives)
 
     # -- parse ---------------------------------------------------------------------------------
@@ -147,12 +441,21 @@ class ColumnarPlan:
         return data[:1] == b"{" and data[-2:] == b"}\n" and (n == 1 or data.count(b"}\n{") == n - 1)
 
     def _needs_screen(self, data: bytes) -> bool:
-        """Whole-buffer tests a clean block passes at memchr speed."""
-        if self.null_sensitive and b"null" in data:  # a null pyarrow cannot tell from absence
-            return True
+        """Whole-buffer tests a clean block passes in one pass (memchr or one RE2 scan)."""
+        hazards = []
+        if self.null_sensitive and b"null" in data:
+            hazards.append(self.explicit_null)  # a null pyarrow cannot tell from absence, where null is not allowed
+            if b"\\" in data:
+                hazards.append(ESCAPED_KEY_NULL)  # ... also after a key spelt with an escape (pyarrow decodes it)
         # NaN/Infinity: pyarrow reads them, strict JSON does not. In a schema column they fail the
         # read or the finiteness check; only fields the parse ignores can hide them.
-        if self.extra_fields and (b"NaN" in data or b"Infinity" in data):
+        if self.extra_fields:
+            if not hazards:  # alone, two substring searches beat an RE2 pass
+                if b"NaN" in data or b"Infinity" in data:
+                    return True
+            else:
+                hazards.append("NaN|Infinity")
+        if hazards and _buffer_matches(data, "|".join(hazards)):
             return True
         return not data.isascii() and _first_bad_utf8(data, 0) is not None  # pyarrow does not check
 
@@ -222,42 +525,29 @@ class ColumnarPlan:
     # -- validate ------------------------------------------------------------------------------
 
     def accept(self, table: pa.Table) -> Any:
-        """True where fastjsonschema surely accepts the row; False means: decide record by record."""
+        """True where the record path surely accepts the row, with the row as read; False means:
+        decide record by record."""
         ok: Any = None
-        for c in self.columns:
-            col = table.column(c.name)
-            conds = []
-            if c.required and col.null_count:
-                conds.append(k.is_valid(col))  # a null may be missing or explicit: let the record path decide
-            p = c.prop
-            if "enum" in p or "const" in p:
-                values = list(p.get("enum", [p.get("const")]))
-                conds.append(k.is_in(col, pa.array(values, type=col.type)))
-            for key, op in (("minimum", "greater_equal"), ("maximum", "less_equal"),
-                            ("exclusiveMinimum", "greater"), ("exclusiveMaximum", "less")):
-                if key in p:
-                    conds.append(k.compare(op, col, pa.scalar(p[key], col.type)))
-            # characters <= bytes: a byte bound is exact for minLength <= 1 and stricter for maxLength
-            if "minLength" in p:
-                length = k.binary_length(col) if p["minLength"] <= 1 else k.utf8_length(col)
-                conds.append(k.compare("greater_equal", length, p["minLength"]))
-            if "maxLength" in p:
-                conds.append(k.compare("less_equal", k.binary_length(col), p["maxLength"]))
-            if c.kind == "number":
-                conds.append(k.is_finite(col))  # pyarrow reads NaN/Infinity; strict JSON does not
-            if c.fmt == "date-time":
-                conds.append(k.matches(col, STRICT_DATE_TIME))
-            elif c.fmt == "date":
-                conds.append(k.matches(col, STRICT_DATE))
-            for cond in conds:
-                if cond.null_count:
-                    cond = k.fill_null(cond, True)  # null values are the required check's business
-                ok = cond if ok is None else k.and_(ok, cond)
-        return ok if ok is not None else pa.chunked_array([pa.array([True] * table.num_rows)])
+        for node in self.columns:
+            col = table.column(node.name)
+            if node.kind not in ("struct", "list"):  # kernels take the whole column at once
+                cond = _with_nulls(col, node, _mask_for(col, node))
+                if cond is None:
+                    continue
+            else:  # struct fields and list values are reached chunk by chunk
+                masks = [_with_nulls(chunk, node, _mask_for(chunk, node)) for chunk in col.chunks]
+                if all(m is None for m in masks):
+                    continue
+                cond = pa.chunked_array([pa.array(_all_true(len(c))) if m is None else m
+                                         for c, m in zip(col.chunks, masks)], pa.bool_())
+            if cond.null_count:
+                cond = k.fill_null(cond, True)
+            ok = cond if ok is None else k.and_(ok, cond)
+        return ok if ok is not None else pa.chunked_array([pa.array(_all_true(table.num_rows))], pa.bool_())
 
     def typed(self, table: pa.Table, ok: Any) -> tuple[pa.Table, Any]:
         """The accepted rows in the dataset's bronze schema, and ``ok`` without the rows whose
-        values Arrow refuses (a date that does not exist): those are decided record by record."""
+        values Arrow refuses: those are decided record by record."""
         accepted = k.filter(table, ok) if k.any_true(k.invert(ok)) else table
         try:
             return k.cast_table(accepted, self.dataset.bronze_arrow_schema), ok
@@ -265,6 +555,10 @@ class ColumnarPlan:
             whole = table.column(exc.field.name)
             return self.typed(table, k.and_(ok, pa.array([_castable(v, whole.type, exc.field.type)
                                                           for v in whole.to_pylist()])))
+
+
+def _all_true(n: int) -> list[bool]:
+    return [True] * n
 
 
 class _FieldsLearnt(Exception):
@@ -277,6 +571,15 @@ def _values(array: pa.LargeBinaryArray) -> pa.Buffer:
     first, last = (int.from_bytes(offsets[i * 8:(i + 1) * 8], "little", signed=True)
                    for i in (array.offset, array.offset + len(array)))
     return array.buffers()[2][first:last]
+
+
+def _buffer_matches(data: bytes, pattern: str | None) -> bool:
+    """RE2 search over a whole block at once (one pass, no copy)."""
+    if pattern is None:
+        return False
+    whole = pa.LargeBinaryArray.from_buffers(pa.large_binary(), 1, [None, pa.array([0, len(data)], pa.int64()).buffers()[1],
+                                                                    pa.py_buffer(data)])
+    return k.any_true(k.matches(whole, pattern))
 
 
 def _first_bad_utf8(data: bytes, start: int, end: int | None = None) -> int | None:
@@ -326,22 +629,33 @@ _plans: "weakref.WeakKeyDictionary[Dataset, ColumnarPlan | None]" = weakref.Weak
 
 
 def plan_for(dataset: Dataset) -> ColumnarPlan | None:
+    """The dataset's columnar plan, or None when its schema is decided record by record."""
     if dataset not in _plans:
         _plans[dataset] = _make_plan(dataset)
     return _plans[dataset]
 
 
+def why_no_plan(dataset: Dataset) -> str | None:
+    """Why the dataset takes the record path (None when it has a plan): for docs and tests."""
+    try:
+        _build(dataset)
+        return None
+    except (NoPlan, SchemaError) as exc:
+        return str(exc)
+
+
+def _build(dataset: Dataset) -> Node:
+    shape = dataset.record_shape
+    resolver = Resolver(dataset.json_schema)
+    closed = isinstance(shape.schema, Mapping) and shape.schema.get("additionalProperties") is False
+    root = _node(shape.schema, shape, "$", True, resolver, dataset, closed)
+    if not root.children:
+        raise NoPlan("$: no properties")
+    return root
+
+
 def _make_plan(dataset: Dataset) -> ColumnarPlan | None:
-    schema = dataset.json_schema
-    if set(schema) - ROOT_KEYWORDS or schema.get("additionalProperties", True) not in (True, False):
+    try:
+        return ColumnarPlan(dataset, _build(dataset))
+    except (NoPlan, SchemaError):
         return None
-    required = set(schema.get("required", ()))
-    if required - set(schema.get("properties", {})):
-        return None
-    columns = []
-    for name, prop in schema.get("properties", {}).items():
-        column = _column(name, prop, name in required)
-        if column is None:
-            return None
-        columns.append(column)
-    return ColumnarPlan(dataset, columns) if columns else None

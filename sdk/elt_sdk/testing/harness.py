@@ -6,15 +6,14 @@ import os
 import re
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import fastjsonschema
 import pyarrow as pa
 import pyarrow.dataset as pads
 
 from elt_sdk import layout
+from elt_sdk.batch import decode_line
 from elt_sdk.dataset import Dataset
 from elt_sdk.pipeline import ObjectReport, Transformer
 from elt_sdk.plugins import Registry
@@ -72,33 +71,16 @@ def _stable_name(key: str) -> str:
     return re.sub(r"-[0-9a-f]{8}-c(\d{4})", r"-c\1", key)
 
 
-def _strict(name: str) -> None:
-    raise ValueError(name)
-
-
 def reference_verdict(dataset: Dataset, line: bytes) -> bool:
-    """Is this line a valid record? Strict JSON, then fastjsonschema, then an event time that a
-    UTC timestamp can hold (RFC 3339 allows leap seconds and year 0; a timestamp does not)."""
+    """Is this line a valid record? The record path, without Arrow: strict JSON (UTF-8, no
+    NaN/Infinity), the dataset's validator (fastjsonschema with ECMA-262 patterns, exact
+    ``multipleOf``, RFC 3339 formats), then values the silver types can hold (int64, float64,
+    timestamps in years 1-9999 UTC, no lone surrogates). The pipeline, on any path, must agree."""
+    from elt_sdk.defaults.validate import check_record
+
     try:
-        record = json.loads(line.decode("utf-8"), parse_constant=_strict)
+        record = decode_line(line)
     except (UnicodeDecodeError, ValueError, RecursionError):
         return False
-    try:
-        dataset.validator(record)
-    except fastjsonschema.JsonSchemaValueException:
-        return False
-    value = record[dataset.event_time_field]
-    try:
-        text = value.upper().replace("Z", "+00:00")
-        head, _, rest = text.partition(".")
-        if rest:
-            digits = len(rest) - len(rest.lstrip("0123456789"))
-            text = f"{head}.{rest[:min(digits, 6)].ljust(6, '0')}{rest[digits:]}"
-        datetime.fromisoformat(text)
-    except ValueError:
-        return False
-    for f in dataset.bronze_arrow_schema:
-        v = record.get(f.name)
-        if pa.types.is_integer(f.type) and isinstance(v, (int, float)) and not -(2**63) <= v < 2**63:
-            return False  # JSON Schema has no integer width; int64 does
-    return True
+    _, errors = check_record(dataset, record)
+    return not errors
