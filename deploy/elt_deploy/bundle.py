@@ -47,7 +47,7 @@ from urllib.parse import unquote, urlparse
 from packaging.requirements import Requirement
 
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
-TRIM_VERSION = "2"
+TRIM_VERSION = "3"
 ASSETS = ("full", "light")
 PROVIDED_BY_RUNTIME = {"boto3", "botocore", "s3transfer", "jmespath", "urllib3", "python-dateutil", "six"}
 ARCHS = {"arm64": "aarch64", "x86_64": "x86_64"}
@@ -64,7 +64,8 @@ LIGHT_REQUIREMENTS = {"pluggy"}
 # the local runtime (a test checks that nothing left in an asset imports them).
 SDK_TRIM = ("bin", "elt_sdk/cli", "elt_sdk/testing", "elt_sdk/templates", "elt_sdk/local", "elt_sdk/scaffold.py",
             "elt_sdk/bench.py", "elt_sdk/generate.py", "elt_sdk/summary.py", "elt_sdk/verify.py",
-            "elt_sdk/aws/deployed.py")
+            "elt_sdk/aws/deployed.py", "elt_sdk/aws/target.py", "elt_sdk/aws/status.py", "elt_sdk/aws/dlq.py",
+            "elt_sdk/query.py")
 # Entry-point groups that name trimmed code.
 TRIMMED_ENTRY_POINT_GROUPS = ("console_scripts", "pytest11")
 

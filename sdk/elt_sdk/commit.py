@@ -255,12 +255,13 @@ class Committer:
                                                         "garbage": garbage}), token)
             except Conflict:
                 continue  # someone saw our pending and will collect these files; try again with new keys
-            self._collect(garbage)
-            try:  # best effort: the garbage is gone
-                self.silver.put_if(mkey, _dump({**base, "current": current, "pending": None, "failed": None,
-                                                "garbage": {}}), token)
-            except Conflict:
-                pass
+            if any(garbage.values()):
+                self._collect(garbage)
+                try:  # best effort: the garbage is gone
+                    self.silver.put_if(mkey, _dump({**base, "current": current, "pending": None, "failed": None,
+                                                    "garbage": {}}), token)
+                except Conflict:
+                    pass
             if doc.get("failed"):
                 self.stores[QUARANTINE].delete([failure_key(source.key)])
             return Outcome(COMMITTED, _partitions(finals), {f.dataset: key for f, key in finals if f.area == QUARANTINE},
