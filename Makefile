@@ -7,7 +7,12 @@ BIN := $(VENV)/bin
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 DEMO_OUT ?= elt-out
 
-.PHONY: setup demo test synth bundle bench clean
+PYARROW_LOWEST ?= 17.0.0
+LOWEST := .venv-pyarrow-lowest
+# Tests that package or deploy (they need the deploy extra, not a particular pyarrow) run once, in `make test`.
+PACKAGING_TESTS := tests/test_deploy.py tests/test_lambda_asset.py tests/test_bundled.py tests/test_walkthroughs.py tests/test_scaffold.py
+
+.PHONY: setup demo test test-lowest synth bundle bench clean
 
 setup: $(VENV)/.installed
 
@@ -24,6 +29,17 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q
 
+# The suite on the lowest pyarrow the SDK supports (pyproject's lower bound), without the packaging tests.
+test-lowest: $(LOWEST)/.installed
+	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider -m "not synth" $(foreach t,$(PACKAGING_TESTS),--ignore=$(t))
+
+$(LOWEST)/.installed: pyproject.toml $(PLUGINS)
+	$(PYTHON) -m venv $(LOWEST)
+	$(LOWEST)/bin/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(LOWEST)/bin/python -m pip install --quiet -e '.[local,testing,scaffold]' regress 'pyarrow==$(PYARROW_LOWEST)' \
+		$(foreach p,$(PLUGINS),-e $(dir $(p)))
+	touch $@
+
 # The CDK app, as cdk.json runs it (app.sh, on this venv); fails over deploy/cdk.json's bundle_budget_mb.
 synth: setup
 	cd deploy && ELT_PYTHON=$(abspath $(BIN))/python JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 sh app.sh
@@ -38,4 +54,4 @@ bench: setup
 	$(BIN)/elt-sdk bench
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) deploy/cdk.out build
+	rm -rf $(VENV) $(LOWEST) $(DEMO_OUT) deploy/cdk.out build

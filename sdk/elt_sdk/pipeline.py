@@ -13,6 +13,7 @@ whole only for reasons that are not one record's: its container cannot be read
 """
 from __future__ import annotations
 
+import contextvars
 import time
 import uuid
 from collections import deque
@@ -30,6 +31,7 @@ from elt_sdk.batch import ParsedBatch, RawBlock, Reject
 from elt_sdk.commit import COMMITTED, DUPLICATE, Attempt, Committer, Outcome
 from elt_sdk.dataset import Dataset
 from elt_sdk.errors import RowValueError
+from elt_sdk.defaults import columnar
 from elt_sdk.defaults.parse import decode_block
 from elt_sdk.framing import DEFAULT_BLOCK_BYTES, DEFAULT_LIMITS, Chunk, Limits, read_blocks
 from elt_sdk.output import ObjectOutput
@@ -132,6 +134,8 @@ class Transformer:
         self.registry = registry
         self.block_bytes = block_bytes
         self.limits = limits
+        self.plans: dict[int, Any] = {}
+        """The columnar plans of this Transformer's datasets (``columnar.PLANS``), with the hints they learn."""
         self.output_options: dict[str, Any] = {}
         if row_group_rows:
             self.output_options["row_group_rows"] = row_group_rows
@@ -161,6 +165,7 @@ class Transformer:
             return report
         attempt_id = uuid.uuid4().hex[:10]
         out = ObjectOutput(ref, stage=lambda f: committer.stage(f, ref, attempt_id), **self.output_options)
+        plans = columnar.PLANS.set(self.plans)
         try:
             if ds is not None:
                 hooks = self.registry.hooks(ds)
@@ -188,6 +193,7 @@ class Transformer:
             committer.discard(out.files)
             raise
         finally:
+            columnar.PLANS.reset(plans)
             out.abort()
         self._record(report, outcome, files)
         report.seconds = time.perf_counter() - started
@@ -305,10 +311,11 @@ def ahead(fn: Callable[[T], R], items: Iterable[T], depth: int = PARSE_AHEAD) ->
     from ``items`` on the caller's thread, so a generator source is only ever advanced there."""
     it = iter(items)
     pool = ThreadPoolExecutor(depth, thread_name_prefix="elt-parse")
+    context = contextvars.copy_context()  # the worker sees what the caller set (its Transformer's plans)
     try:
         in_flight: deque[tuple[T, Future]] = deque()
         for item in it:
-            in_flight.append((item, pool.submit(fn, item)))
+            in_flight.append((item, pool.submit(context.copy().run, fn, item)))
             if len(in_flight) > depth:
                 done, future = in_flight.popleft()
                 yield done, future.result()

@@ -24,10 +24,12 @@ record by record.
 from __future__ import annotations
 
 import bisect
+import contextvars
 import codecs
 import math
 import os
 import re
+import threading
 import weakref
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -625,14 +627,29 @@ def _castable(value: Any, source: pa.DataType, target: pa.DataType) -> bool:
         return False
 
 
-_plans: "weakref.WeakKeyDictionary[Dataset, ColumnarPlan | None]" = weakref.WeakKeyDictionary()
+PLANS: "contextvars.ContextVar[dict[int, ColumnarPlan | None] | None]" = contextvars.ContextVar("elt_plans", default=None)
+"""The plans of the ``Transformer`` running in this context (its parse worker runs in a copy of
+it): each Transformer keeps its own plans and their learnt hints, so two of them never share
+mutable state. Hooks called outside a Transformer (a test calling ``elt_parse``) get plans
+cached per dataset object."""
+_loose: "weakref.WeakKeyDictionary[Dataset, ColumnarPlan | None]" = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
 
 
 def plan_for(dataset: Dataset) -> ColumnarPlan | None:
     """The dataset's columnar plan, or None when its schema is decided record by record."""
-    if dataset not in _plans:
-        _plans[dataset] = _make_plan(dataset)
-    return _plans[dataset]
+    plans = PLANS.get()
+    if plans is None:
+        with _lock:
+            if dataset not in _loose:
+                _loose[dataset] = _make_plan(dataset)
+            return _loose[dataset]
+    key = id(dataset)
+    if key not in plans:
+        with _lock:
+            if key not in plans:
+                plans[key] = _make_plan(dataset)
+    return plans[key]
 
 
 def why_no_plan(dataset: Dataset) -> str | None:

@@ -34,7 +34,7 @@ class TransformResult:
 
 
 def transform_lines(registry: Registry, dataset: Dataset, lines: list[bytes], *, fmt: str = "jsonl",
-                    input_dir: Path | None = None) -> TransformResult:
+                    input_dir: Path | None = None, transformer: Transformer | None = None) -> TransformResult:
     """Write ``lines`` as one bronze object and run it through the installed hooks.
 
     The input file goes to ``input_dir`` when given (two runs on the same path must give the same
@@ -50,7 +50,7 @@ def transform_lines(registry: Registry, dataset: Dataset, lines: list[bytes], *,
             src.write_bytes(b"\n".join(lines) + b"\n")
         os.utime(src, ns=(FIXED_MTIME_NS, FIXED_MTIME_NS))  # same bytes, same version: same output
         out = root / "out"
-        report = Transformer(registry).transform_object(LocalSource.from_path(src, key=dataset.bronze_prefix + src.name),
+        report = (transformer or Transformer(registry)).transform_object(LocalSource.from_path(src, key=dataset.bronze_prefix + src.name),
                                                         LocalStore(out), dataset=dataset.name)
         files = {_stable_name(p.relative_to(out).as_posix()): p.read_bytes() for p in sorted(out.rglob("*"))
                  if p.is_file() and not p.relative_to(out).as_posix().startswith(layout.META_PREFIX)}
