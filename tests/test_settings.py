@@ -74,3 +74,30 @@ def test_a_bad_setting_is_one_line_and_exit_2_on_the_command_line(tmp_path):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "setting batch_size = 'ten'" in lines[0] and "expected int from 1 to 10000" in lines[0]
+
+
+def test_every_command_loads_lazily_and_is_listed():
+    """The CLI imports a command's module only when it runs; the table names every command."""
+    import importlib
+    import pkgutil
+
+    import click
+
+    import elt_sdk.cli as cli
+
+    listed = {(module, attr) for module, attr, _ in cli.COMMANDS.values()}
+    found = set()
+    for info in (i for i in pkgutil.iter_modules(cli.__path__) if not i.name.startswith("_")):
+        module = importlib.import_module(f"elt_sdk.cli.{info.name}")
+        for attr, value in vars(module).items():
+            if isinstance(value, click.Command) and value.__module__ == module.__name__ and not getattr(value, "hidden", False):
+                if not any(value is getattr(importlib.import_module(m), a) for m, a in listed if m == module.__name__):
+                    # a subcommand of a group is reached through its group
+                    parents = [v for v in vars(module).values() if isinstance(v, click.Group) and value in v.commands.values()]
+                    assert parents, f"{module.__name__}.{attr} is not in elt_sdk.cli.COMMANDS"
+                found.add((module.__name__, attr))
+    for name in cli.COMMANDS:
+        proc = subprocess.run([sys.executable, "-m", "elt_sdk.cli", name, "--help"], capture_output=True, text=True)
+        assert proc.returncode == 0 and "Usage: elt-sdk" in proc.stdout, (name, proc.stderr)
+    code = "import sys, elt_sdk.cli; print('pyarrow' in sys.modules, 'elt_sdk.pipeline' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.split() == ["False", "False"]

@@ -10,8 +10,24 @@ from elt_sdk.cli.context import CliState
 
 
 class _Group(click.Group):
-    """Ctrl-C and SIGTERM unwind the command (temporary folders are removed on the way) and exit
-    130, the shell's convention for an interrupted program."""
+    """Commands load lazily (``COMMANDS``). Ctrl-C and SIGTERM unwind the command (temporary
+    folders are removed on the way) and exit 130, the shell's convention for an interrupted
+    program."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str):  # noqa: ANN201 - click's signature
+        if name not in COMMANDS:
+            return None
+        import importlib
+
+        module, attribute, _ = COMMANDS[name]
+        return getattr(importlib.import_module(module), attribute)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMANDS[name][2]) for name in self.list_commands(ctx)])
 
     def invoke(self, ctx: click.Context):  # noqa: ANN201 - click's signature
         import json
@@ -55,16 +71,26 @@ def main(ctx: click.Context, disabled: tuple[str, ...], config: Path | None) -> 
     ctx.obj = CliState(disabled=list(disabled), config=config)
 
 
-def _register() -> None:
-    from elt_sdk.cli import (bench, compact, config, dlq, dq, gen, invoke, local, plugins, put, query, replay, scaffold,
-                             status, transform, verify)
-
-    for module in (plugins, gen, transform, local, put, status, replay, dlq, compact, dq, query, invoke, config,
-                   verify, bench):
-        main.add_command(module.command)
-    main.add_command(invoke.event)
-    main.add_command(scaffold.new_plugin)
-    main.add_command(scaffold.check_plugin)
-
-
-_register()
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    # name: (module, attribute, one line of help for the command list)
+    "plugins": ("elt_sdk.cli.plugins", "command", "List dataset plugins, their datasets and versions, and broken ones."),
+    "gen": ("elt_sdk.cli.gen", "command", "Generate fake events for any installed dataset."),
+    "transform": ("elt_sdk.cli.transform", "command", "Parse, validate, map and write local JSON / JSONL / .gz files."),
+    "local": ("elt_sdk.cli.local", "command", "Run the pipeline locally: moto's server on loopback stands in for AWS."),
+    "put": ("elt_sdk.cli.put", "command", "Upload local files to the targeted stack's bronze bucket."),
+    "status": ("elt_sdk.cli.status", "command", "Queues, DLQ, recent objects and rows per dataset of a stack."),
+    "replay": ("elt_sdk.cli.replay", "command", "Replay a dataset's bronze objects written in a window."),
+    "dlq": ("elt_sdk.cli.dlq", "command", "The dead-letter queue: list, show, redrive, purge."),
+    "compact": ("elt_sdk.cli.compact", "command", "Compact one silver partition, verified row by row."),
+    "dq": ("elt_sdk.cli.dq", "command", "Data quality: run a dataset's declared rules on a partition."),
+    "query": ("elt_sdk.cli.query", "command", "Run SQL on silver with DuckDB (one view per dataset)."),
+    "invoke": ("elt_sdk.cli.invoke", "command", "Run the ingest or transform handler once on an event file."),
+    "event": ("elt_sdk.cli.invoke", "event", "Print a realistic event for 'elt-sdk invoke'."),
+    "config": ("elt_sdk.cli.config", "command", "The pipeline's settings and where each value came from."),
+    "verify": ("elt_sdk.cli.verify", "command", "Run the reference acceptance checklist on a stack."),
+    "bench": ("elt_sdk.cli.bench", "command", "Measure the transform against pyarrow (and peers), in one run."),
+    "new-plugin": ("elt_sdk.cli.scaffold", "new_plugin", "Generate a pip-installable dataset plugin."),
+    "check-plugin": ("elt_sdk.cli.scaffold", "check_plugin", "Run the SDK's standard suite on an installed plugin."),
+}
+"""The commands, imported only when one runs: ``elt-sdk --help`` and every command start without
+loading the others (or pyarrow, for those that do not need it)."""

@@ -1,3 +1,3 @@
 from elt_sdk.cli import main
 
-main()
+main(prog_name="elt-sdk")

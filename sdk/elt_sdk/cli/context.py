@@ -10,9 +10,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import click
 
-from elt_sdk.plugins import Registry, load_registry
-
 if TYPE_CHECKING:
+    from elt_sdk.plugins import Registry
     from elt_sdk.settings import Settings
 
 
@@ -34,7 +33,7 @@ class CliState:
     config: Path | None = None
     emitted_json: bool = False
     """A command printed its JSON result: an error after it goes to stderr only."""
-    _registry: Registry | None = None
+    _registry: "Registry | None" = None
     _settings: Any = None
 
     @property
@@ -50,8 +49,10 @@ class CliState:
         return self._settings
 
     @property
-    def registry(self) -> Registry:
+    def registry(self) -> "Registry":
         if self._registry is None:
+            from elt_sdk.plugins import load_registry
+
             self._registry = load_registry(self.disabled, bronze_prefix=self.settings.bronze_prefix)
             warn_unknown_disabled(self.disabled)
         return self._registry
