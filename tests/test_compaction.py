@@ -30,6 +30,13 @@ def records(ids, day: str = DAY, carrier: str = "DHL") -> str:
                                "weight_kg": 1.0 + i % 1000}) + "\n" for i in ids)
 
 
+def small_target(silver: "Silver") -> int:
+    """About two and a half of the partition's files: outputs that hold several inputs, and
+    segments that run across outputs, whatever size this pyarrow writes a small file at."""
+    sizes = [p.stat().st_size for p in silver.files()]
+    return int(2.5 * sum(sizes) / len(sizes))
+
+
 class Silver:
     """A local silver folder fed by the transform, objects named bronze/shipments/<name>.jsonl."""
 
@@ -79,7 +86,7 @@ def silver(tmp_path, registry) -> Silver:
 
 def test_in_place_keeps_every_row_and_later_versions_still_replace_theirs(silver):
     before = silver.rows()
-    report = silver.compact(target_bytes=2500)  # small outputs: segments run across files
+    report = silver.compact(target_bytes=small_target(silver))  # small outputs: segments run across files
     assert report.rows == 60 and report.files_before == 6 and 1 < report.files_after < 6
     assert silver.rows() == before
     part = silver.partition()
@@ -140,20 +147,22 @@ CRASH = """
 import sys
 from elt_sdk import compaction
 from elt_sdk.store import LocalStore
-compaction.compact(LocalStore(sys.argv[1]), "shipments", sys.argv[2], in_place=True, target_bytes=2500)
+compaction.compact(LocalStore(sys.argv[1]), "shipments", sys.argv[2], in_place=True, target_bytes=int(sys.argv[3]))
 """
 
 
 def crash_at(silver: Silver, point: str) -> None:
-    proc = subprocess.run([sys.executable, "-c", CRASH, str(silver.out), DAY], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", CRASH, str(silver.out), DAY, str(small_target(silver))],
+                          capture_output=True, text=True,
                           env={**__import__("os").environ, faults.ENV: point}, timeout=120)
     assert proc.returncode == faults.EXIT_CODE, proc.stderr
 
 
 @pytest.mark.parametrize("point", POINTS)
 def test_an_interrupted_run_is_finished_by_the_next_one(silver, point):
+    target = small_target(silver)
     crash_at(silver, point)
-    report = silver.compact(target_bytes=2500)
+    report = silver.compact(target_bytes=target)
     assert silver.ids() == silver.expected()  # never a row lost or doubled once it is finished
     part = silver.partition()
     assert part["pending"] is None and part["garbage"] == [] and part["dropped"] == []
@@ -165,11 +174,12 @@ def test_an_interrupted_run_is_finished_by_the_next_one(silver, point):
 
 @pytest.mark.parametrize("point", ("compact:pending", "compact:claimed", "compact:promoted"))
 def test_a_version_superseded_while_a_dead_run_holds_its_rows_is_taken_out(silver, point):
+    target = small_target(silver)
     crash_at(silver, point)
     silver.put("o3", [300])  # o3's old rows are in the dead run's outputs
     if point != "compact:pending":  # claimed: the new version's commit could only tombstone them
         assert silver.partition()["dropped"]
-    silver.compact(target_bytes=2500)
+    silver.compact(target_bytes=target)
     assert silver.ids() == silver.expected()
     assert silver.partition()["dropped"] == []
 
