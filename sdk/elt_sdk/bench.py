@@ -226,5 +226,48 @@ def run(registry, *, records: int, invalid_rate: float, repeat: int = 3, dataset
     }
 
 
+def many_objects(registry, *, objects: int, records: int, workers: int = 4, repeat: int = 1, dataset: str = "shipments",
+                 days: int = 1, progress: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+    """Many small objects (a file per producer per minute, as real feeds arrive): ``elt-sdk
+    transform DIR`` against ``elt-sdk local run DIR`` (ingest, SQS, transform and the commits on
+    the embedded endpoint), each a whole process, on the same files."""
+    import random
+
+    from elt_sdk import generate
+
+    ds = registry.dataset(dataset)
+    runs: dict[str, list[float]] = {"transform": [], "local run": []}
+    with tempfile.TemporaryDirectory(prefix="elt-bench-many-") as tmp:
+        folder = Path(tmp) / "bronze" / dataset
+        folder.mkdir(parents=True)
+        rng = random.Random(5)
+        for i in range(objects):
+            recs = registry.hooks(ds).elt_fake_records(dataset=ds, rng=rng, count=records)
+            day = f"2025-06-{1 + (i % days):02d}"
+            for r in recs:
+                r[ds.event_time_field] = f"{day}T{rng.randrange(24):02d}:{rng.randrange(60):02d}:00Z"
+            (folder / f"part-{i:06d}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+        commands = {"transform": ["transform", str(folder.parent), "--out"],
+                    "local run": ["local", "run", str(folder.parent), "--workers", str(workers), "--out"]}
+        for i in range(repeat):
+            for name in (commands if i % 2 == 0 else dict(reversed(list(commands.items())))):
+                progress(f"round {i + 1}/{repeat}: {name} on {objects} objects")
+                out = Path(tmp) / f"out-{name.replace(' ', '-')}-{i}"
+                started = time.perf_counter()
+                proc = subprocess.run([sys.executable, "-m", "elt_sdk.cli", *commands[name], str(out), "--json"],
+                                      capture_output=True, text=True)
+                runs[name].append(time.perf_counter() - started)
+                if proc.returncode != 0:
+                    raise RuntimeError(f"{name} failed: {proc.stderr.strip()[-1500:]}")
+                written = json.loads(proc.stdout)["written"]
+                if written != objects * records:
+                    raise RuntimeError(f"{name} wrote {written} rows, not {objects * records}")
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    return {"objects": objects, "records_per_object": records, "workers": workers, "repeat": repeat, "days": days,
+            "transform_s": round(med["transform"], 2), "local_run_s": round(med["local run"], 2),
+            "local_run_ms_per_object": round(med["local run"] / objects * 1000, 1),
+            "ratio": round(med["local run"] / med["transform"], 2), "cpus": os.cpu_count()}
+
+
 if __name__ == "__main__":
     print(json.dumps(_worker(*sys.argv[1:6])))

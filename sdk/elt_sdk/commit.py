@@ -134,6 +134,10 @@ class Committer:
         self.stores = {SILVER: silver, QUARANTINE: quarantine or silver}
         self.silver = silver
         self.clock = clock
+        self._read: dict[str, tuple[bytes, str] | None] = {}
+        """The manifest each object's attempt read before transforming (``is_committed``): its
+        commit's first round starts from it instead of reading again; a stale one only loses
+        that round's conditional write."""
 
     # -- before an attempt ---------------------------------------------------------------------
 
@@ -144,7 +148,11 @@ class Committer:
     def is_committed(self, source: SourceRef, fingerprint: dict[str, str]) -> bool:
         """Is this version already current, written by the same plugin versions? (A duplicate
         delivery need not be transformed again; a replay after a plugin upgrade is.)"""
-        cur = self.current(source.key)
+        got = self.silver.get_bytes(manifest_key(source.key))
+        if len(self._read) > 10_000:  # attempts that failed before their commit left theirs
+            self._read.clear()
+        self._read[source.key] = got
+        cur = json.loads(got[0]).get("current") if got else None
         if not cur:
             return False
         version = source.version or ObjectVersion(source.etag)
@@ -228,8 +236,10 @@ class Committer:
                 fingerprint: dict[str, str]) -> Outcome:
         mkey = manifest_key(source.key)
         version = source.version or ObjectVersion(source.etag)
-        for _ in range(MAX_ROUNDS):
-            got = self.silver.get_bytes(mkey)
+        for attempt in range(MAX_ROUNDS):
+            got = self._read.pop(source.key, False) if attempt == 0 else False
+            if got is False:
+                got = self.silver.get_bytes(mkey)
             doc, token = (json.loads(got[0]), got[1]) if got else ({}, None)
             cur = doc.get("current")
             if cur and ObjectVersion.from_dict(cur["version"]).newer_than(version):

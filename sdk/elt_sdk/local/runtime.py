@@ -43,7 +43,7 @@ class LocalRuntime:
         self.settings = settings
         self.workers = workers
         self.log_stream = log_stream
-        self.endpoint = EmbeddedEndpoint(settings.region, port=port)
+        self.endpoint = EmbeddedEndpoint(settings.region, port=port, own_process=True)
         self.resources: Resources | None = None
         self.ingest: AsyncInvoker | None = None
         self.esm: EventSourceMapping | None = None

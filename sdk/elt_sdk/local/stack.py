@@ -170,27 +170,8 @@ def stats(rt: Any, state: StackState) -> dict[str, Any]:
 
     return {"pid": state.pid, "updated_at": time.time(), "ingest": fn(rt.ingest.stats),
             "ingest_given_up": len(rt.ingest.given_up), "transform": fn(rt.esm.stats),
-            "oldest_message_age_s": oldest_message_ages(state.region, [state.resources[k] for k in
-                                                                       ("queue_url", "dlq_url", "events_queue_url")])}
-
-
-def oldest_message_ages(region: str, queue_urls: list[str]) -> dict[str, float | None]:
-    """Seconds since the oldest message of each queue was sent, read from the embedded endpoint's
-    own memory (this process serves it). SQS itself only tells through CloudWatch."""
-    out: dict[str, float | None] = {}
-    try:
-        from moto.core import DEFAULT_ACCOUNT_ID
-        from moto.sqs.models import sqs_backends
-
-        queues = sqs_backends[DEFAULT_ACCOUNT_ID][region].queues
-        now_ms = time.time() * 1000
-        for url in queue_urls:
-            q = queues.get(url.rstrip("/").rsplit("/", 1)[-1])
-            sent = [m.sent_timestamp for m in list(getattr(q, "_messages", [])) if m.sent_timestamp] if q else []
-            out[url] = round((now_ms - min(sent)) / 1000, 3) if sent else 0.0
-    except Exception:  # noqa: BLE001 - moto's internals moved: the age is unknown, nothing else is
-        return {url: None for url in queue_urls}
-    return out
+            "oldest_message_age_s": rt.endpoint.oldest_message_ages([state.resources[k] for k in
+                                                                      ("queue_url", "dlq_url", "events_queue_url")])}
 
 
 def read_stats(folder: Path | None = None) -> dict[str, Any] | None:
