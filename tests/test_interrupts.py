@@ -78,3 +78,22 @@ def test_local_run_refuses_an_output_folder_it_did_not_write(tmp_path):
     assert proc.returncode == 2
     assert "was not written by 'elt-sdk local run'" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert (out / "notes.txt").read_text() == "mine" and sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def test_the_endpoint_process_ends_with_the_pipeline_even_when_it_is_killed():
+    code = ("from elt_sdk.local.endpoint import EmbeddedEndpoint; import time; "
+            "e = EmbeddedEndpoint(own_process=True).start(); print(e._server.proc.pid, flush=True); time.sleep(60)")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    os.kill(parent.pid, signal.SIGKILL)  # no cleanup can run
+    parent.wait()
+
+    def gone() -> bool:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return True
+        with open(f"/proc/{child}/status") as fh:  # exited but not yet reaped counts as gone
+            return "\nState:\tZ" in fh.read()
+
+    wait_for(gone, timeout=10)

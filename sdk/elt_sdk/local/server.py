@@ -22,6 +22,7 @@ import argparse
 import errno
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -156,6 +157,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc.strerror or exc}", file=sys.stderr)
         return 2
     host, port = server.server_address[:2]
+    parent = os.getppid()
+
+    def watch_parent() -> None:  # the pipeline's process died (even by SIGKILL): no server left behind
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch_parent, daemon=True).start()
     print(f"http://{host}:{port}", flush=True)
     try:
         server.serve_forever()
