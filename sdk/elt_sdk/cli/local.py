@@ -70,8 +70,10 @@ def run(paths: tuple[Path, ...], out: Path, workers: int, records: int, invalid_
 
     def progress(p: dict[str, int]) -> None:
         if show:
-            click.echo(f"\r  ingested {p['ingested']}/{p['objects']} objects · transformed {p['transformed']}"
-                       f"/{p['messages']} messages · retried {p['retried']}   ", err=True, nl=False)
+            rate = p["transformed"] / p["seconds"] if p.get("seconds") else 0.0
+            click.echo(f"\r  uploaded {p['uploaded']}/{p['objects']} · ingested {p['ingested']}/{p['objects']} · "
+                       f"transformed {p['transformed']}/{p['messages']} messages ({rate:.0f}/s) · "
+                       f"retried {p['retried']}   ", err=True, nl=False)
 
     if not as_json:
         click.echo(f"uploading {len(uploads)} object(s) to an embedded AWS endpoint ...", err=True)

@@ -53,6 +53,8 @@ class LocalRuntime:
         self._log_handler = None
         self._saved_env: dict[str, str] = {}
         self.uploaded = 0
+        self.expected = 0
+        self.started = time.time()
         self._count_lock = threading.Lock()
 
     def start(self) -> "LocalRuntime":
@@ -108,7 +110,9 @@ class LocalRuntime:
             time.sleep(0.02)
         self.endpoint.client("sqs").send_message(QueueUrl=self.resources.events_queue_url,
                                                  MessageBody=self.ingest.delivered[key])
-        self.uploaded += 1
+        with self._count_lock:  # one more event for ingest to handle (and skip)
+            self.uploaded += 1
+            self.expected += 1
 
     def upload(self, path: Path, key: str) -> None:
         s3 = self.endpoint.client("s3")
@@ -119,21 +123,29 @@ class LocalRuntime:
         with self._count_lock:
             self.uploaded += 1
 
-    def upload_many(self, uploads: "list[Upload]", concurrency: int = 8) -> None:
-        """Upload files as many producers would: several at once."""
+    def upload_many(self, uploads: "list[Upload]", concurrency: int = 8,
+                    on_progress: Callable[[dict[str, int]], None] | None = None) -> None:
+        """Upload files as many producers would: several at once (the pipeline works meanwhile)."""
         from concurrent.futures import ThreadPoolExecutor
 
+        self.expected += len(uploads)
+        shown = 0.0
         with ThreadPoolExecutor(concurrency, thread_name_prefix="elt-upload") as pool:
             for _ in pool.map(lambda up: self.upload(up.path, up.key), uploads):
                 if self._errors:
                     raise self._errors[0]
+                if on_progress and time.time() - shown > 0.25:
+                    shown = time.time()
+                    on_progress(self.progress())
 
     def progress(self) -> dict[str, int]:
         # objects named by the events ingest handled (S3's test event names none), so never 13/12
         ingested = sum(r.get("objects", 0) for r in self.ingest.stats.results) + self.ingest.stats.failed
-        return {"objects": self.uploaded, "ingested": min(ingested, self.uploaded),
+        return {"objects": max(self.expected, self.uploaded), "uploaded": self.uploaded,
+                "ingested": min(ingested, self.uploaded),
                 "messages": sum(r.get("messages", 0) for r in self.ingest.stats.results),
-                "transformed": self.esm.stats.succeeded, "retried": self.esm.stats.failed}
+                "transformed": self.esm.stats.succeeded, "retried": self.esm.stats.failed,
+                "seconds": round(time.time() - self.started, 1)}
 
     def wait(self, timeout_s: float, on_progress: Callable[[dict[str, int]], None] | None = None) -> None:
         """Until every upload's event was ingested and both queues are empty."""
@@ -236,7 +248,7 @@ class LocalPipeline:
         try:
             with (fresh / "logs" / "pipeline.jsonl").open("w") as log_file, \
                     LocalRuntime(self.settings, workers=self.workers, log_stream=log_file) as rt:
-                rt.upload_many(list(uploads))
+                rt.upload_many(list(uploads), on_progress=on_progress)
                 for up in duplicate_events:  # the same S3 event delivered twice: ingest skips it
                     rt.deliver_again(up.key)
                 rt.wait(self.timeout_s, on_progress)
