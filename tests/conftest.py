@@ -43,6 +43,33 @@ def fake_dist(tmp_path, monkeypatch):
             sys.modules.pop(mod, None)
 
 
+@pytest.fixture(scope="module")
+def endpoint():
+    """moto's server on loopback, one per test module (tests share it through unique names)."""
+    from elt_sdk.local.endpoint import EmbeddedEndpoint
+
+    with EmbeddedEndpoint("us-east-2") as ep:
+        yield ep
+
+
+@pytest.fixture
+def stack(endpoint, monkeypatch):
+    """Fresh resources (unique names) on the endpoint and the handlers' environment for one test."""
+    import uuid
+
+    from elt_sdk.aws import handlers
+    from elt_sdk.local.provision import provision
+    from elt_sdk.settings import Settings
+
+    settings = Settings(name_prefix=f"t{uuid.uuid4().hex[:8]}", region="us-east-2")
+    res = provision(settings, endpoint.client)
+    for k, v in res.handler_environment(settings).items():
+        monkeypatch.setenv(k, v)
+    handlers.reset()
+    yield settings, res
+    handlers.reset()
+
+
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 

@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
 
 from elt_sdk import layout
-from elt_sdk.aws import handlers, ops
+from elt_sdk.aws import handlers
 from elt_sdk.local.endpoint import EmbeddedEndpoint
 from elt_sdk.local.esm import LambdaContext
 from elt_sdk.local.provision import provision

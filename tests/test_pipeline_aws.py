@@ -4,7 +4,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import uuid
 
 import pyarrow.parquet as pq
 import pytest
@@ -15,28 +14,7 @@ from elt_sdk.aws import compaction, handlers, ops, quality_gate
 from elt_sdk.aws.events import parse
 from elt_sdk.aws.idempotency.base import AlreadyCompleted, AlreadyInProgress, Idempotency
 from elt_sdk.aws.idempotency.dynamodb import DynamoDBPersistence
-from elt_sdk.local.endpoint import EmbeddedEndpoint
 from elt_sdk.local.esm import EventSourceMapping, LambdaContext, queue_depth
-from elt_sdk.local.provision import provision
-from elt_sdk.settings import Settings
-
-
-@pytest.fixture(scope="module")
-def endpoint():
-    with EmbeddedEndpoint("us-east-2") as ep:
-        yield ep
-
-
-@pytest.fixture
-def stack(endpoint, monkeypatch):
-    """Fresh resources (unique names) and handler environment for one test."""
-    settings = Settings(name_prefix=f"t{uuid.uuid4().hex[:8]}", region="us-east-2")
-    res = provision(settings, endpoint.client)
-    for k, v in res.handler_environment(settings).items():
-        monkeypatch.setenv(k, v)
-    handlers.reset()
-    yield settings, res
-    handlers.reset()
 
 
 def lines(n: int, start: int = 0, bad: tuple[int, ...] = ()) -> bytes:

@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
@@ -19,11 +18,8 @@ from click.testing import CliRunner
 
 from elt_sdk.aws import handlers
 from elt_sdk.cli import main
-from elt_sdk.local.endpoint import EmbeddedEndpoint
 from elt_sdk.local.esm import EventSourceMapping, LambdaContext, queue_depth
-from elt_sdk.local.provision import provision
 from elt_sdk.pipeline import Transformer
-from elt_sdk.settings import Settings
 from elt_sdk.source import LocalSource
 from elt_sdk.store import LocalStore
 from elt_sdk.testing import transform_lines
@@ -167,23 +163,6 @@ def test_transform_twice_on_an_edited_file_keeps_only_the_new_rows(tmp_path):
     assert cli("transform", str(src), "--out", str(tmp_path / "out")).exit_code == 0
     assert silver_ids(tmp_path / "out") == ["S7", "S8", "S9"]
     assert not list((tmp_path / "out" / "quarantine").rglob("*.jsonl"))  # the old version's reject left too
-
-
-@pytest.fixture(scope="module")
-def endpoint():
-    with EmbeddedEndpoint("us-east-2") as ep:
-        yield ep
-
-
-@pytest.fixture
-def stack(endpoint, monkeypatch):
-    settings = Settings(name_prefix=f"r{uuid.uuid4().hex[:8]}", region="us-east-2")
-    res = provision(settings, endpoint.client)
-    for k, v in res.handler_environment(settings).items():
-        monkeypatch.setenv(k, v)
-    handlers.reset()
-    yield settings, res
-    handlers.reset()
 
 
 def notifications(endpoint, res) -> list[dict]:

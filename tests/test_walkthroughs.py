@@ -20,9 +20,6 @@ from pathlib import Path
 import pytest
 
 from elt_sdk import layout
-from elt_sdk.dataset import Dataset
-from elt_sdk.plugins import load_registry
-from elt_sdk.testing import transform_lines
 
 REPO = Path(__file__).resolve().parent.parent
 HEREDOC = re.compile(r"cat > (\S+) <<'EOF'$")
