@@ -88,6 +88,24 @@ class Settings:
                                lo=MIB, hi=1 << 50)
     max_expansion_ratio: int = _s("ELT_MAX_EXPANSION_RATIO", 200, "most a gzip object may expand (decompressed/compressed)",
                                   lo=2, hi=100000)
+    # Silver's format (see README "Silver as an Iceberg table").
+    silver_format: str = _s("ELT_SILVER_FORMAT", "parquet",
+                            "silver as plain Hive-partitioned Parquet, or one Apache Iceberg table per dataset",
+                            choices=("parquet", "iceberg"))
+    commit_batch_size: int = _s("ELT_COMMIT_BATCH_SIZE", 100, "objects the Iceberg committer commits per transaction",
+                                lo=1, hi=10000)
+    commit_batching_window_s: int = _s("ELT_COMMIT_BATCHING_WINDOW_S", 10,
+                                       "seconds the committer's event source waits to fill a batch", lo=0, hi=300)
+    commit_timeout_s: int = _s("ELT_COMMIT_TIMEOUT_S", 300, "Iceberg committer function timeout", lo=10, hi=900)
+    commit_memory_mb: int = _s("ELT_COMMIT_MEMORY_MB", 1024, "Iceberg committer memory", lo=256, hi=10240)
+    iceberg_snapshot_retention_days: int = _s("ELT_ICEBERG_SNAPSHOT_RETENTION_DAYS", 5,
+                                              "snapshot expiry keeps snapshots younger than this (and the current one)",
+                                              lo=1, hi=3650)
+    iceberg_orphan_age_days: int = _s("ELT_ICEBERG_ORPHAN_AGE_DAYS", 7,
+                                      "orphan removal leaves files younger than this (staged, in flight)", lo=1, hi=3650)
+    iceberg_maintenance_schedule: str | None = _s("ELT_ICEBERG_MAINTENANCE_SCHEDULE", None,
+                                                  "schedule of the Iceberg maintenance function, e.g. rate(1 day) "
+                                                  "(none: no function)", pattern=r"^(rate|cron)\(.+\)$")
     # Storage.
     quarantine_expiry_days: int = _s("ELT_QUARANTINE_EXPIRY_DAYS", 90, "days quarantined records are kept", lo=1, hi=3650)
     staging_expiry_days: int = _s("ELT_STAGING_EXPIRY_DAYS", 2, "days abandoned attempts' staged files are kept",
@@ -208,7 +226,8 @@ class Settings:
         """The settings handlers read at run time, as Lambda environment variables."""
         keep = ("bronze_prefix", "replay_prefix", "idempotency_ttl_seconds", "chunk_bytes", "emit_partition_events",
                 "event_bus_name", "metrics_namespace", "name_prefix", "max_receive_count", "max_line_bytes",
-                "max_object_bytes", "max_expansion_ratio", "log_level")
+                "max_object_bytes", "max_expansion_ratio", "log_level", "silver_format",
+                "iceberg_snapshot_retention_days", "iceberg_orphan_age_days")
         out = {}
         for f in fields(self):
             if f.name in keep:
@@ -336,3 +355,10 @@ ENV_QUARANTINE_BUCKET = "ELT_QUARANTINE_BUCKET"
 ENV_QUEUE_URL = "ELT_QUEUE_URL"
 ENV_DLQ_URL = "ELT_DLQ_URL"
 ENV_TABLE = "ELT_IDEMPOTENCY_TABLE"
+# With silver_format = iceberg: the queue the transform hands objects to, the committer's DLQ, and
+# the catalog ("glue", or an SQLAlchemy URI such as sqlite:////path/catalog.db locally) and its
+# database (namespace).
+ENV_COMMIT_QUEUE_URL = "ELT_COMMIT_QUEUE_URL"
+ENV_COMMIT_DLQ_URL = "ELT_COMMIT_DLQ_URL"
+ENV_ICEBERG_CATALOG = "ELT_ICEBERG_CATALOG"
+ENV_ICEBERG_DATABASE = "ELT_ICEBERG_DATABASE"
