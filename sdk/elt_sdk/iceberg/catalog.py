@@ -75,10 +75,15 @@ class Warehouse:
 
     def create(self, dataset: str, schema: Any, spec: Any) -> Table:
         """Create the dataset's table (or load it, when another committer created it first)."""
-        try:
-            self.catalog.create_namespace(self.namespace)
-        except NamespaceAlreadyExistsError:
-            pass
+        for _ in range(3):  # two committers may create it at once (sqlite answers with an IntegrityError)
+            try:
+                self.catalog.create_namespace(self.namespace)
+                break
+            except NamespaceAlreadyExistsError:
+                break
+            except Exception:  # noqa: BLE001 - a concurrent creation; fine once the namespace is there
+                if self.catalog.namespace_exists(self.namespace):
+                    break
         properties = {**TABLE_PROPERTIES, "schema.name-mapping.default": schema.name_mapping.model_dump_json()}
         try:
             return self.catalog.create_table(self.identifier(dataset), schema=schema, partition_spec=spec,

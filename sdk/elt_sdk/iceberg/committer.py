@@ -200,9 +200,10 @@ class IcebergCommitter:
                 if plan is None:
                     return
                 changed, drops, adds, rewrites = plan
-                if rewrites:
+                if rewrites:  # shared files: replaced by copies without the replaced keys' rows
                     writer = FileWriter(self.warehouse, self.silver, tx, dataset)
                     adds += self._rewrite(tx, rewrites, writer)
+                    drops += list(rewrites)
                 with producer(ReplaceObjects, tx, {"elt.objects": str(len(changed)), "elt.committer": __version__}) as p:
                     p.conflict_filter = In(ELT_SOURCE, {m.key for m in changed})
                     for df in drops:
