@@ -38,3 +38,40 @@ def tables(warehouse: Warehouse) -> dict[str, pa.Table]:
         if table is not None:
             out[name] = rows(table)
     return out
+
+
+def copy_tables(warehouse: Warehouse, folder: Any) -> dict[str, int]:
+    """Each table's current snapshot as a table of its own under ``folder`` (files copied to
+    ``folder/silver/<dataset>/data/``, catalog ``folder/iceberg.db``): what ``local run --out``
+    keeps of a run. Returns the rows per dataset."""
+    from pathlib import Path
+
+    from pyiceberg.io.pyarrow import parquet_file_to_data_file
+
+    from elt_sdk.iceberg.catalog import local_warehouse
+    from elt_sdk.iceberg.producers import day_of
+
+    target = local_warehouse(Path(folder), warehouse.namespace)
+    counts = {}
+    for name in warehouse.datasets():
+        source = warehouse.load(name)
+        if source is None:
+            continue
+        copy = target.create(name, source.schema(), source.spec())
+        tasks = list(source.scan().plan_files()) if source.current_snapshot() else []
+        tx = copy.transaction()
+        with tx.update_snapshot(snapshot_properties={"elt.copied-from": str(source.current_snapshot().snapshot_id)
+                                                     if tasks else ""}).fast_append() as append:
+            for task in tasks:
+                key = f"{layout.iceberg_table_prefix(name)}data/{layout.ICEBERG_PARTITION}={day_of(task.file)}/" \
+                      f"{task.file.file_path.rsplit('/', 1)[-1]}"
+                path = Path(folder) / key
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with source.io.new_input(task.file.file_path).open() as src, path.open("wb") as dst:
+                    while chunk := src.read(8 << 20):
+                        dst.write(chunk)
+                append.append_data_file(parquet_file_to_data_file(copy.io, tx.table_metadata, target.uri(key)))
+        if tasks:
+            tx.commit_transaction()
+        counts[name] = sum(t.file.record_count for t in tasks)
+    return counts
