@@ -40,38 +40,69 @@ def tables(warehouse: Warehouse) -> dict[str, pa.Table]:
     return out
 
 
+COPY_RECORD = "_elt/iceberg-copy.json"
+"""What ``copy_tables`` downloaded, for ``register_copies`` once the folder is in its place."""
+
+
 def copy_tables(warehouse: Warehouse, folder: Any) -> dict[str, int]:
-    """Each table's current snapshot as a table of its own under ``folder`` (files copied to
-    ``folder/silver/<dataset>/data/``, catalog ``folder/iceberg.db``): what ``local run --out``
-    keeps of a run. Returns the rows per dataset."""
+    """Download each table's current snapshot into ``folder/silver/<dataset>/data/`` (what
+    ``local run --out`` keeps of a run); ``register_copies`` makes them tables once the folder
+    has its final path (Iceberg metadata holds absolute paths). Returns the rows per dataset."""
+    import json
     from pathlib import Path
 
-    from pyiceberg.io.pyarrow import parquet_file_to_data_file
-
-    from elt_sdk.iceberg.catalog import local_warehouse
     from elt_sdk.iceberg.producers import day_of
 
-    target = local_warehouse(Path(folder), warehouse.namespace)
+    record: dict[str, Any] = {"namespace": warehouse.namespace, "tables": {}}
     counts = {}
     for name in warehouse.datasets():
         source = warehouse.load(name)
         if source is None:
             continue
-        copy = target.create(name, source.schema(), source.spec())
         tasks = list(source.scan().plan_files()) if source.current_snapshot() else []
-        tx = copy.transaction()
-        with tx.update_snapshot(snapshot_properties={"elt.copied-from": str(source.current_snapshot().snapshot_id)
-                                                     if tasks else ""}).fast_append() as append:
-            for task in tasks:
-                key = f"{layout.iceberg_table_prefix(name)}data/{layout.ICEBERG_PARTITION}={day_of(task.file)}/" \
-                      f"{task.file.file_path.rsplit('/', 1)[-1]}"
-                path = Path(folder) / key
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with source.io.new_input(task.file.file_path).open() as src, path.open("wb") as dst:
-                    while chunk := src.read(8 << 20):
-                        dst.write(chunk)
-                append.append_data_file(parquet_file_to_data_file(copy.io, tx.table_metadata, target.uri(key)))
-        if tasks:
-            tx.commit_transaction()
+        keys = []
+        for task in tasks:
+            key = f"{layout.iceberg_table_prefix(name)}data/{layout.ICEBERG_PARTITION}={day_of(task.file)}/" \
+                  f"{task.file.file_path.rsplit('/', 1)[-1]}"
+            path = Path(folder) / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with source.io.new_input(task.file.file_path).open() as src, path.open("wb") as dst:
+                while chunk := src.read(8 << 20):
+                    dst.write(chunk)
+            keys.append(key)
+        record["tables"][name] = {"schema": source.schema().model_dump_json(), "spec": source.spec().model_dump_json(),
+                                  "snapshot": source.current_snapshot().snapshot_id if tasks else None, "files": keys}
         counts[name] = sum(t.file.record_count for t in tasks)
+    path = Path(folder) / COPY_RECORD
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
     return counts
+
+
+def register_copies(folder: Any) -> list[str]:
+    """Make the files ``copy_tables`` downloaded into ``folder`` its tables (catalog
+    ``folder/iceberg.db``), one snapshot each. Returns the datasets."""
+    import json
+    from pathlib import Path
+
+    from pyiceberg.io.pyarrow import parquet_file_to_data_file
+    from pyiceberg.partitioning import PartitionSpec
+    from pyiceberg.schema import Schema
+
+    from elt_sdk.iceberg.catalog import local_warehouse
+
+    path = Path(folder) / COPY_RECORD
+    if not path.is_file():
+        return []
+    record = json.loads(path.read_text())
+    target = local_warehouse(Path(folder), record["namespace"])
+    for name, t in sorted(record["tables"].items()):
+        copy = target.create(name, Schema.model_validate_json(t["schema"]), PartitionSpec.model_validate_json(t["spec"]))
+        if t["files"]:
+            tx = copy.transaction()
+            with tx.update_snapshot(snapshot_properties={"elt.copied-from": str(t["snapshot"])}).fast_append() as add:
+                for key in t["files"]:
+                    add.append_data_file(parquet_file_to_data_file(copy.io, tx.table_metadata, target.uri(key)))
+            tx.commit_transaction()
+    path.unlink()
+    return sorted(record["tables"])

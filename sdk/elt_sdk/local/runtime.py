@@ -248,6 +248,10 @@ class LocalPipeline:
             (fresh / OWNED_MARKER).write_text(json.dumps({"complete": True, "started_at": started,
                                                           "seconds": round(result.seconds, 2)}))
             _swap_in(fresh, self.out)
+            if self.settings.silver_format == "iceberg":  # the copied tables, registered where they now are
+                from elt_sdk.iceberg.read import register_copies
+
+                register_copies(self.out)
         finally:
             shutil.rmtree(fresh, ignore_errors=True)
         return result
