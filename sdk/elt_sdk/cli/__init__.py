@@ -56,13 +56,14 @@ def main(ctx: click.Context, disabled: tuple[str, ...], config: Path | None) -> 
 
 
 def _register() -> None:
-    from elt_sdk.cli import (bench, compact, config, dlq, dq, gen, invoke, local, plugins, put, query, replay, scaffold,
-                             status, transform, verify)
+    from elt_sdk.cli import (bench, compact, config, dlq, dq, gen, iceberg, invoke, local, plugins, put, query, replay,
+                             scaffold, status, transform, verify)
 
     for module in (plugins, gen, transform, local, put, status, replay, dlq, compact, dq, query, invoke, config,
                    verify, bench):
         main.add_command(module.command)
     main.add_command(invoke.event)
+    main.add_command(iceberg.group)
     main.add_command(scaffold.new_plugin)
     main.add_command(scaffold.check_plugin)
 

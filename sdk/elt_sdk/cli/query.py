@@ -44,7 +44,8 @@ def command(sql: str | None, as_json: bool, as_csv: bool, silver_dir: Path | Non
     else:
         t = target.resolve()
         dbs = {query.database_name(t.settings.name_prefix), t.outputs.get("glue_database") or ""} - {""}
-        con = query.connect(datasets, filesystem=t.s3_filesystem(), bucket=t.silver_bucket, databases=sorted(dbs))
+        con = query.connect(datasets, filesystem=t.s3_filesystem(), bucket=t.silver_bucket, databases=sorted(dbs),
+                            iceberg=t.warehouse() if t.iceberg else None)
         where = f"s3://{t.silver_bucket} ({t.description})"
     if not sql:
         parts = query.summary(con, datasets)

@@ -26,6 +26,13 @@ class Resources:
     commit_dlq_url: str = ""
     iceberg_catalog: str = ""
 
+    def iceberg_outputs(self) -> dict[str, str]:
+        """The committer's queues and the catalog, as a target's outputs (none for plain silver)."""
+        if not self.commit_queue_url:
+            return {}
+        return {"commit_queue_url": self.commit_queue_url, "commit_dlq_url": self.commit_dlq_url,
+                "iceberg_catalog": self.iceberg_catalog}
+
     def handler_environment(self, settings: Settings) -> dict[str, str]:
         env = {**settings.lambda_environment(), s.ENV_BRONZE_BUCKET: self.bronze_bucket,
                s.ENV_SILVER_BUCKET: self.silver_bucket, s.ENV_QUARANTINE_BUCKET: self.quarantine_bucket or self.silver_bucket,
