@@ -130,6 +130,10 @@ class Settings:
     def __post_init__(self) -> None:
         for f in fields(self):  # direct construction is checked too
             _check(f, getattr(self, f.name), "a Settings argument")
+        if self.silver_format == "iceberg":
+            for name, instead in PLAIN_PARQUET_ONLY.items():
+                if getattr(self, name):
+                    raise SettingsError(f"setting {name} = true does not go with silver_format = iceberg: {instead}")
 
     @property
     def visibility_timeout_s(self) -> int:
@@ -234,6 +238,17 @@ class Settings:
                 value = getattr(self, f.name)
                 out[f.metadata["env"]] = str(value).lower() if isinstance(value, bool) else str(value)
         return out
+
+
+PLAIN_PARQUET_ONLY = {
+    "compaction_enabled": "Iceberg tables are compacted by the maintenance function "
+                          "(iceberg_maintenance_schedule) or 'elt-sdk iceberg compact'",
+    "quality_enabled": "the quality gate reads plain Parquet partitions (not yet Iceberg tables)",
+    "quality_auto_trigger": "the quality gate reads plain Parquet partitions (not yet Iceberg tables)",
+    "emit_partition_events": "a partition is ready only once the committer commits it; the committer emits no "
+                             "events yet (watch the tables' snapshots: 'elt-sdk iceberg snapshots')",
+}
+"""Settings that act on plain Parquet silver only, and what to use with Iceberg instead."""
 
 
 class SettingsError(ValueError):
