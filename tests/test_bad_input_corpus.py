@@ -92,7 +92,10 @@ CASES = [
     Case("an empty object", b"{}\n", quarantined=1, stages={"validate"}, message="required"),
     Case("duplicate keys", b'{"shipment_id": "S1", "shipment_id": "S2", "record_type": "shipments", "event_time": '
          b'"2025-06-01T12:00:00Z", "origin": "A", "destination": "B", "carrier": "C", "weight_kg": 1}\n',
-         quarantined=1, stages={"parse"}, message="duplicate key 'shipment_id'"),
+         quarantined=1, stages={"validate"}, message="$.shipment_id: a key that appears twice"),
+    Case("a duplicate key silver drops", line("S1")[:-1] + b', "note": 1, "note": 2}\n', ["S1"]),
+    Case("a kept key repeated at the end of the record", line("S1")[:-1] + b', "record_type": "shipments"}\n',
+         quarantined=1, stages={"validate"}, message="$.record_type"),
     Case("NaN", line("S1")[:-1] + b', "score": NaN}\n' + lines("S2"), ["S2"], 1, {"parse"}),
     Case("Infinity", line("S1").replace(b"1.5", b"Infinity") + b"\n" + lines("S2"), ["S2"], 1, {"parse"}),
     Case("negative zero", line("S1", weight_kg=-0.0) + b"\n", quarantined=1, stages={"validate"}),  # exclusiveMinimum 0

@@ -53,7 +53,7 @@ from urllib.parse import unquote, urlparse
 from packaging.requirements import Requirement
 
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
-TRIM_VERSION = "2"
+TRIM_VERSION = "3"
 ASSETS = ("full", "light", "iceberg")
 DEFAULT_ASSETS = ("full", "light")
 """Built for every stack; ``iceberg`` only with ``silver_format = iceberg``."""
@@ -74,7 +74,8 @@ ICEBERG_REQUIREMENTS = {"pyiceberg"}
 # the local runtime (a test checks that nothing left in an asset imports them).
 SDK_TRIM = ("bin", "elt_sdk/cli", "elt_sdk/testing", "elt_sdk/templates", "elt_sdk/local", "elt_sdk/scaffold.py",
             "elt_sdk/bench.py", "elt_sdk/generate.py", "elt_sdk/summary.py", "elt_sdk/verify.py",
-            "elt_sdk/aws/deployed.py")
+            "elt_sdk/aws/deployed.py", "elt_sdk/aws/target.py", "elt_sdk/aws/status.py", "elt_sdk/aws/dlq.py",
+            "elt_sdk/query.py")
 # Entry-point groups that name trimmed code.
 TRIMMED_ENTRY_POINT_GROUPS = ("console_scripts", "pytest11")
 

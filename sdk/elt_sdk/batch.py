@@ -141,12 +141,22 @@ def _no_constants(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
+class Ambiguous(dict):
+    """A JSON object in which some key appears more than once (``duplicates``): which value is
+    meant is ambiguous. Validation refuses the record when a duplicated key is one silver keeps
+    (a schema property, at any depth); a duplicate among fields silver drops changes nothing,
+    on any path (pyarrow's reader ignores those too)."""
+
+    duplicates: frozenset[str] = frozenset()
+
+
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj = dict(pairs)
     if len(obj) != len(pairs):
         seen: set[str] = set()
-        dup = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
-        raise ValueError(f"duplicate key {dup!r} in an object (which value is meant is ambiguous)")
+        ambiguous = Ambiguous(obj)
+        ambiguous.duplicates = frozenset(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        return ambiguous
     return obj
 
 
@@ -154,7 +164,7 @@ _strict = json.JSONDecoder(parse_constant=_no_constants, object_pairs_hook=_uniq
 
 
 def decode_line(line: bytes) -> Any:
-    """Strict JSON: UTF-8 only, no NaN/Infinity, no duplicate keys in an object; a number beyond
+    """Strict JSON: UTF-8 only, no NaN/Infinity, an object with a repeated key marked ``Ambiguous``; a number beyond
     float64 (``1e400``) decodes to ``values.OutOfRange`` (an infinite float that keeps its text), so
     validation can refuse it with a reason instead of storing +inf. Raises UnicodeDecodeError or
     ValueError."""

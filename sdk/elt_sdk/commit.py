@@ -276,12 +276,13 @@ class Committer:
                                                         "garbage": garbage}), token)
             except Conflict:
                 continue  # someone saw our pending and will collect these files; try again with new keys
-            self._collect(garbage)
-            try:  # best effort: the garbage is gone
-                self.silver.put_if(mkey, _dump({**base, "current": current, "pending": None, "failed": None,
-                                                "garbage": {}}), token)
-            except Conflict:
-                pass
+            if any(garbage.values()):
+                self._collect(garbage)
+                try:  # best effort: the garbage is gone
+                    self.silver.put_if(mkey, _dump({**base, "current": current, "pending": None, "failed": None,
+                                                    "garbage": {}}), token)
+                except Conflict:
+                    pass
             if doc.get("failed"):
                 self.stores[QUARANTINE].delete([failure_key(source.key)])
             return Outcome(COMMITTED, _partitions(finals), {f.dataset: key for f, key in finals if f.area == QUARANTINE},
@@ -411,6 +412,12 @@ class IcebergHandoff(Committer):
         file.local, file.staged = None, key
         file.elt_version = self.file_columns(source, attempt_id)[ELT_VERSION]
         return file
+
+    def commit(self, attempt: Attempt) -> Outcome:
+        for f in attempt.files:  # the last part files are still local: into the table's data folder first
+            if f.area == SILVER and f.local is not None:
+                self.stage(f, attempt.source, attempt.attempt_id)
+        return super().commit(attempt)
 
     def discard(self, files: Iterable[OutputFile]) -> None:
         """As ``Committer.discard``, but never a silver file that was handed off."""

@@ -550,7 +550,7 @@ def _owner_gone(owner: dict[str, Any], clock: Callable[[], float]) -> bool:
     if clock() > float(owner.get("lease_until", 0)):
         return True
     if owner.get("host") == socket.gethostname() and owner.get("pid"):
-        from elt_sdk.local.stack import pid_alive
+        from elt_sdk.processes import pid_alive
 
         pid = int(owner["pid"])
         return pid == os.getpid() or not pid_alive(pid)

@@ -84,14 +84,16 @@ class _PartitionFile:
             self.writer.write_table(head, row_group_size=self.out.row_group_rows)
             self.file_rows += head.num_rows
             if self.file_rows >= self.out.max_rows_per_file:
-                self._finish()
+                self._finish(stage=True)
 
-    def _finish(self) -> None:
+    def _finish(self, stage: bool) -> None:
+        """Close the part file; one finished while the object is still being read is staged (it
+        leaves local disk), the last ones stay local until the commit uploads them."""
         assert self.writer is not None and self.path is not None
         self.writer.close()
         file = OutputFile(SILVER, self.dataset.name, self.dt, self.part, self.file_rows, self.out.source.chunk,
                           local=self.path)
-        self.out.files.append(self.out.stage(file) if self.out.stage else file)
+        self.out.files.append(self.out.stage(file) if stage and self.out.stage else file)
         self.writer, self.path, self.file_rows = None, None, 0
         self.part += 1
 
@@ -100,7 +102,7 @@ class _PartitionFile:
         if self.pending_rows:
             self._write(self._take_pending())
         if self.writer is not None:
-            self._finish()
+            self._finish(stage=False)
 
 
 class ObjectOutput:

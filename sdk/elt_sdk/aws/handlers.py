@@ -22,8 +22,9 @@ if "AWS_LAMBDA_FUNCTION_NAME" in os.environ:  # in Lambda, this module is the en
 
 def _client(name: str) -> Any:
     import boto3  # in the Lambda runtime already; AWS_ENDPOINT_URL points it elsewhere locally
+    from botocore.config import Config
 
-    return boto3.client(name)
+    return boto3.client(name, config=Config(max_pool_connections=32))  # the local runtime shares it between threads
 
 
 @lru_cache(maxsize=1)

@@ -13,6 +13,7 @@ from elt_sdk.source import ObjectVersion, StaleObject
 from elt_sdk.store import Conflict
 
 NOT_FOUND = ("404", "NoSuchKey", "NotFound")
+SINGLE_REQUEST_BYTES = 16 << 20
 PRECONDITION = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
 
 
@@ -82,7 +83,10 @@ class S3Store:
         return f"s3://{self.bucket}/{key}"
 
     def put_file(self, key: str, path: Path) -> None:
-        self.client.upload_file(str(path), self.bucket, key)
+        if path.stat().st_size <= SINGLE_REQUEST_BYTES:  # one PUT: no transfer manager, no threads
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=path.read_bytes())
+        else:
+            self.client.upload_file(str(path), self.bucket, key)  # multipart, in parallel
 
     def put_bytes(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
@@ -114,7 +118,12 @@ class S3Store:
                 raise RuntimeError(f"S3 refused to delete {len(errors)} key(s) in {self.name}: {errors[0]}")
 
     def copy(self, src: str, dst: str) -> None:
-        self.client.copy({"Bucket": self.bucket, "Key": src}, self.bucket, dst)  # multipart past 8 MiB
+        try:  # one request, server side, up to 5 GB
+            self.client.copy_object(Bucket=self.bucket, Key=dst, CopySource={"Bucket": self.bucket, "Key": src})
+        except ClientError as exc:
+            if error_code(exc) not in ("InvalidRequest", "EntityTooLarge"):
+                raise
+            self.client.copy({"Bucket": self.bucket, "Key": src}, self.bucket, dst)  # multipart copy
 
     def list(self, prefix: str) -> Iterator[str]:
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):

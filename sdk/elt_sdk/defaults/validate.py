@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from elt_sdk import hookimpl
 from elt_sdk import kernels as k
-from elt_sdk.batch import ParsedBatch, RawBlock, Reject, ValidatedBatch
+from elt_sdk.batch import Ambiguous, ParsedBatch, RawBlock, Reject, ValidatedBatch
 from elt_sdk.dataset import Dataset
 from elt_sdk.defaults import columnar
 from elt_sdk.defaults.parse import decode_rows
@@ -73,8 +73,44 @@ def record_errors(dataset: Dataset, record: Any) -> list[dict[str, str]]:
     return errors or [{"path": "$", "message": "the record is not valid against the schema"}]
 
 
+def ambiguity_errors(dataset: Dataset, record: Any) -> list[dict[str, str]]:
+    """Keys silver keeps that appear twice in one object (``batch.Ambiguous``), at any depth. A
+    repeated key silver drops (one the schema does not name) changes nothing, on either path."""
+    if not isinstance(record, dict):
+        return []
+    return [{"path": path, "message": f"{path}: a key that appears twice in its object: which value is meant is ambiguous"}
+            for path in _ambiguous_paths(record, pa.struct(list(dataset.bronze_arrow_schema)), "$")]
+
+
+def _ambiguous_paths(value: Any, typ: pa.DataType | None, path: str) -> list[str]:
+    if isinstance(value, dict):
+        if typ is None or not pa.types.is_struct(typ):  # kept whole (as JSON text): any repeat matters
+            return [path] if _any_ambiguity(value) else []
+        kept = {f.name: f.type for f in typ}
+        out = [f"{path}.{k}" for k in sorted(getattr(value, "duplicates", ())) if k in kept]
+        for k, t in kept.items():
+            if k in value:
+                out += _ambiguous_paths(value[k], t, f"{path}.{k}")
+        return out
+    if isinstance(value, list):
+        item = typ.value_type if typ is not None and (pa.types.is_list(typ) or pa.types.is_large_list(typ)) else None
+        return [p for i, v in enumerate(value) for p in _ambiguous_paths(v, item, f"{path}[{i}]")]
+    return []
+
+
+def _any_ambiguity(value: Any) -> bool:
+    if isinstance(value, dict):
+        return isinstance(value, Ambiguous) or any(_any_ambiguity(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_any_ambiguity(v) for v in value)
+    return False
+
+
 def check_record(dataset: Dataset, record: Any) -> tuple[tuple | None, list[dict[str, str]]]:
     """The record path for one decoded record: its silver column values, or its errors."""
+    ambiguous = ambiguity_errors(dataset, record)
+    if ambiguous:
+        return None, ambiguous
     try:
         dataset.validator(record)
     except fastjsonschema.JsonSchemaValueException:

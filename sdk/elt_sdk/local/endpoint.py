@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from typing import Any
 
 DUMMY_CREDENTIALS = {
@@ -14,12 +15,16 @@ DUMMY_CREDENTIALS = {
 
 
 def _server_class() -> type:
-    """moto's threaded server, with conditional writes made atomic.
+    """moto's threaded server, with conditional writes made atomic, kept-alive connections and
+    the service of a request looked up once per host.
 
     moto checks an S3 ``If-Match``/``If-None-Match`` precondition and then writes, and a DynamoDB
     condition expression likewise, without a lock between the two: two concurrent requests can
     both pass. S3 and DynamoDB make each atomic, and the commit protocol and the idempotency
-    claims rely on that, so this endpoint runs those requests one at a time.
+    claims rely on that, so this endpoint runs those requests one at a time. moto's dispatcher
+    lists its own package folder for every request (under a lock all requests share) and its
+    request handler closes the connection after each response (HTTP/1.0): both cost more than
+    most requests themselves.
     """
     import errno
     import threading
@@ -41,14 +46,26 @@ def _server_class() -> type:
             return app(environ, start_response)
         return serve
 
+    class Dispatcher(DomainDispatcherApplication):
+        def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+            super().__init__(*args, **kwargs)
+            self._backends: dict[str | None, object] = {}
+
+        def get_backend_for_host(self, host):  # noqa: ANN001, ANN202 - moto's signature
+            if host not in self._backends:
+                self._backends[host] = super().get_backend_for_host(host)
+            return self._backends[host]
+
+    class KeepAlive(MotoRequestHandler):
+        protocol_version = "HTTP/1.1"
+
     class Server(ThreadedMotoServer):
         error: OSError | None = None
 
         def _server_entry(self) -> None:
             try:
-                self._server = make_server(self._ip_address, self._port,
-                                           atomic(DomainDispatcherApplication(create_backend_app)),
-                                           True, request_handler=MotoRequestHandler)
+                self._server = make_server(self._ip_address, self._port, atomic(Dispatcher(create_backend_app)),
+                                           True, request_handler=KeepAlive)
             except (OSError, SystemExit) as exc:  # a port in use (werkzeug exits): say so, never wait forever
                 self.error = exc if isinstance(exc, OSError) else OSError(errno.EADDRINUSE, "address already in use")
                 self._server_ready_event.set()
@@ -69,6 +86,8 @@ class EmbeddedEndpoint:
         self.url = ""
         self._server: Any = None
         self._saved: dict[str, str | None] = {}
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
 
     @property
     def env(self) -> dict[str, str]:
@@ -103,6 +122,7 @@ class EmbeddedEndpoint:
         if self._server is not None:
             self._server.stop()
             self._server = None
+        self._clients.clear()
         for k, v in self._saved.items():
             if v is None:
                 os.environ.pop(k, None)
@@ -111,9 +131,16 @@ class EmbeddedEndpoint:
         self._saved.clear()
 
     def client(self, service: str) -> Any:
-        import boto3
+        """One client per service, made once: creating a boto3 client costs more than most
+        calls to this endpoint (clients are safe to share between threads)."""
+        with self._clients_lock:
+            if service not in self._clients:
+                import boto3
+                from botocore.config import Config
 
-        return boto3.client(service, endpoint_url=self.url, region_name=self.region)
+                self._clients[service] = boto3.client(service, endpoint_url=self.url, region_name=self.region,
+                                                      config=Config(max_pool_connections=32))
+            return self._clients[service]
 
     def __enter__(self) -> "EmbeddedEndpoint":
         return self.start()

@@ -9,12 +9,13 @@ does by default.
 from __future__ import annotations
 
 import json
-from urllib.parse import unquote_plus
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
+from urllib.parse import unquote_plus
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -44,18 +45,19 @@ class Stats:
 
 class EventSourceMapping:
     def __init__(self, sqs: Any, queue_url: str, handler: Handler, *, function_name: str, timeout_s: int,
-                 batch_size: int, region: str, retry_delay_s: int = 0):
+                 batch_size: int, region: str, retry_delay_s: int = 0, wait_s: int = 0):
         self.sqs, self.queue_url, self.handler = sqs, queue_url, handler
         self.function_name, self.timeout_s, self.batch_size = function_name, timeout_s, batch_size
         self.region = region
         self.retry_delay_s = retry_delay_s  # Lambda waits out the visibility timeout; locally we need not
+        self.wait_s = wait_s  # long polling, as the event source mapping does (0: answer at once, for tests)
         self.arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         self.stats = Stats()
 
     def poll_once(self) -> int:
         msgs = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=min(self.batch_size, 10),
                                         AttributeNames=["All"], MessageAttributeNames=["All"],
-                                        WaitTimeSeconds=0).get("Messages", [])
+                                        WaitTimeSeconds=self.wait_s).get("Messages", [])
         if not msgs:
             return 0
         event = {"Records": [{
@@ -88,49 +90,63 @@ class EventSourceMapping:
 
 
 class AsyncInvoker:
-    """S3 -> Lambda: each notification (a message on the local events queue) is one async invoke."""
+    """S3 -> Lambda: each notification (a message on the local events queue) is one async invoke;
+    like Lambda, several run at once (up to ``concurrency``), each retried twice on error."""
 
     def __init__(self, sqs: Any, queue_url: str, handler: Handler, *, function_name: str, timeout_s: int,
-                 retry_attempts: int = 2):
+                 retry_attempts: int = 2, concurrency: int = 8, wait_s: int = 0):
         self.sqs, self.queue_url, self.handler = sqs, queue_url, handler
         self.function_name, self.timeout_s, self.retry_attempts = function_name, timeout_s, retry_attempts
         self.stats = Stats()
         self.given_up: list[dict[str, Any]] = []
         self.delivered: dict[str, str] = {}
         """The body of the last S3 event handled for each object key (to deliver one again)."""
+        self._pool = ThreadPoolExecutor(max(concurrency, 1), thread_name_prefix="elt-ingest")
+        self.wait_s = wait_s
 
     def poll_once(self) -> int:
         msgs = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
-                                        AttributeNames=["ApproximateReceiveCount"], WaitTimeSeconds=0).get("Messages", [])
-        for m in msgs:
-            event = json.loads(m["Body"])
-            for record in event.get("Records", []) if isinstance(event, dict) else []:
-                key = record.get("s3", {}).get("object", {}).get("key")
-                if key:
-                    self.delivered[unquote_plus(key)] = m["Body"]
-            attempt = int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
-            try:
-                result = self.handler(event, LambdaContext(self.function_name, self.timeout_s))
-                ok = True
-            except Exception as exc:
-                ok, result = False, None
-                with self.stats.lock:
-                    self.stats.errors.append(f"{type(exc).__name__}: {exc}")
-            with self.stats.lock:
-                self.stats.invocations += 1
-                self.stats.messages += 1
-                if ok:
-                    self.stats.succeeded += 1
-                    self.stats.results.append(result)
-            if ok or attempt > self.retry_attempts:
-                if not ok:
-                    self.stats.failed += 1
-                    self.given_up.append(event)  # Lambda's on-failure destination
-                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
-            else:
+                                        AttributeNames=["ApproximateReceiveCount"],
+                                        WaitTimeSeconds=self.wait_s).get("Messages", [])
+        done = list(self._pool.map(self._invoke, msgs))
+        finished = [m for m, ok in zip(msgs, done) if ok]
+        for i in range(0, len(finished), 10):
+            self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
+                {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(finished[i:i + 10])])
+        for m, ok in zip(msgs, done):
+            if not ok:  # retried at once (Lambda waits a minute or two)
                 self.sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"],
                                                    VisibilityTimeout=0)
         return len(msgs)
+
+    def _invoke(self, m: dict[str, Any]) -> bool:
+        """One async invocation; True when the event is done with (handled, or given up on)."""
+        event = json.loads(m["Body"])
+        for record in event.get("Records", []) if isinstance(event, dict) else []:
+            key = record.get("s3", {}).get("object", {}).get("key")
+            if key:
+                self.delivered[unquote_plus(key)] = m["Body"]
+        attempt = int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+        try:
+            result = self.handler(event, LambdaContext(self.function_name, self.timeout_s))
+            ok = True
+        except Exception as exc:
+            ok, result = False, None
+            with self.stats.lock:
+                self.stats.errors.append(f"{type(exc).__name__}: {exc}")
+        with self.stats.lock:
+            self.stats.invocations += 1
+            self.stats.messages += 1
+            if ok:
+                self.stats.succeeded += 1
+                self.stats.results.append(result)
+            elif attempt > self.retry_attempts:
+                self.stats.failed += 1
+                self.given_up.append(event)  # Lambda's on-failure destination
+        return ok or attempt > self.retry_attempts
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
 
 
 def queue_depth(sqs: Any, queue_url: str) -> int:

@@ -28,6 +28,9 @@ from elt_sdk.local.provision import Resources, provision
 from elt_sdk.settings import Settings
 
 
+UPLOAD_PART_BYTES = 8 << 20
+
+
 @dataclass
 class Upload:
     path: Path
@@ -53,6 +56,7 @@ class LocalRuntime:
         self._log_handler = None
         self._saved_env: dict[str, str] = {}
         self.uploaded = 0
+        self._count_lock = threading.Lock()
 
     def start(self) -> "LocalRuntime":
         self._saved_env = dict(os.environ)
@@ -68,10 +72,10 @@ class LocalRuntime:
         handlers.reset()
         sqs = self.endpoint.client("sqs")
         self.ingest = AsyncInvoker(sqs, self.resources.events_queue_url, handlers.ingest_handler,
-                                   function_name=self.ingest_function, timeout_s=cfg.ingest_timeout_s)
+                                   function_name=self.ingest_function, timeout_s=cfg.ingest_timeout_s, wait_s=1)
         self.esm = EventSourceMapping(sqs, self.resources.queue_url, handlers.transform_handler,
                                       function_name=self.transform_function, timeout_s=cfg.transform_timeout_s,
-                                      batch_size=cfg.batch_size, region=cfg.region)
+                                      batch_size=cfg.batch_size, region=cfg.region, wait_s=1)
         self._threads = [threading.Thread(target=self._loop, args=(self.ingest.poll_once,), daemon=True)]
         self._threads += [threading.Thread(target=self._loop, args=(self.esm.poll_once,), daemon=True)
                           for _ in range(self.workers)]
@@ -100,8 +104,7 @@ class LocalRuntime:
     def _loop(self, poll: Callable[[], int]) -> None:
         try:
             while not self._stop.is_set():
-                if poll() == 0:
-                    time.sleep(0.05)
+                poll()  # long polls: an empty queue answers after a second
         except BaseException as exc:  # surfaced by wait()
             self._errors.append(exc)
             self._stop.set()
@@ -120,8 +123,22 @@ class LocalRuntime:
         self.uploaded += 1
 
     def upload(self, path: Path, key: str) -> None:
-        self.endpoint.client("s3").upload_file(str(path), self.resources.bronze_bucket, key)
-        self.uploaded += 1
+        s3 = self.endpoint.client("s3")
+        if path.stat().st_size <= UPLOAD_PART_BYTES:  # one request, as a producer's PUT is
+            s3.put_object(Bucket=self.resources.bronze_bucket, Key=key, Body=path.read_bytes())
+        else:
+            s3.upload_file(str(path), self.resources.bronze_bucket, key)
+        with self._count_lock:
+            self.uploaded += 1
+
+    def upload_many(self, uploads: "list[Upload]", concurrency: int = 8) -> None:
+        """Upload files as many producers would: several at once."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(concurrency, thread_name_prefix="elt-upload") as pool:
+            for _ in pool.map(lambda up: self.upload(up.path, up.key), uploads):
+                if self._errors:
+                    raise self._errors[0]
 
     def progress(self) -> dict[str, int]:
         # objects named by the events ingest handled (S3's test event names none), so never 13/12
@@ -146,12 +163,14 @@ class LocalRuntime:
                 return
             if time.time() > deadline:
                 raise TimeoutError(f"the queues did not drain within {timeout_s:.0f}s: {p}")
-            time.sleep(0.1)
+            time.sleep(0.25)
 
     def stop(self) -> None:
         self._stop.set()
         for t in self._threads:
             t.join(timeout=30)
+        if self.ingest is not None:
+            self.ingest.close()
         handlers.reset()
         self.endpoint.stop()
         if self._iceberg_dir:
@@ -232,8 +251,7 @@ class LocalPipeline:
         try:
             with (fresh / "logs" / "pipeline.jsonl").open("w") as log_file, \
                     LocalRuntime(self.settings, workers=self.workers, log_stream=log_file) as rt:
-                for up in uploads:
-                    rt.upload(up.path, up.key)
+                rt.upload_many(list(uploads))
                 for up in duplicate_events:  # the same S3 event delivered twice: ingest skips it
                     rt.deliver_again(up.key)
                 rt.wait(self.timeout_s, on_progress)
@@ -272,14 +290,22 @@ def collect(rt: LocalRuntime, out: Path, result: LocalRunResult) -> None:
     s3, sqs, res = rt.endpoint.client("s3"), rt.endpoint.client("sqs"), rt.resources
     iceberg = rt.settings.silver_format == "iceberg"
     areas = [(res.quarantine_bucket or res.silver_bucket, layout.QUARANTINE_PREFIX)]
-    if not iceberg:
+    if not iceberg:  # Iceberg silver is copied table by table, below
         areas.insert(0, (res.silver_bucket, layout.SILVER_PREFIX))
-    for bucket, prefix in areas:
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            for obj in page.get("Contents", []):
-                target = out / obj["Key"]
-                target.parent.mkdir(parents=True, exist_ok=True)
-                s3.download_file(bucket, obj["Key"], str(target))
+    wanted = [(bucket, obj["Key"]) for bucket, prefix in areas
+              for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+              for obj in page.get("Contents", [])]
+
+    def fetch(item: tuple[str, str]) -> None:
+        bucket, key = item
+        target = out / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8, thread_name_prefix="elt-collect") as pool:
+        list(pool.map(fetch, wanted))
     silver, quarantine = out / layout.SILVER_PREFIX, out / layout.QUARANTINE_PREFIX
     names = {p.name for base in (silver, quarantine) if base.exists() for p in base.iterdir()
              if p.is_dir() and p.name != layout.FAILED}

@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from elt_sdk.processes import pid_alive
+
 from elt_sdk.settings import Settings
 
 STATE_DIR = ".elt-local"
@@ -95,26 +97,6 @@ def running(folder: Path | None = None) -> StackState:
     if not state.alive:
         raise StaleStack(state)
     return state
-
-
-def pid_alive(pid: int) -> bool:
-    """Is ``pid`` a live elt-sdk process? (A reused pid running something else is not.)"""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: not our stack
-        return False
-    proc = Path(f"/proc/{pid}")
-    if proc.is_dir():
-        try:
-            if "\nState:\tZ" in (proc / "status").read_text():  # exited, not yet reaped
-                return False
-            cmdline = (proc / "cmdline").read_bytes()
-        except OSError:
-            return False
-        return b"elt_sdk" in cmdline or b"elt-sdk" in cmdline
-    return True
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
