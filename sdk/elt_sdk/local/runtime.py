@@ -82,7 +82,7 @@ class LocalRuntime:
         if self.resources.commit_queue_url:  # the committer: one poller, as reserved concurrency 1
             self.committer = EventSourceMapping(sqs, self.resources.commit_queue_url, handlers.commit_handler,
                                                 function_name=f"{cfg.name_prefix}-committer", timeout_s=cfg.commit_timeout_s,
-                                                batch_size=cfg.commit_batch_size, region=cfg.region)
+                                                batch_size=cfg.commit_batch_size, region=cfg.region, wait_s=1)
             self._threads.append(threading.Thread(target=self._loop, args=(self.committer.poll_once,), daemon=True))
         for t in self._threads:
             t.start()
