@@ -142,6 +142,7 @@ class IcebergCommitter:
         self.manifests = Committer(silver, quarantine)
         self.attempts = attempts
         self.workers = workers
+        self._plans: dict[tuple[Any, int, str], tuple[Any, Any]] = {}
 
     def commit(self, messages: Iterable[CommitMessage]) -> list[Result]:
         unique: dict[str, CommitMessage] = {}
@@ -260,22 +261,33 @@ class IcebergCommitter:
                 results: dict[str, Result]) -> list[CommitMessage]:
         """Evolve the schema for the messages' files, in ``tx``; refuse the messages it cannot take."""
         kept = []
+        verdicts: dict[str, str | None] = {}  # each distinct file schema is judged once
         for m in live:
-            try:
-                for f in m.in_table(dataset):
-                    arrow = footers[f.key][0].schema.to_arrow_schema()
-                    if schemas.differs(tx.table_metadata.schema(), arrow):
-                        with tx.update_schema() as update:
-                            schemas.evolve(dataset, update, tx.table_metadata.schema(), arrow)
+            refused = None
+            for f in m.in_table(dataset):
+                arrow = footers[f.key][0].schema.to_arrow_schema()
+                fingerprint = arrow.to_string(show_schema_metadata=False)
+                if fingerprint not in verdicts:
+                    verdicts[fingerprint] = None
+                    schema = tx.table_metadata.schema()
+                    if schemas.differs(schema, arrow):
+                        try:
+                            with tx.update_schema() as update:
+                                schemas.evolve(dataset, update, schema, arrow)
+                        except schemas.SchemaRefused as exc:
+                            verdicts[fingerprint] = str(exc)
+                refused = refused or verdicts[fingerprint]
+            if refused:
+                results[m.commit].fail(dataset, refused, True)
+            else:
                 kept.append(m)
-            except schemas.SchemaRefused as exc:
-                results[m.commit].fail(dataset, str(exc), True)
         return kept
 
     def _plan(self, dataset: str, tx: Transaction, live: list[CommitMessage], footers: dict[str, Any],
               results: dict[str, Result]) -> tuple[list[CommitMessage], list[DataFile], list[DataFile],
                                                    dict[DataFile, set[str]]] | None:
-        held = self._holdings(tx, {m.key for m in live})
+        metadata = tx.table_metadata  # computed from the transaction's updates on every access: once
+        held = self._holdings(metadata, tx._table.io, {m.key for m in live})  # noqa: SLF001
         changed, drops, adds = [], [], []
         rewrites: dict[DataFile, set[str]] = defaultdict(set)
         for m in live:
@@ -288,18 +300,17 @@ class IcebergCommitter:
             drops += h.whole
             for df in h.shared:
                 rewrites[df].add(m.key)
-            adds += [self._data_file(tx, f, footers[f.key]) for f in m.in_table(dataset)]
+            adds += [self._data_file(metadata, f, footers[f.key]) for f in m.in_table(dataset)]
         if not changed:
             return None
         return changed, drops, adds, rewrites
 
-    def _holdings(self, tx: Transaction, keys: set[str]) -> dict[str, _Held]:
-        schema = tx.table_metadata.schema()
+    def _holdings(self, metadata: Any, io: Any, keys: set[str]) -> dict[str, _Held]:
+        schema = metadata.schema()
         src, ver = schema.find_field(ELT_SOURCE).field_id, schema.find_field(ELT_VERSION).field_id
-        io = tx._table.io  # noqa: SLF001
         held: dict[str, _Held] = defaultdict(_Held)
         shared: list[DataFile] = []
-        for task in DataScan(table_metadata=tx.table_metadata, io=io, row_filter=In(ELT_SOURCE, keys)).plan_files():
+        for task in DataScan(table_metadata=metadata, io=io, row_filter=In(ELT_SOURCE, keys)).plan_files():
             df = task.file
             lo, hi = (df.lower_bounds or {}).get(src), (df.upper_bounds or {}).get(src)
             vlo, vhi = (df.lower_bounds or {}).get(ver), (df.upper_bounds or {}).get(ver)
@@ -323,18 +334,22 @@ class IcebergCommitter:
                     held[key].versions |= {v for s, v in pairs if s == key}
         return held
 
-    def _data_file(self, tx: Transaction, f: HandedFile, footer: tuple[pq.FileMetaData, int]) -> DataFile:
+    def _data_file(self, metadata: Any, f: HandedFile, footer: tuple[pq.FileMetaData, int]) -> DataFile:
         from pyiceberg.io.pyarrow import (_check_pyarrow_schema_compatible, compute_statistics_plan,
                                           data_file_statistics_from_parquet_metadata, parquet_path_to_id_mapping)
         from pyiceberg.manifest import DataFileContent, FileFormat
 
         meta, size = footer
-        metadata = tx.table_metadata
         schema = metadata.schema()
-        _check_pyarrow_schema_compatible(schema, meta.schema.to_arrow_schema(), format_version=metadata.format_version)
-        stats = data_file_statistics_from_parquet_metadata(
-            parquet_metadata=meta, stats_columns=compute_statistics_plan(schema, metadata.properties),
-            parquet_column_mapping=parquet_path_to_id_mapping(schema))
+        arrow = meta.schema.to_arrow_schema()
+        key = (metadata.table_uuid, metadata.current_schema_id, arrow.to_string(show_schema_metadata=False))
+        plan = self._plans.get(key)
+        if plan is None:  # once per distinct file schema and table schema
+            _check_pyarrow_schema_compatible(schema, arrow, format_version=metadata.format_version)
+            plan = self._plans[key] = (compute_statistics_plan(schema, metadata.properties),
+                                       parquet_path_to_id_mapping(schema))
+        stats = data_file_statistics_from_parquet_metadata(parquet_metadata=meta, stats_columns=plan[0],
+                                                           parquet_column_mapping=plan[1])
         return DataFile.from_args(content=DataFileContent.DATA, file_path=self.warehouse.uri(f.key),
                                   file_format=FileFormat.PARQUET, partition=stats.partition(metadata.spec(), schema),
                                   file_size_in_bytes=size, sort_order_id=None, spec_id=metadata.default_spec_id,

@@ -100,7 +100,7 @@ def evolve(dataset: str, update: "object", table_schema: Schema, arrow: pa.Schem
 def differs(table_schema: Schema, arrow: pa.Schema) -> bool:
     """Does a silver file of ``arrow`` need a change of the table's schema?"""
     try:
-        incoming = check("?", table_schema, arrow)
+        incoming = assign_fresh_schema_ids(check("?", table_schema, arrow))  # ids, so names find their fields
     except SchemaRefused:
         return True
     for name in incoming._name_to_id:  # noqa: SLF001
