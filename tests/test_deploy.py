@@ -460,6 +460,9 @@ def test_iceberg_committer_its_queues_and_exactly_its_permissions(iceberg_stack,
     outputs = t.to_json()["Outputs"]
     assert _ref(outputs["CommitQueueUrl"]["Value"])[0] == commits
     assert {"CommitDlqUrl", "CommitterLambda", "IcebergMaintenanceLambda", "GlueDatabase"} <= set(outputs)
+    described = {a["Properties"]["AlarmDescription"] for a in resources(t, "AWS::CloudWatch::Alarm").values()}
+    assert {"committer function errors", "commit messages in the committer's DLQ: objects whose rows never became "
+            "visible"} <= described
     # and a plain stack has none of it
     assert not [k for k in resources(default_stack[1], "AWS::SQS::Queue") if k.startswith("Iceberg")]
 

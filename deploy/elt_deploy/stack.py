@@ -2,7 +2,8 @@
 the idempotency table, queue + DLQ, the ingest and transform functions, the S3 notification and
 the SQS event source, with least-privilege roles; optional modules are switched by settings
 (``glue_enabled``, ``observability_enabled``, ``ops_enabled``, ``quality_enabled``,
-``compaction_enabled``), and ``silver_format = iceberg`` adds the committer (``iceberg.py``). Every resource an operator needs is a stack output."""
+``compaction_enabled``), and ``silver_format = iceberg`` adds the committer (``iceberg.py``).
+Every resource an operator needs is a stack output."""
 from __future__ import annotations
 
 import json
@@ -140,7 +141,9 @@ class PipelineStack(cdk.Stack):
         if cfg.observability_enabled:
             self.modules["observability"] = observability.Observability(
                 self, "Observability", pipeline=p, queue=self.queue, dlq=self.dlq, ingest_failures=self.ingest_failures,
-                functions={"ingest": self.ingest, "transform": self.transform})
+                functions={"ingest": self.ingest, "transform": self.transform,
+                           **({"committer": committer.function} if cfg.silver_format == "iceberg" else {})},
+                commit_dlq=committer.dlq if cfg.silver_format == "iceberg" else None)
         if cfg.ops_enabled:
             self.modules["ops"] = ops.OpsWorkflow(self, "Ops", pipeline=p)
         if cfg.quality_enabled:
