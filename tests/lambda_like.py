@@ -291,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:  # pragma: no cover - a measurin
 
     parser = argparse.ArgumentParser(description="cold starts of the built x86_64 assets, Lambda-like")
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--iceberg", action="store_true",
+                        help="silver_format = iceberg: also the committer, from the iceberg asset")
     args = parser.parse_args(argv)
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     sys.path.insert(0, str(REPO / "deploy"))
@@ -305,17 +307,23 @@ def main(argv: list[str] | None = None) -> int:  # pragma: no cover - a measurin
         return 2
     with tempfile.TemporaryDirectory(prefix="lambda-like-") as tmp:
         work = Path(tmp)
-        stack = build_app(cdk.App(context={"architecture": "x86_64"}, outdir=str(work / "cdk.out")), REPO / "deploy")
+        context = {"architecture": "x86_64", **({"silver_format": "iceberg"} if args.iceberg else {})}
+        stack = build_app(cdk.App(context=context, outdir=str(work / "cdk.out")), REPO / "deploy")
         template = Template.from_stack(stack).to_json()
         runtime = runtime_packages(work / "runtime", python)
         tasks = {"ingest": install_task(stack.assets["light"].path, work / "task-light"),
                  "transform": install_task(stack.assets["full"].path, work / "task-full")}
+        functions = [("ingest", "Ingest"), ("transform", "Transform")]
+        if args.iceberg:
+            tasks["committer"] = install_task(stack.assets["iceberg"].path, work / "task-iceberg")
+            functions.append(("committer", "Committer"))
         with scenario(stack.settings, shipments(200), ["{not json"]) as sc:
-            for name, prefix in (("ingest", "Ingest"), ("transform", "Transform")):
+            for name, prefix in functions:
                 env = function_environment(template, prefix, sc.resources)
                 runs = []
                 for _ in range(args.runs):
-                    event = sc.s3_event() if name == "ingest" else sc.sqs_event()
+                    event = sc.s3_event() if name == "ingest" else sc.sqs_event(
+                        "ELT_COMMIT_QUEUE_URL" if name == "committer" else "ELT_QUEUE_URL")
                     runs.append(run_handler(python, tasks[name], runtime, FUNCTIONS[name], event,
                                             lambda_environment(env, sc.endpoint.env, tasks[name], name), work / name))
                 print(summary(name, runs))

@@ -361,3 +361,20 @@ def test_expiry_and_orphan_removal_keep_what_live_snapshots_need(rig, tmp_path):
     maintenance.orphans(rig.warehouse, rig.store, "shipments", older_than_days=0)
     assert len(list(data.rglob("*.parquet"))) == 2  # v2's (named by the current snapshot) and v4's
     assert rig.rows() == {key: ["v4-0"]}
+
+
+def test_an_object_split_into_chunks_is_handed_off_once_and_lands_whole(rig, tmp_path):
+    from elt_sdk.formats import plan_chunks
+
+    path = write_jsonl(tmp_path / "big.jsonl", [record(f"c-{i}", day=f"2025-06-0{1 + i % 3}") for i in range(90)], bad=1)
+    source = LocalSource.from_path(path, key="bronze/shipments/big.jsonl")
+    chunks = plan_chunks(source.size, 2048)
+    assert len(chunks) >= 3
+    outcomes = [rig.transformer.transform_object(source, rig.handoff, chunk=c, chunk_count=len(chunks)).outcome
+                for c in reversed(chunks)]
+    assert outcomes[-1] == COMMITTED and set(outcomes[:-1]) == {"waiting for other chunks"}
+    [message] = rig.take()  # one commit message, naming every chunk attempt's files
+    assert len({f.elt_version for f in message.files}) == len(chunks)
+    assert [r.status for r in rig.commit([message])] == [COMMITTED]
+    assert rig.rows() == {"bronze/shipments/big.jsonl": sorted(f"c-{i}" for i in range(90))}
+    assert [r.status for r in rig.commit([message])] == [DUPLICATE]  # every chunk's version is there
