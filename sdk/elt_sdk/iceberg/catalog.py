@@ -65,13 +65,10 @@ class Warehouse:
             return None
 
     def datasets(self) -> list[str]:
-        """The tables of the namespace (none if it does not exist yet)."""
-        try:
-            return sorted(ident[-1] for ident in self.catalog.list_tables(self.namespace))
-        except Exception as exc:  # noqa: BLE001 - each catalog has its own "no such namespace"
-            if "namespace" in type(exc).__name__.lower() or "NoSuch" in type(exc).__name__:
-                return []
-            raise
+        """The tables of the namespace (none before the first commit made it)."""
+        if not self.catalog.namespace_exists(self.namespace):
+            return []
+        return sorted(ident[-1] for ident in self.catalog.list_tables(self.namespace))
 
     def create(self, dataset: str, schema: Any, spec: Any) -> Table:
         """Create the dataset's table (or load it, when another committer created it first)."""
