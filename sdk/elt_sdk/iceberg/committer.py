@@ -174,8 +174,10 @@ class IcebergCommitter:
             footers = self._footers([f for m in live for f in m.in_table(dataset)])
             for m in list(live):
                 bad = [footers[f.key] for f in m.in_table(dataset) if isinstance(footers[f.key], Exception)]
-                if bad:
-                    results[m.commit].fail(dataset, f"{m.source}: a staged silver file cannot be read: {bad[0]}", True)
+                if bad:  # gone or not Parquet: never; anything else (a throttled read): the queue retries
+                    permanent = isinstance(bad[0], (FileNotFoundError, pa.ArrowInvalid))
+                    results[m.commit].fail(dataset, f"{m.source}: a staged silver file cannot be read: "
+                                                    f"{type(bad[0]).__name__}: {bad[0]}", permanent)
                     live.remove(m)
             if not live:
                 return
