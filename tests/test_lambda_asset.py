@@ -4,6 +4,7 @@ fresh interpreter per cold start. Figures (INIT medians) are printed, never asse
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -116,9 +117,14 @@ def test_iceberg_transform_hands_off_and_the_committer_commits_from_its_asset(ic
     try:
         assert not list(tasks["transform"].glob("pyiceberg*")) and list(tasks["committer"].glob("pyiceberg"))
         records = ll.shipments(200)
-        with ll.scenario(stack.settings, records, ["{truncated"]) as sc:
+        # names of its own: moto's state is the process's, and the other Lambda-like test made elt-sdk's
+        settings = dataclasses.replace(stack.settings, name_prefix="elt-ice")
+        with ll.scenario(settings, records, ["{truncated"]) as sc:
             from elt_sdk.aws import handlers
             from elt_sdk.local.esm import LambdaContext
+
+            database = ll.function_environment(template.to_json(), "Committer", sc.resources)["ELT_ICEBERG_DATABASE"]
+            sc.endpoint.client("glue").create_database(DatabaseInput={"Name": database})  # the stack makes it
 
             with _env(sc):  # ingest, in this process: the pointer message the transform reads
                 handlers.reset()
@@ -149,7 +155,7 @@ def test_iceberg_transform_hands_off_and_the_committer_commits_from_its_asset(ic
             assert done[0].get("committed") == 1 and all(e.get("already_committed") == 1 for e in done[1:])
             catalog = open_catalog("glue", root=f"s3://{sc.resources['ELT_SILVER_BUCKET']}", region=sc.endpoint.region,
                                    endpoint_url=sc.endpoint.url, glue_client=sc.endpoint.client("glue"))
-            table = catalog.load_table(("elt_sdk_silver", "shipments"))
+            table = catalog.load_table((database, "shipments"))
             data = table.scan().to_arrow()
             assert data.num_rows == len(records) and len(table.snapshots()) == 1
             assert set(data.column("_elt_source").to_pylist()) == {sc.bronze_key}
