@@ -47,6 +47,8 @@ class Function:
 FUNCTIONS = {
     "ingest": Function("elt_sdk.aws.handlers.ingest_handler", "elt_sdk.bundled:load_routes"),
     "transform": Function("elt_sdk.aws.handlers.transform_handler", "elt_sdk.plugins:load_registry"),
+    # the committer builds its catalog, stores and clients (pyiceberg's import) before its first event
+    "committer": Function("elt_sdk.aws.handlers.commit_handler", "elt_sdk.aws.handlers:_committer"),
 }
 
 BOOTSTRAP = r'''
@@ -90,9 +92,10 @@ print("LAMBDA-LIKE " + json.dumps({
     "init_ms": (t2 - t0) * 1e3, "invoke_ms": (t4 - t3) * 1e3, "result": result,
     "datasets": datasets, "broken": broken,
     "compiled_from_source": sorted(p for p in compiled if p.startswith(task)),
-    "loaded_at_init": sorted(m for m in ("pyarrow", "fastjsonschema", "importlib.metadata", "click", "boto3")
+    "loaded_at_init": sorted(m for m in ("pyarrow", "fastjsonschema", "importlib.metadata", "click", "boto3", "pyiceberg")
                              if m in at_init),
-    "loaded": sorted(m for m in ("pyarrow", "fastjsonschema", "importlib.metadata", "click") if m in sys.modules),
+    "loaded": sorted(m for m in ("pyarrow", "fastjsonschema", "importlib.metadata", "click", "pyiceberg", "pygments")
+                     if m in sys.modules),
     "foreign_files": sorted(f for f in files if f and "site-packages" in f and not f.startswith((task, runtime))),
     "pyarrow_file": getattr(sys.modules.get("pyarrow"), "__file__", None),
 }))
@@ -232,11 +235,11 @@ class Scenario:
                                                "eTag": head["ETag"].strip('"'),
                                                "sequencer": f"{int(when.timestamp() * 1000):016X}"}}}]}
 
-    def sqs_event(self) -> dict:
+    def sqs_event(self, queue: str = "ELT_QUEUE_URL") -> dict:
         """The queue's messages as the SQS event source hands them over (left on the queue, so each
         cold start sees the same event)."""
         sqs = self.endpoint.client("sqs")
-        msgs = sqs.receive_message(QueueUrl=self.resources["ELT_QUEUE_URL"], MaxNumberOfMessages=10,
+        msgs = sqs.receive_message(QueueUrl=self.resources[queue], MaxNumberOfMessages=10,
                                    VisibilityTimeout=0, AttributeNames=["All"]).get("Messages", [])
         return {"Records": [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
                              "attributes": m.get("Attributes", {}), "messageAttributes": {}, "eventSource": "aws:sqs",
@@ -251,7 +254,8 @@ def scenario(settings: Any, records: list[dict], bad_lines: list[str]) -> Iterat
     from elt_sdk.local.provision import provision
 
     with EmbeddedEndpoint(settings.region) as ep:
-        res = provision(settings, ep.client)
+        iceberg = getattr(settings, "silver_format", "parquet") == "iceberg"
+        res = provision(settings, ep.client, **({"iceberg_catalog": "glue"} if iceberg else {}))
         quarantine = getattr(res, "quarantine_bucket", None)
         if not quarantine:  # provisioning without a quarantine bucket of its own
             quarantine = settings.quarantine_bucket
@@ -261,6 +265,11 @@ def scenario(settings: Any, records: list[dict], bad_lines: list[str]) -> Iterat
         resources = {"ELT_BRONZE_BUCKET": res.bronze_bucket, "ELT_SILVER_BUCKET": res.silver_bucket,
                      "ELT_QUARANTINE_BUCKET": quarantine, "ELT_QUEUE_URL": res.queue_url, "ELT_DLQ_URL": res.dlq_url,
                      "ELT_IDEMPOTENCY_TABLE": res.table}
+        if iceberg:  # the committer's queues; its Glue database, which the stack creates
+            from elt_sdk.query import database_name
+
+            resources.update(ELT_COMMIT_QUEUE_URL=res.commit_queue_url, ELT_COMMIT_DLQ_URL=res.commit_dlq_url)
+            ep.client("glue").create_database(DatabaseInput={"Name": database_name(settings.name_prefix)})
         key = f"{settings.bronze_prefix}shipments/2025/lambda-like.jsonl"
         body = "".join(json.dumps(r) + "\n" for r in records) + "".join(line + "\n" for line in bad_lines)
         ep.client("s3").put_object(Bucket=res.bronze_bucket, Key=key, Body=body.encode())
@@ -282,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:  # pragma: no cover - a measurin
 
     parser = argparse.ArgumentParser(description="cold starts of the built x86_64 assets, Lambda-like")
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--iceberg", action="store_true",
+                        help="silver_format = iceberg: also the committer, from the iceberg asset")
     args = parser.parse_args(argv)
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     sys.path.insert(0, str(REPO / "deploy"))
@@ -296,17 +307,23 @@ def main(argv: list[str] | None = None) -> int:  # pragma: no cover - a measurin
         return 2
     with tempfile.TemporaryDirectory(prefix="lambda-like-") as tmp:
         work = Path(tmp)
-        stack = build_app(cdk.App(context={"architecture": "x86_64"}, outdir=str(work / "cdk.out")), REPO / "deploy")
+        context = {"architecture": "x86_64", **({"silver_format": "iceberg"} if args.iceberg else {})}
+        stack = build_app(cdk.App(context=context, outdir=str(work / "cdk.out")), REPO / "deploy")
         template = Template.from_stack(stack).to_json()
         runtime = runtime_packages(work / "runtime", python)
         tasks = {"ingest": install_task(stack.assets["light"].path, work / "task-light"),
                  "transform": install_task(stack.assets["full"].path, work / "task-full")}
+        functions = [("ingest", "Ingest"), ("transform", "Transform")]
+        if args.iceberg:
+            tasks["committer"] = install_task(stack.assets["iceberg"].path, work / "task-iceberg")
+            functions.append(("committer", "Committer"))
         with scenario(stack.settings, shipments(200), ["{not json"]) as sc:
-            for name, prefix in (("ingest", "Ingest"), ("transform", "Transform")):
+            for name, prefix in functions:
                 env = function_environment(template, prefix, sc.resources)
                 runs = []
                 for _ in range(args.runs):
-                    event = sc.s3_event() if name == "ingest" else sc.sqs_event()
+                    event = sc.s3_event() if name == "ingest" else sc.sqs_event(
+                        "ELT_COMMIT_QUEUE_URL" if name == "committer" else "ELT_QUEUE_URL")
                     runs.append(run_handler(python, tasks[name], runtime, FUNCTIONS[name], event,
                                             lambda_environment(env, sc.endpoint.env, tasks[name], name), work / name))
                 print(summary(name, runs))

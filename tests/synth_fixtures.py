@@ -51,3 +51,14 @@ def second_stack(tmp_path_factory):
         **ALL_ON, "stack_name": "analytics-prod",
         "bucket_kms_key": "arn:aws:kms:us-east-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
         "quarantine_readers": "arn:aws:iam::123456789012:role/QuarantineAnalyst"})
+
+
+ICEBERG = {"architecture": "x86_64", "silver_format": "iceberg", "iceberg_maintenance_schedule": "rate(1 day)",
+           "bucket_kms_key": "create", "glue_enabled": "true"}
+
+
+@pytest.fixture(scope="session")
+def iceberg_stack(tmp_path_factory):
+    """silver_format = iceberg (x86_64, the Lambda-like run's asset): the committer, its queues, the
+    maintenance function, the iceberg asset."""
+    return synth(tmp_path_factory.mktemp("synth-iceberg"), ICEBERG)

@@ -306,7 +306,7 @@ CORE_OUTPUTS = {"BronzeBucket", "SilverBucket", "QuarantineBucket", "QueueUrl", 
                 "IngestLambda", "TransformLambda", "IdempotencyTable", "Region"}
 
 
-def test_outputs_name_every_resource_an_operator_needs(default_stack, all_on_stack):
+def test_outputs_name_every_resource_an_operator_needs(default_stack, all_on_stack, iceberg_stack):
     assert set(default_stack[1].to_json()["Outputs"]) == CORE_OUTPUTS | {"Dashboard"}
     _, t = all_on_stack
     outputs = {k: v["Value"] for k, v in t.to_json()["Outputs"].items()}
@@ -334,7 +334,8 @@ def test_outputs_name_every_resource_an_operator_needs(default_stack, all_on_sta
     assert outputs["GlueDatabase"] == db["Properties"]["DatabaseInput"]["Name"] == "elt_sdk_silver"
     assert outputs["Dashboard"] == dash["Properties"]["DashboardName"] == "elt-sdk-pipeline"
     # elt_sdk.aws.deployed reads each output under its snake-case key, and verify's list is covered
-    assert {_norm(k) for k in outputs} == {_norm(core.OUTPUT_NAMES[k]) for k in core.OUTPUT_NAMES}
+    iceberg_outputs = set(iceberg_stack[1].to_json()["Outputs"])
+    assert {_norm(k) for k in set(outputs) | iceberg_outputs} == {_norm(core.OUTPUT_NAMES[k]) for k in core.OUTPUT_NAMES}
     assert all(_norm(camel) == _norm(snake) for snake, camel in core.OUTPUT_NAMES.items())
     assert {_norm(k) for k in OUTPUTS} <= {_norm(k) for k in outputs}
     assert set(core.OUTPUT_NAMES) <= set(KNOWN_OUTPUTS)  # the operational commands read every output by name
@@ -407,7 +408,74 @@ def test_optional_modules(default_stack, all_on_stack):
     assert transform_env["ELT_EMIT_PARTITION_EVENTS"] == "true"  # the quality gate's trigger needs the events
 
 
-@pytest.mark.parametrize("which", ["default_stack", "all_on_stack", "second_stack"])
+def test_iceberg_committer_its_queues_and_exactly_its_permissions(iceberg_stack, default_stack):
+    stack, t = iceberg_stack
+    res = t.to_json()["Resources"]
+    fn = lambda name: res[logical(t, "AWS::Lambda::Function", name)]["Properties"]  # noqa: E731
+    committer, transform, maintenance = fn("Committer"), fn("Transform"), fn("IcebergMaintenance")
+    assert committer["Handler"] == "elt_sdk.aws.handlers.commit_handler" and committer["ReservedConcurrentExecutions"] == 1
+    assert committer["Code"] == maintenance["Code"] != transform["Code"]  # the iceberg asset; the transform's is untouched
+    assert stack.assets["full"].path.name.startswith("full-") and "pyiceberg-0.12.0" not in stack.assets["full"].by_distribution
+    assert {d.split("-")[0] for d in stack.assets["iceberg"].by_distribution} >= {"pyiceberg", "pyarrow", "elt_sdk"}
+    assert not {"sqlalchemy", "pyiceberg_core", "elt_shipments"} & {d.rsplit("-", 1)[0].lower()
+                                                                  for d in stack.assets["iceberg"].by_distribution}
+    env = committer["Environment"]["Variables"]
+    assert env["ELT_ICEBERG_CATALOG"] == "glue" and env["ELT_ICEBERG_DATABASE"] == "elt_sdk_silver"
+    assert env["ELT_SILVER_FORMAT"] == "iceberg"
+    silver, quarantine = on(t, "Silver"), on(t, "Quarantine")
+    commits, commit_dlq = logical(t, "AWS::SQS::Queue", "IcebergCommits"), logical(t, "AWS::SQS::Queue", "IcebergCommitsDlq")
+    assert _ref(transform["Environment"]["Variables"]["ELT_COMMIT_QUEUE_URL"])[0] == commits
+    assert ("sqs:SendMessage", commits, "") in grants(t, "Transform")
+    t.has_resource_properties("AWS::Lambda::EventSourceMapping", {
+        "BatchSize": 100, "MaximumBatchingWindowInSeconds": 10, "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        "EventSourceArn": {"Fn::GetAtt": [commits, "Arn"]}})
+    assert res[commits]["Properties"]["VisibilityTimeout"] == 6 * 300
+    key = logical(t, "AWS::KMS::Key", "BucketKey")
+    glue = {"glue:GetDatabase", "glue:GetTable", "glue:CreateTable", "glue:UpdateTable"}
+    expected = {*{(a, silver, "/silver/*") for a in WRITE}, ("s3:GetObject", silver, "/_elt/objects/*"),
+                ("s3:PutObject", silver, "/_elt/objects/*"), ("s3:ListBucket", silver, ""),
+                ("s3:PutObject", quarantine, "/quarantine/_failed/*"), ("sqs:SendMessage", commit_dlq, ""),
+                *{(a, commits, "") for a in CONSUME}, ("kms:Decrypt", key, ""), ("kms:GenerateDataKey", key, ""),
+                *{(a, logical(t, "AWS::Logs::LogGroup", "CommitterLogs"), "") for a in ("logs:CreateLogStream",
+                                                                                        "logs:PutLogEvents")}}
+    got = grants(t, "Committer")
+    assert {g for g in got if not g[0].startswith("glue:")} == expected  # exactly: nothing more
+    glue_targets = {g[2] for g in got if g[0].startswith("glue:")}
+    assert {g[0] for g in got if g[0].startswith("glue:")} == glue
+    assert {suffix.rsplit(":", 1)[-1] for suffix in glue_targets} == {"catalog", "database/elt_sdk_silver",
+                                                                      "table/elt_sdk_silver/*"}
+    assert {g[0] for g in grants(t, "IcebergMaintenance") if g[0].startswith("glue:")} == {
+        "glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:UpdateTable"}
+    assert {(a, r, p) for a, r, p in grants(t, "IcebergMaintenance") if a.startswith("s3:")} == {
+        *{(a, silver, "/silver/*") for a in WRITE}, ("s3:ListBucket", silver, "")}
+    # the committer may write failure markers past the quarantine bucket's boundary; nobody else new may
+    [policy] = [p for p in resources(t, "AWS::S3::BucketPolicy").values() if p["Properties"]["Bucket"] == {"Ref": quarantine}]
+    [deny] = [st for st in policy["Properties"]["PolicyDocument"]["Statement"] if st.get("Sid")]
+    allowed = {_ref(a)[0] for a in deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]}
+    assert allowed == {committer["Role"]["Fn::GetAtt"][0], transform["Role"]["Fn::GetAtt"][0]}
+    # the tables are the committer's to create: the database only, no Hive tables
+    t.resource_count_is("AWS::Glue::Database", 1)
+    t.resource_count_is("AWS::Glue::Table", 0)
+    assert any(r["Properties"].get("ScheduleExpression") == "rate(1 day)" for r in resources(t, "AWS::Events::Rule").values())
+    outputs = t.to_json()["Outputs"]
+    assert _ref(outputs["CommitQueueUrl"]["Value"])[0] == commits
+    assert {"CommitDlqUrl", "CommitterLambda", "IcebergMaintenanceLambda", "GlueDatabase"} <= set(outputs)
+    described = {a["Properties"]["AlarmDescription"] for a in resources(t, "AWS::CloudWatch::Alarm").values()}
+    assert {"committer function errors", "commit messages in the committer's DLQ: objects whose rows never became "
+            "visible"} <= described
+    # and a plain stack has none of it
+    assert not [k for k in resources(default_stack[1], "AWS::SQS::Queue") if k.startswith("Iceberg")]
+
+
+def test_settings_that_only_act_on_plain_parquet_are_refused_with_iceberg():
+    from elt_sdk.settings import Settings, SettingsError
+
+    for name in ("compaction_enabled", "quality_enabled", "emit_partition_events"):
+        with pytest.raises(SettingsError, match=f"{name} = true does not go with silver_format = iceberg"):
+            Settings(silver_format="iceberg", **{name: True})
+
+
+@pytest.mark.parametrize("which", ["default_stack", "all_on_stack", "second_stack", "iceberg_stack"])
 def test_cfn_lint_passes(which, request, tmp_path):
     _, t = request.getfixturevalue(which)
     path = tmp_path / "template.json"

@@ -3,6 +3,13 @@ poison, overwritten, deleted), duplicate S3 events, duplicate and concurrent SQS
 transforms killed mid-object, S3 and DynamoDB throttling and 500s (botocore event hooks), replays
 and DLQ redrives — then, once the queues drain, silver must be exact.
 
+The same machine runs with ``silver_format = iceberg`` (a sqlite catalog, the tables on the
+embedded endpoint's S3): the transform hands each object to the commit queue, a ``commit`` rule
+runs the committer (sometimes twice at once on the same messages, sometimes dying after its
+snapshot and before the queue heard of it), and one more invariant holds: every snapshot the
+table ever had holds whole objects only, and no key's version goes back from one snapshot to the
+next (the final one holds each key's newest version, as the checks below say).
+
 Invariants, per bronze key:
 - silver holds the rows of at most one version of the key, every valid record of it exactly
   once, and no other rows; quarantine holds exactly that version's invalid records;
@@ -16,10 +23,13 @@ CI runs a fixed seed and a small budget; more on demand:
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import io
 import json
 import os
 import random
+import shutil
+import tempfile
 import threading
 import uuid
 from collections import Counter
@@ -42,6 +52,7 @@ from elt_sdk.settings import Settings
 
 EXAMPLES = int(os.environ.get("ELT_FAULTS_EXAMPLES", "20"))
 STEPS = int(os.environ.get("ELT_FAULTS_STEPS", "30"))
+ICEBERG_EXAMPLES = int(os.environ.get("ELT_FAULTS_ICEBERG_EXAMPLES", "12"))
 KEYS = [f"bronze/shipments/k{i}.jsonl" for i in range(4)] + ["bronze/mixed/m0.jsonl"]
 FIGURES: Counter = Counter()
 
@@ -126,12 +137,16 @@ def body_for(key: str, version: Version, rng: random.Random) -> bytes:
 
 class PipelineMachine(RuleBasedStateMachine):
     endpoint: EmbeddedEndpoint
+    silver_format = "parquet"
 
     @initialize(seed=st.integers(0, 2**32 - 1))
     def provision(self, seed: int) -> None:
         self.rng = random.Random(seed)
-        self.settings = Settings(name_prefix=f"f{uuid.uuid4().hex[:10]}", region="us-east-2", max_receive_count=5)
-        self.res = provision(self.settings, self.endpoint.client)
+        self.settings = Settings(name_prefix=f"f{uuid.uuid4().hex[:10]}", region="us-east-2", max_receive_count=5,
+                                 silver_format=self.silver_format)
+        self.catalog_dir = tempfile.mkdtemp(prefix="elt-faults-") if self.iceberg else None
+        self.res = provision(self.settings, self.endpoint.client,
+                             iceberg_catalog=f"sqlite:///{self.catalog_dir}/catalog.db" if self.iceberg else "")
         self.saved_env = {k: os.environ.get(k) for k in self.res.handler_environment(self.settings)}
         os.environ.update(self.res.handler_environment(self.settings))
         handlers.reset()
@@ -152,6 +167,12 @@ class PipelineMachine(RuleBasedStateMachine):
             for k, v in self.saved_env.items():
                 os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
             handlers.reset()
+            if self.catalog_dir:
+                shutil.rmtree(self.catalog_dir, ignore_errors=True)
+
+    @property
+    def iceberg(self) -> bool:
+        return self.silver_format == "iceberg"
 
     # -- the world ---------------------------------------------------------------------------------
 
@@ -263,6 +284,55 @@ class PipelineMachine(RuleBasedStateMachine):
         """A transform invocation that dies mid-object or meets a throttled or failing AWS call."""
         self.transform(batch, kill, False)
 
+    @precondition(lambda self: self.iceberg)
+    @rule(batch=st.integers(1, 10), fault=st.sampled_from([None, None, "lost ack", "throttle", "500"]),
+          twice=st.booleans())
+    def commit(self, batch: int, fault: str | None, twice: bool) -> None:
+        """One committer invocation on up to ``batch`` commit messages; sometimes two at once on
+        the same messages; "lost ack": it dies after its snapshot, before the queue hears of it."""
+        url = self.res.commit_queue_url
+        msgs = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=batch, AttributeNames=["All"]).get("Messages", [])
+        if not msgs:
+            return
+        event = {"Records": [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+                              "attributes": m.get("Attributes", {}), "eventSource": "aws:sqs"} for m in msgs]}
+        ids = {m["MessageId"] for m in msgs}
+        if not fault or any(self.faulted[i] >= 2 for i in ids):
+            fault = None
+        for i in ids if fault else ():
+            self.faulted[i] += 1
+        results: dict[str, object] = {}
+
+        def run(name: str, armed: str | None) -> None:
+            FAULTS.arm(armed if armed in ("throttle", "500") else None, self.rng.randint(1, 6))
+            try:
+                results[name] = handlers.commit_handler(event, LambdaContext("committer", 300))
+            except Exception as exc:  # noqa: BLE001 - a crashed invocation fails its whole batch
+                results[name] = exc
+            finally:
+                FAULTS.disarm()
+
+        if twice:
+            threads = [threading.Thread(target=run, args=(n, fault if n == "a" else None)) for n in ("a", "b")]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            FIGURES["concurrent committer invocations"] += 1
+        else:
+            run("a", fault)
+        outcome = results["a"]
+        if fault == "lost ack":
+            FIGURES["fault: lost ack"] += 1
+            outcome = "killed"
+        failed = ids if not isinstance(outcome, dict) else {f["itemIdentifier"] for f in outcome["batchItemFailures"]}
+        for m in msgs:
+            if m["MessageId"] in failed:
+                self.sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0)
+            else:
+                self.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        FIGURES["committer invocations"] += 1
+
     @rule(key=st.sampled_from(KEYS))
     def replay(self, key: str) -> None:
         """The ops workflow's replay (S3 copy under the replay prefix) of one key's current bytes."""
@@ -294,11 +364,26 @@ class PipelineMachine(RuleBasedStateMachine):
     def drain(self) -> None:
         for _ in range(200):
             self.ingest(False)
-            before = self.depth(self.res.queue_url) + self.depth(self.res.events_queue_url)
+            commits = self.depth(self.res.commit_queue_url) if self.iceberg else 0
+            before = self.depth(self.res.queue_url) + self.depth(self.res.events_queue_url) + commits
             if before == 0:
                 return
             self.transform(10, None, False)
+            if self.iceberg:
+                self.commit(10, None, False)
         raise AssertionError("the queues did not drain")
+
+    def table(self):
+        from elt_sdk.iceberg.catalog import from_environment
+
+        return from_environment().load("shipments")
+
+    @staticmethod
+    def by_tag(ids: list[str]) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for sid in ids:
+            out.setdefault(sid.split("-v")[0], []).append(sid)
+        return out
 
     def depth(self, url: str) -> int:
         attrs = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
@@ -306,6 +391,9 @@ class PipelineMachine(RuleBasedStateMachine):
         return sum(int(v) for v in attrs.values())
 
     def silver(self) -> dict[str, list[str]]:
+        if self.iceberg:
+            table = self.table()
+            return self.by_tag(table.scan().to_arrow().column("shipment_id").to_pylist()) if table else {}
         ids: dict[str, list[str]] = {}
         for obj in self.s3.list_objects_v2(Bucket=self.res.silver_bucket, Prefix="silver/").get("Contents", []):
             table = pq.read_table(io.BytesIO(self.s3.get_object(Bucket=self.res.silver_bucket, Key=obj["Key"])["Body"].read()))
@@ -347,10 +435,33 @@ class PipelineMachine(RuleBasedStateMachine):
             assert rows == expected, f"{key}: newest version {newest.number} ({newest.kind}) should be in silver, got {rows}"
             if not key.startswith("bronze/mixed/"):
                 assert quarantined.get(tag, 0) == newest.invalid, f"{key}: quarantine {quarantined.get(tag)} != {newest.invalid}"
+        if self.iceberg:
+            self.check_snapshots()
+            assert self.depth(self.res.commit_dlq_url) == 0, "a commit message in the committer's DLQ"
         poison_keys = {k for k, m in self.model.items() if any(v.kind == "poison" for v in m.versions)}
         for msg in dlq:
             assert (msg.get("origin") or msg["key"]) in poison_keys, f"an innocent object in the DLQ: {msg}"
         assert self.depth(self.res.queue_url) == 0
+
+    def check_snapshots(self) -> None:
+        """Every snapshot ever committed holds whole object versions, and no key goes back to an
+        older version from one snapshot to the next."""
+        table = self.table()
+        if table is None:
+            return
+        versions = {key.rsplit("/", 1)[1].split(".")[0]: {v.number: v for v in m.versions} for key, m in self.model.items()}
+        last: dict[str, int] = {}
+        for snapshot in sorted(table.snapshots(), key=lambda s: s.sequence_number):
+            ids = table.scan(snapshot_id=snapshot.snapshot_id).to_arrow().column("shipment_id").to_pylist()
+            for tag, rows in self.by_tag(ids).items():
+                landed = {int(r.split("-v")[1].split("-")[0]) for r in rows}
+                assert len(landed) == 1, f"snapshot {snapshot.snapshot_id}: {tag} has rows of versions {landed}"
+                [n] = landed
+                assert sorted(rows) == sorted(versions[tag][n].valid), \
+                    f"snapshot {snapshot.snapshot_id}: {tag} version {n} not whole: {sorted(rows)}"
+                assert n >= last.get(tag, 0), f"snapshot {snapshot.snapshot_id}: {tag} went back from v{last[tag]} to v{n}"
+                last[tag] = n
+            FIGURES["snapshots checked"] += 1
 
     @invariant()
     def no_staging_outside_elt(self) -> None:
@@ -368,14 +479,20 @@ def endpoint():
 
 
 @pytest.mark.slow
-def test_silver_stays_exact_under_faults(endpoint, capsys):
-    PipelineMachine.endpoint = endpoint
+@pytest.mark.parametrize("silver_format", ["parquet", pytest.param("iceberg", marks=pytest.mark.skipif(
+    importlib.util.find_spec("pyiceberg") is None, reason="the iceberg extra"))])
+def test_silver_stays_exact_under_faults(endpoint, capsys, silver_format):
+    machine = type(f"PipelineMachine_{silver_format}", (PipelineMachine,), {"silver_format": silver_format,
+                                                                           "endpoint": endpoint})
+    examples = EXAMPLES if silver_format == "parquet" else ICEBERG_EXAMPLES
     FIGURES.clear()
-    run_state_machine_as_test(PipelineMachine, settings=settings(
-        max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None, derandomize=True,
+    run_state_machine_as_test(machine, settings=settings(
+        max_examples=examples, stateful_step_count=STEPS, deadline=None, derandomize=True,
         phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
         suppress_health_check=list(HealthCheck)))
     with capsys.disabled():
-        print("\nfault injection: " + ", ".join(f"{k} {v}" for k, v in sorted(FIGURES.items())))
-    assert FIGURES["sequences"] >= EXAMPLES and FIGURES["lost"] == 0 and FIGURES["duplicated"] == 0
+        print(f"\nfault injection ({silver_format}): " + ", ".join(f"{k} {v}" for k, v in sorted(FIGURES.items())))
+    assert FIGURES["sequences"] >= examples and FIGURES["lost"] == 0 and FIGURES["duplicated"] == 0
+    if silver_format == "iceberg":
+        assert FIGURES["snapshots checked"] > 0 and FIGURES["committer invocations"] > 0
     assert sum(v for k, v in FIGURES.items() if k.startswith("fault:")) > 0

@@ -3,7 +3,10 @@ embedded endpoint: ingest from the light asset, the transform from the full one,
 fresh interpreter per cold start. Figures (INIT medians) are printed, never asserted."""
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import io
+import json
 import os
 
 import pyarrow.parquet as pq
@@ -96,3 +99,81 @@ def test_handlers_run_from_the_assets_as_lambda_loads_them(all_on_stack, python3
     finally:
         for task in tasks.values():
             ll._writable(task)
+
+
+def test_iceberg_transform_hands_off_and_the_committer_commits_from_its_asset(iceberg_stack, python312,
+                                                                               tmp_path_factory):
+    """silver_format = iceberg, as Lambda loads it: the transform (the full asset, no pyiceberg in
+    it or loaded) hands the object to the commit queue; the committer (the iceberg asset, Glue as
+    its catalog) commits it, and its later cold starts find the same message already committed."""
+    from elt_sdk.iceberg.catalog import open_catalog
+
+    stack, template = iceberg_stack
+    assert stack.settings.silver_format == "iceberg" and stack.settings.architecture == "x86_64"
+    work = tmp_path_factory.mktemp("lambda-like-iceberg")
+    runtime = ll.runtime_packages(work / "runtime", python312)
+    tasks = {"transform": ll.install_task(stack.assets["full"].path, work / "task-full"),
+             "committer": ll.install_task(stack.assets["iceberg"].path, work / "task-iceberg")}
+    try:
+        assert not list(tasks["transform"].glob("pyiceberg*")) and list(tasks["committer"].glob("pyiceberg"))
+        records = ll.shipments(200)
+        # names of its own: moto's state is the process's, and the other Lambda-like test made elt-sdk's
+        settings = dataclasses.replace(stack.settings, name_prefix="elt-ice")
+        with ll.scenario(settings, records, ["{truncated"]) as sc:
+            from elt_sdk.aws import handlers
+            from elt_sdk.local.esm import LambdaContext
+
+            database = ll.function_environment(template.to_json(), "Committer", sc.resources)["ELT_ICEBERG_DATABASE"]
+            sc.endpoint.client("glue").create_database(DatabaseInput={"Name": database})  # the stack makes it
+
+            with _env(sc):  # ingest, in this process: the pointer message the transform reads
+                handlers.reset()
+                assert handlers.ingest_handler(sc.s3_event(), LambdaContext("ingest", 30))["enqueued"] == 1
+                handlers.reset()
+            figures = {}
+            for name, prefix, queue in (("transform", "Transform", "ELT_QUEUE_URL"),
+                                        ("committer", "Committer", "ELT_COMMIT_QUEUE_URL")):
+                env = ll.function_environment(template.to_json(), prefix, sc.resources)
+                runs = []
+                for i in range(COLD_STARTS if name == "committer" else 1):
+                    event = sc.sqs_event(queue)
+                    assert len(event["Records"]) == 1
+                    runs.append(ll.run_handler(python312, tasks[name], runtime, ll.FUNCTIONS[name], event,
+                                               ll.lambda_environment(env, sc.endpoint.env, tasks[name], name),
+                                               work / f"{name}-{i}"))
+                figures[name] = runs
+                first = runs[0]
+                assert first["compiled_from_source"] == [] and first["written_to_task"] == []
+                assert first["foreign_files"] == [] and all(r["result"] == {"batchItemFailures": []} for r in runs)
+                if name == "transform":
+                    assert "pyiceberg" not in first["loaded"]  # its cold start is the plain transform's
+                else:
+                    assert "pyiceberg" in first["loaded_at_init"] and "click" not in first["loaded"]
+                    assert first["pyarrow_file"].startswith(str(tasks["committer"]))
+            logs = [json.loads(line) for run in figures["committer"] for line in run["log_lines"] if line.startswith("{")]
+            done = [entry for entry in logs if entry.get("message") == "commit batch done"]
+            assert done[0].get("committed") == 1 and all(e.get("already_committed") == 1 for e in done[1:])
+            catalog = open_catalog("glue", root=f"s3://{sc.resources['ELT_SILVER_BUCKET']}", region=sc.endpoint.region,
+                                   endpoint_url=sc.endpoint.url, glue_client=sc.endpoint.client("glue"))
+            table = catalog.load_table((database, "shipments"))
+            data = table.scan().to_arrow()
+            assert data.num_rows == len(records) and len(table.snapshots()) == 1
+            assert set(data.column("_elt_source").to_pylist()) == {sc.bronze_key}
+        print()
+        for name, runs in figures.items():
+            print(ll.summary(name, runs))
+        print(f"iceberg asset: {stack.assets['iceberg'].total_bytes / 1048576:.1f} MiB unzipped")
+    finally:
+        for task in tasks.values():
+            ll._writable(task)
+
+
+@contextlib.contextmanager
+def _env(sc: ll.Scenario):
+    saved = dict(os.environ)
+    os.environ.update({**sc.endpoint.env, **sc.resources, "ELT_SILVER_FORMAT": "iceberg"})
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)

@@ -111,3 +111,23 @@ def test_verify_checks_glue_projection_gate_and_dashboard_where_the_stack_has_th
             "StorageDescriptor": {"Columns": []}})
         [check] = [c for c in run_checklist(target, registry, window_s=1, steps=[9]) if c.step == 9]
         assert check.status == "OK" and "database glued_silver: 3 table(s)" in check.detail, check.detail
+
+
+def test_verify_with_iceberg_silver_on_the_embedded_endpoint(tmp_path):
+    """silver_format = iceberg: the seed reaches the table through the committer, the tables have
+    their day partitions and object columns, the reference queries run on their snapshots."""
+    import os
+
+    import pytest
+
+    pytest.importorskip("pyiceberg", reason="the iceberg extra")
+    proc = subprocess.run([sys.executable, "-m", "elt_sdk.cli", "verify", "--json"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "ELT_SILVER_FORMAT": "iceberg"})
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    checks = {c["step"]: c for c in json.loads(proc.stdout)["checks"]}
+    assert all(checks[s]["status"] == "OK" for s in range(10)), checks
+    assert "commits=0 commit_dlq=0" in checks[5]["detail"]
+    assert checks[7]["detail"].startswith("50 row(s) of the seed object in Iceberg table elt_sdk_silver.shipments")
+    assert "Iceberg tables in elt_sdk_silver: shipments" in checks[9]["detail"] and "three queries ran" in checks[9]["detail"]
+    assert checks[10]["status"] == "SKIP"

@@ -1,12 +1,18 @@
 """The Lambda assets, built without Docker.
 
-Two assets, because the functions need very different things:
+Two assets, because the functions need very different things, and a third with
+``silver_format = iceberg``:
 
 - ``full`` (transform, quality check, compaction): the SDK, every installed dataset plugin (found
   through the same ``elt_sdk`` entry points the runtime uses) and their third-party dependencies
   (pyarrow, fastjsonschema, pluggy, ...).
 - ``light`` (ingest, ops replay/poll): the SDK and pluggy only, no pyarrow and no plugin code.
   Ingest routes a key to its dataset with the plugin manifest below instead of loading plugins.
+- ``iceberg`` (the Iceberg committer and maintenance): the SDK, pyarrow (with its S3 filesystem,
+  which pyiceberg reads and writes through) and pyiceberg with its own dependencies, no plugin
+  code (a table's schema comes from the silver files) and none of pyiceberg's optional extras
+  (``pyiceberg-core`` and SQLAlchemy are not needed with the Glue catalog). So the transform's
+  asset, and its cold start, are the same whatever the silver format.
 
 Both carry ``elt_sdk/bundled.json``, the plugin manifest: every plugin's entry point and every
 dataset's bronze prefix, recorded here at build time, so a cold start neither scans package
@@ -48,7 +54,9 @@ from packaging.requirements import Requirement
 
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 TRIM_VERSION = "3"
-ASSETS = ("full", "light")
+ASSETS = ("full", "light", "iceberg")
+DEFAULT_ASSETS = ("full", "light")
+"""Built for every stack; ``iceberg`` only with ``silver_format = iceberg``."""
 PROVIDED_BY_RUNTIME = {"boto3", "botocore", "s3transfer", "jmespath", "urllib3", "python-dateutil", "six"}
 ARCHS = {"arm64": "aarch64", "x86_64": "x86_64"}
 MANIFEST = "elt_sdk/bundled.json"
@@ -60,6 +68,8 @@ DEPLOYED_ROOT = "/var/task"
 CLI_ONLY_REQUIREMENTS = {"click"}
 # `import elt_sdk` needs pluggy (``hookimpl``): the light asset's only third-party package.
 LIGHT_REQUIREMENTS = {"pluggy"}
+# The iceberg asset: the SDK's own requirements, and pyiceberg's (not its extras).
+ICEBERG_REQUIREMENTS = {"pyiceberg"}
 # Parts of the SDK no function loads: the command line, the testing kit, the plugin templates and
 # the local runtime (a test checks that nothing left in an asset imports them).
 SDK_TRIM = ("bin", "elt_sdk/cli", "elt_sdk/testing", "elt_sdk/templates", "elt_sdk/local", "elt_sdk/scaffold.py",
@@ -78,6 +88,9 @@ TRIM_GLOBS = (
     "pyarrow/_hdfs*", "pyarrow/_s3fs*", "pyarrow/libarrow_s3*", "pyarrow/_pyarrow_cpp_tests*", "pyarrow/*cuda*",
     "pyarrow/*gandiva*", "pyarrow/benchmark.py",
 )
+S3_GLOBS = ("pyarrow/_s3fs*", "pyarrow/libarrow_s3*")
+"""Kept in the iceberg asset: pyiceberg's FileIO is pyarrow's S3 filesystem."""
+ICEBERG_TRIM = ("pyiceberg/cli",)
 # Never copied when a local project is built into a wheel.
 SOURCE_IGNORE = {"build", "dist", "__pycache__", "node_modules", "cdk.out", "elt-out"}
 
@@ -131,7 +144,7 @@ def _source_dir(dist: Distribution) -> Path | None:
 def bundled_distributions(asset: str = "full") -> list[LocalDist]:
     """elt-sdk itself and (in the full asset) the distribution of every installed ``elt_sdk`` entry point."""
     names = {"elt-sdk"}
-    if asset == "full":
+    if asset == "full":  # the iceberg asset carries no plugin: a table's schema comes from its files
         names.update(ep.dist.name for ep in entry_points(group="elt_sdk") if ep.dist is not None)
     out = []
     for name in sorted(names):
@@ -160,6 +173,9 @@ def third_party_requirements(local: list[LocalDist], asset: str = "full") -> lis
     env = {"python_version": "3.12", "sys_platform": "linux", "platform_system": "Linux", "extra": ""}
     pins: dict[str, str] = {}
     queue = [d.name for d in local]
+    if asset == "iceberg":
+        pins.update({name: _pin(name) for name in ICEBERG_REQUIREMENTS})
+        queue += sorted(ICEBERG_REQUIREMENTS)
     seen = set()
     while queue:
         name = queue.pop()
@@ -293,7 +309,7 @@ def build_bundle(cache_root: Path, *, asset: str = "full", architecture: str = "
                         log=log)[asset]
 
 
-def build_assets(cache_root: Path, *, assets: tuple[str, ...] = ASSETS, architecture: str = "arm64",
+def build_assets(cache_root: Path, *, assets: tuple[str, ...] = DEFAULT_ASSETS, architecture: str = "arm64",
                  python: str = "3.12", budget_mb: int | None = None,
                  log: Callable[[str], None] = print) -> dict[str, BundleReport]:
     """Build (or find in the cache) each of ``assets``; fail over the Lambda limit or ``budget_mb``."""
@@ -350,7 +366,7 @@ def _asset(cache_root: Path, asset: str, architecture: str, python: str, require
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=cache_root))
         try:
             info = _install(staging, wheelhouse, platform, python, requirements + index_pins, wheels, manifest,
-                            compiler)
+                            compiler, asset)
             if target.exists():
                 shutil.rmtree(target)
             staging.rename(target)
@@ -401,14 +417,14 @@ def _fetch(wheelhouse: Path, platform: str, python: str, pins: list[str], log: C
 
 
 def _install(staging: Path, wheelhouse: Path, platform: str, python: str, pins: list[str], wheels: list[Path],
-             manifest: dict, compiler: str | None) -> dict:
+             manifest: dict, compiler: str | None, asset: str = "full") -> dict:
     flags = ["--no-deps", "--no-compile", *_cross(platform, python), "--target", str(staging)]
     if pins:
         _pip("install", "--no-index", "--find-links", str(wheelhouse), *flags, *pins)
     _pip("install", *flags, *map(str, wheels))
     for stray in staging.glob("*.dist-info/direct_url.json"):
         stray.unlink()  # holds a temporary path: would change the asset hash
-    _trim(staging)
+    _trim(staging, asset)
     stripped = _strip(staging, platform)
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     _prune_records(staging)
@@ -419,8 +435,9 @@ def _install(staging: Path, wheelhouse: Path, platform: str, python: str, pins: 
     return {"stripped": stripped, "compiled": compiled}
 
 
-def _trim(root: Path) -> None:
-    for pattern in (*TRIM_GLOBS, *SDK_TRIM):
+def _trim(root: Path, asset: str = "full") -> None:
+    globs = [g for g in TRIM_GLOBS if asset != "iceberg" or g not in S3_GLOBS]
+    for pattern in (*globs, *SDK_TRIM, *(ICEBERG_TRIM if asset == "iceberg" else ())):
         for path in root.glob(pattern):
             shutil.rmtree(path) if path.is_dir() else path.unlink()
     for path in root.rglob("*"):  # pip copies symlinked libraries: keep only the SONAME file
@@ -538,11 +555,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="repeatable; default: both")
     parser.add_argument("--python", default="3.12", help="Lambda's Python version (default 3.12)")
     parser.add_argument("--budget-mb", type=int, default=None, help="fail when an asset is larger")
+    parser.add_argument("--iceberg", action="store_true", help="also the iceberg asset (silver_format = iceberg)")
     args = parser.parse_args(argv)
     try:
         for arch in args.architecture or sorted(ARCHS):
             build_assets(Path(__file__).resolve().parent.parent / ".bundle", architecture=arch, python=args.python,
-                         budget_mb=args.budget_mb, log=print)
+                         budget_mb=args.budget_mb, log=print, assets=ASSETS if args.iceberg else DEFAULT_ASSETS)
     except BundleError as exc:
         print(f"bundle failed: {exc}", file=sys.stderr)
         return 1

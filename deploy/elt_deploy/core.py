@@ -45,6 +45,8 @@ OUTPUT_NAMES = {
     "ops_state_machine": "OpsStateMachine", "quality_check_lambda": "QualityCheckLambda",
     "quality_gate_state_machine": "QualityGateStateMachine", "glue_database": "GlueDatabase",
     "dashboard": "Dashboard", "alarm_topic": "AlarmTopic",
+    "commit_queue_url": "CommitQueueUrl", "commit_dlq_url": "CommitDlqUrl", "committer_lambda": "CommitterLambda",
+    "iceberg_maintenance_lambda": "IcebergMaintenanceLambda",
 }
 
 READ = ("s3:GetObject",)
@@ -53,7 +55,8 @@ WRITE = ("s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUp
 
 @dataclass(frozen=True)
 class FunctionSpec:
-    """One Lambda function: ``asset`` is ``full`` (SDK, plugins, pyarrow) or ``light`` (SDK only)."""
+    """One Lambda function: ``asset`` is ``full`` (SDK, plugins, pyarrow), ``light`` (SDK only) or
+    ``iceberg`` (SDK, pyarrow, pyiceberg: the committer and Iceberg maintenance)."""
 
     name: str
     handler: str

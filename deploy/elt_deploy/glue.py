@@ -1,5 +1,7 @@
 """Glue catalog: a database and one table per dataset, columns from the plugin's silver schema,
-partition projection on ``dt`` so Athena finds new partitions with no crawler."""
+partition projection on ``dt`` so Athena finds new partitions with no crawler. With
+``silver_format = iceberg`` only the database: it is the Iceberg catalog, whose tables the
+committer creates (``iceberg.py``)."""
 from __future__ import annotations
 
 from aws_cdk import aws_glue as glue
@@ -19,6 +21,9 @@ class GlueCatalog(Construct):
                                          database_input=glue.CfnDatabase.DatabaseInputProperty(
                                              name=db_name, description="elt-sdk silver datasets"))
         self.tables = {}
+        pipeline.output("glue_database", db_name, "Glue database of the silver tables (Athena)")
+        if pipeline.settings.silver_format == "iceberg":
+            return  # the committer creates each dataset's Iceberg table at its first commit (iceberg.py)
         for ds in sorted(pipeline.registry.datasets.values(), key=lambda d: d.name):
             location = f"s3://{pipeline.silver.bucket_name}/{layout.SILVER_PREFIX}{ds.name}/"
             table = glue.CfnTable(
@@ -48,4 +53,3 @@ class GlueCatalog(Construct):
             )
             table.add_resource_dependency(self.database)
             self.tables[ds.name] = table
-        pipeline.output("glue_database", db_name, "Glue database of the silver tables (Athena)")

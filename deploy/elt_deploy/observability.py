@@ -18,7 +18,7 @@ PERIOD = Duration.minutes(5)
 
 class Observability(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, pipeline: Pipeline, queue: sqs.IQueue, dlq: sqs.IQueue,
-                 ingest_failures: sqs.IQueue, functions: dict[str, lambda_.IFunction]):
+                 ingest_failures: sqs.IQueue, functions: dict[str, lambda_.IFunction], commit_dlq: sqs.IQueue | None = None):
         super().__init__(scope, construct_id)
         cfg = pipeline.settings
         self.topic = None
@@ -36,6 +36,10 @@ class Observability(Construct):
                         f"{name} function throttled")
         self._alarm("DlqVisible", dlq.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
                     1, "messages in the DLQ: objects that failed every retry")
+        if commit_dlq is not None:  # silver_format = iceberg
+            self._alarm("CommitDlqVisible", commit_dlq.metric_approximate_number_of_messages_visible(
+                period=PERIOD, statistic="Maximum"), 1, "commit messages in the committer's DLQ: objects whose rows "
+                "never became visible")
         self._alarm("IngestFailures", ingest_failures.metric_approximate_number_of_messages_visible(
             period=PERIOD, statistic="Maximum"), 1, "S3 events ingest gave up on")
         self._alarm("OldestMessageAge", queue.metric_approximate_age_of_oldest_message(period=PERIOD, statistic="Maximum"),

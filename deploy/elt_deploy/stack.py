@@ -2,7 +2,8 @@
 the idempotency table, queue + DLQ, the ingest and transform functions, the S3 notification and
 the SQS event source, with least-privilege roles; optional modules are switched by settings
 (``glue_enabled``, ``observability_enabled``, ``ops_enabled``, ``quality_enabled``,
-``compaction_enabled``). Every resource an operator needs is a stack output."""
+``compaction_enabled``), and ``silver_format = iceberg`` adds the committer (``iceberg.py``).
+Every resource an operator needs is a stack output."""
 from __future__ import annotations
 
 import json
@@ -24,8 +25,8 @@ from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from elt_deploy import compaction, glue, observability, ops, quality_gate
-from elt_deploy.bundle import BundleError, BundleReport, build_assets
+from elt_deploy import compaction, glue, iceberg, observability, ops, quality_gate
+from elt_deploy.bundle import DEFAULT_ASSETS, BundleError, BundleReport, build_assets
 from elt_deploy.core import META_PREFIX, READ, STAGING_PREFIX, WRITE, FunctionSpec, Pipeline
 from elt_sdk import layout
 from elt_sdk import settings as settings_mod
@@ -129,12 +130,20 @@ class PipelineStack(cdk.Stack):
             p.output("bucket_kms_key", p.key.key_arn, "the buckets' customer-managed KMS key")
 
         self.modules: dict[str, Construct] = {}
-        if cfg.glue_enabled:
+        allowed_in_quarantine = [self.transform.role.role_arn]  # type: ignore[union-attr]
+        if cfg.glue_enabled or cfg.silver_format == "iceberg":
             self.modules["glue"] = glue.GlueCatalog(self, "Glue", pipeline=p)
+        if cfg.silver_format == "iceberg":
+            committer = iceberg.IcebergCommitter(self, "Iceberg", pipeline=p, transform=self.transform,
+                                                 database=self.modules["glue"].database_name)  # type: ignore[attr-defined]
+            self.modules["iceberg"] = committer
+            allowed_in_quarantine.append(committer.function.role.role_arn)  # type: ignore[union-attr]
         if cfg.observability_enabled:
             self.modules["observability"] = observability.Observability(
                 self, "Observability", pipeline=p, queue=self.queue, dlq=self.dlq, ingest_failures=self.ingest_failures,
-                functions={"ingest": self.ingest, "transform": self.transform})
+                functions={"ingest": self.ingest, "transform": self.transform,
+                           **({"committer": committer.function} if cfg.silver_format == "iceberg" else {})},
+                commit_dlq=committer.dlq if cfg.silver_format == "iceberg" else None)
         if cfg.ops_enabled:
             self.modules["ops"] = ops.OpsWorkflow(self, "Ops", pipeline=p)
         if cfg.quality_enabled:
@@ -142,7 +151,7 @@ class PipelineStack(cdk.Stack):
         if cfg.compaction_enabled:
             self.modules["compaction"] = compaction.Compaction(self, "Compaction", pipeline=p)
 
-        self._quarantine_boundary([self.transform.role.role_arn, *(quarantine_readers or [])])  # type: ignore[union-attr]
+        self._quarantine_boundary([*allowed_in_quarantine, *(quarantine_readers or [])])
         p.finalize()
 
     def _bucket_key(self, setting: str | None) -> kms.IKey | None:
@@ -220,7 +229,8 @@ def build_app(app: cdk.App, deploy_dir: Path) -> PipelineStack:
         raise BundleError("broken plugins would be bundled: " + "; ".join(f"{b.name}: {b.error}" for b in registry.broken))
     budget = context(app, deploy_dir, "bundle_budget_mb")
     assets = build_assets(deploy_dir / ".bundle", architecture=settings.architecture, python=settings.python_runtime,
-                          budget_mb=int(budget) if budget else None, log=lambda line: print(line, file=sys.stderr))
+                          budget_mb=int(budget) if budget else None, log=lambda line: print(line, file=sys.stderr),
+                          assets=DEFAULT_ASSETS + (("iceberg",) if settings.silver_format == "iceberg" else ()))
     name = context(app, deploy_dir, "stack_name") or settings.name_prefix
     return PipelineStack(app, name, settings=settings, registry=registry, assets=assets,
                          quarantine_readers=_list(context(app, deploy_dir, "quarantine_readers")),

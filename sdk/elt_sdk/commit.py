@@ -32,12 +32,27 @@ When such a version is superseded or replaced, step 4 puts those keys in the gar
 collecting ``segments`` takes the version's rows out of the compacted files (rewritten without
 them, swapped in by ``put_if`` on the partition manifest: ``compaction.drop_segments``).
 Everything else above is unchanged.
+
+With ``silver_format = iceberg`` silver is one Iceberg table per dataset, and only one function
+ever writes a table: the committer (``iceberg/committer.py``). ``IcebergHandoff`` is the
+transform's side. Its silver files carry two more columns (``_elt_source``: the bronze key,
+``_elt_version``: the version's token and the attempt's id) and are staged straight under the
+table's data folder (``silver/<dataset>/data/``), where no snapshot references them yet, so no
+reader sees them. The manifest protocol above runs unchanged for ordering and for quarantine
+(step 3 promotes quarantine files only); the manifest's ``current`` names the version's staged
+silver files, its ``handoff`` is ``pending`` until a *commit message* for that round has been
+sent to the committer's queue, then ``sent``. Silver files that were handed off are never deleted
+by a transform (the committer may be adding them at that moment); files no snapshot ever took are
+removed by orphan removal (``iceberg/maintenance.py``), older than ``iceberg_orphan_age_days``.
+The committer commits a round only while the manifest names it current, so ordering stays
+``ObjectVersion``'s.
 """
 from __future__ import annotations
 
 import json
 import time
 import uuid
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -75,6 +90,8 @@ class OutputFile:
     chunk: int = 0
     local: Path | None = None
     staged: str | None = None
+    elt_version: str = ""
+    """The ``_elt_version`` value of its rows (Iceberg handoff only)."""
 
     def final(self, source: SourceRef, round_id: str) -> str:
         if self.area == SILVER:
@@ -83,12 +100,12 @@ class OutputFile:
 
     def to_dict(self) -> dict[str, Any]:
         return {"area": self.area, "dataset": self.dataset, "dt": self.dt, "part": self.part, "rows": self.rows,
-                "chunk": self.chunk, "staged": self.staged}
+                "chunk": self.chunk, "staged": self.staged, "elt_version": self.elt_version}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "OutputFile":
         return cls(d["area"], d["dataset"], d.get("dt"), int(d["part"]), int(d["rows"]), int(d.get("chunk", 0)),
-                   staged=d.get("staged"))
+                   staged=d.get("staged"), elt_version=d.get("elt_version", ""))
 
 
 @dataclass
@@ -162,6 +179,10 @@ class Committer:
         cur = self.current(source.key)
         version = source.version or ObjectVersion(source.etag)
         return bool(cur) and ObjectVersion.from_dict(cur["version"]).newer_than(version)
+
+    def file_columns(self, source: SourceRef, attempt_id: str) -> dict[str, str]:
+        """Constant columns every silver row of this attempt carries (none for plain Parquet)."""
+        return {}
 
     # -- staging -------------------------------------------------------------------------------
 
@@ -346,6 +367,151 @@ class Committer:
                 removed += sum(len(v) for v in garbage.values())
                 break
         return {"manifests": manifests, "files_removed": removed}
+
+
+ELT_SOURCE = "_elt_source"
+"""Iceberg silver: the bronze key a row came from (its object's identity)."""
+ELT_VERSION = "_elt_version"
+"""Iceberg silver: ``<version token>-<attempt id>``: which version of the object, written by which
+transform attempt (a replay of the same version is a new attempt, and replaces the old one's rows)."""
+EVENT_TIME_META = b"elt.event_time"
+"""Parquet schema metadata naming the event-time column (the table's day partition source)."""
+HANDOFF_VERSION = 1
+
+
+class IcebergHandoff(Committer):
+    """The transform's side of Iceberg silver: the commit protocol for ordering and quarantine,
+    silver files staged under the table's data folder and handed to the committer's queue by a
+    commit message (``send``), sent once the manifest names the round current (see above)."""
+
+    def __init__(self, silver: Store, quarantine: Store | None = None, *, send: Callable[[dict[str, Any]], None],
+                 clock: Callable[[], float] = time.time):
+        super().__init__(silver, quarantine, clock=clock)
+        self.send = send
+        self._sent: set[str] = set()
+        self._lock = threading.Lock()
+
+    def file_columns(self, source: SourceRef, attempt_id: str) -> dict[str, str]:
+        version = source.version or ObjectVersion(source.etag)
+        return {ELT_SOURCE: source.key, ELT_VERSION: f"{version.token}-{attempt_id}"}
+
+    def is_committed(self, source: SourceRef, fingerprint: dict[str, str]) -> bool:
+        """Committed here means handed off: current, its commit message sent, and not marked failed."""
+        got = self.silver.get_bytes(manifest_key(source.key))
+        if not got:
+            return False
+        doc = json.loads(got[0])
+        cur, failed = doc.get("current"), doc.get("failed")
+        version = source.version or ObjectVersion(source.etag)
+        if not cur or cur.get("handoff") != "sent" or cur.get("fingerprint") != fingerprint:
+            return False
+        if failed and version.same_as(ObjectVersion.from_dict(failed["version"])):
+            return False
+        return version.same_as(ObjectVersion.from_dict(cur["version"]))
+
+    def stage(self, file: OutputFile, source: SourceRef, attempt_id: str) -> OutputFile:
+        if file.area != SILVER or file.local is None:
+            return super().stage(file, source, attempt_id)
+        key = layout.iceberg_data_key(file.dataset, file.dt or "", source, file.part, attempt_id, chunk=file.chunk)
+        store = self.stores[SILVER]
+        if isinstance(store, LocalStore):
+            store.move_file(key, file.local)
+        else:
+            store.put_file(key, file.local)
+            file.local.unlink(missing_ok=True)
+        file.local, file.staged = None, key
+        file.elt_version = self.file_columns(source, attempt_id)[ELT_VERSION]
+        return file
+
+    def commit(self, attempt: Attempt) -> Outcome:
+        for f in attempt.files:  # the last part files are still local: into the table's data folder first
+            if f.area == SILVER and f.local is not None:
+                self.stage(f, attempt.source, attempt.attempt_id)
+        return super().commit(attempt)
+
+    def discard(self, files: Iterable[OutputFile]) -> None:
+        """As ``Committer.discard``, but never a silver file that was handed off."""
+        files = list(files)
+        with self._lock:
+            keep = {f.staged for f in files if f.area == SILVER and f.staged in self._sent}
+            self._sent -= keep
+        super().discard(f for f in files if f.staged not in keep)
+
+    def _commit(self, source: SourceRef, files: list[OutputFile], counts: dict[str, dict[str, int]],
+                fingerprint: dict[str, str]) -> Outcome:
+        silver = [f for f in files if f.area == SILVER]
+        if any(f.staged is None for f in silver):
+            raise ValueError("Iceberg silver files must be staged before the handoff")
+        other = [f for f in files if f.area != SILVER]
+        mkey = manifest_key(source.key)
+        version = source.version or ObjectVersion(source.etag)
+        for _ in range(MAX_ROUNDS):
+            got = self.silver.get_bytes(mkey)
+            doc, token = (json.loads(got[0]), got[1]) if got else ({}, None)
+            cur = doc.get("current")
+            if cur and ObjectVersion.from_dict(cur["version"]).newer_than(version):
+                return Outcome(SUPERSEDED)
+            round_id = uuid.uuid4().hex[:8]
+            finals = [(f, f.final(source, round_id)) for f in other]
+            mine = _by_area((f.area, key) for f, key in finals)
+            garbage = _merge(doc.get("garbage"), _without_silver((doc.get("pending") or {}).get("files")))
+            base = {"key": source.key, "source": source.uri, "updated_at": self.clock()}
+            try:
+                token = self.silver.put_if(mkey, _dump({**base, "current": cur, "failed": doc.get("failed"),
+                                                        "pending": {"version": version.to_dict(), "round": round_id,
+                                                                    "files": mine, "started_at": self.clock()},
+                                                        "garbage": garbage}), token)
+            except Conflict:
+                continue
+            self._promote(finals)
+            garbage = _merge(garbage, _without_silver((cur or {}).get("files")))
+            tables = sorted(set((cur or {}).get("tables") or []) | {f.dataset for f in silver})
+            commit_id = f"{object_id(source.key)}-{version.token}-{round_id}"
+            current = {"version": version.to_dict(), "round": round_id,
+                       "files": {**mine, **({SILVER: [f.staged for f in silver]} if silver else {})},
+                       "counts": counts, "fingerprint": fingerprint, "committed_at": self.clock(),
+                       "handoff": "pending", "commit": commit_id, "tables": tables}
+            try:
+                token = self.silver.put_if(mkey, _dump({**base, "current": current, "pending": None, "failed": None,
+                                                        "garbage": garbage}), token)
+            except Conflict:
+                continue  # someone saw our pending and will collect its quarantine files; try again
+            with self._lock:
+                self._sent.update(f.staged for f in silver if f.staged)
+            self.send({"v": HANDOFF_VERSION, "commit": commit_id, "key": source.key, "source": source.uri,
+                       "version": version.to_dict(), "round": round_id, "tables": tables,
+                       "files": [{"dataset": f.dataset, "dt": f.dt, "key": f.staged, "rows": f.rows,
+                                  "elt_version": f.elt_version} for f in silver]})
+            self._collect(garbage)
+            try:  # best effort: a redelivery of this version is skipped only once this is written
+                self.silver.put_if(mkey, _dump({**base, "current": {**current, "handoff": "sent"}, "pending": None,
+                                                "failed": None, "garbage": {}}), token)
+            except Conflict:
+                pass
+            if doc.get("failed"):
+                self.stores[QUARANTINE].delete([failure_key(source.key)])
+            partitions: dict[tuple[str, str], list[str]] = {}
+            for f in silver:
+                partitions.setdefault((f.dataset, f.dt or ""), []).append(f.staged or "")
+            return Outcome(COMMITTED, partitions, {f.dataset: key for f, key in finals if f.area == QUARANTINE},
+                           ObjectVersion.from_dict(cur["version"]) if cur else None)
+        raise CommitContention(f"{source.uri}: {MAX_ROUNDS} commit rounds lost to concurrent writers")
+
+
+def committer_for(silver_format: str, silver: Store, quarantine: Store | None = None, *,
+                  send: Callable[[dict[str, Any]], None] | None = None) -> Committer:
+    """The transform's committer for a ``silver_format`` setting (``send``: the Iceberg handoff's
+    way to the committer's queue)."""
+    if silver_format == "iceberg":
+        if send is None:
+            raise ValueError("silver_format = iceberg needs a way to hand commits to the committer (its queue)")
+        return IcebergHandoff(silver, quarantine, send=send)
+    return Committer(silver, quarantine)
+
+
+def _without_silver(files: dict[str, list[str]] | None) -> dict[str, list[str]]:
+    """Files minus silver's: handed-off silver files are the committer's (and orphan removal's)."""
+    return {area: keys for area, keys in (files or {}).items() if area != SILVER}
 
 
 def _dump(doc: dict[str, Any]) -> bytes:

@@ -29,6 +29,24 @@ def silver_key(dataset: str, dt: str, source: SourceRef, part: int, round_id: st
     return f"{silver_partition(dataset, dt)}{source.source_id}-{round_id}-c{c:04d}-p{part:04d}.parquet"
 
 
+ICEBERG_PARTITION = "dt"
+"""An Iceberg table's day partition field (day of the event time, the same days as plain silver's dt)."""
+
+
+def iceberg_table_prefix(dataset: str) -> str:
+    """Where a dataset's Iceberg table lives in the silver bucket: ``data/`` and ``metadata/`` below it."""
+    return f"{SILVER_PREFIX}{dataset}/"
+
+
+def iceberg_data_key(dataset: str, dt: str, source: SourceRef, part: int, attempt_id: str, *,
+                     chunk: int | None = None) -> str:
+    """Where an attempt stages one day file of an Iceberg table: under the table's data folder, a
+    name unique to the attempt (no snapshot references it until the committer adds it)."""
+    c = source.chunk if chunk is None else chunk
+    return (f"{iceberg_table_prefix(dataset)}data/{ICEBERG_PARTITION}={dt}/"
+            f"{source.source_id}-{attempt_id}-c{c:04d}-p{part:04d}.parquet")
+
+
 def quarantine_key(dataset: str, source: SourceRef, round_id: str = "0", *, chunk: int | None = None) -> str:
     c = source.chunk if chunk is None else chunk
     return f"{QUARANTINE_PREFIX}{dataset}/{source.source_id}-{round_id}-c{c:04d}.jsonl"

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from elt_sdk import kernels as k
 from elt_sdk.batch import Reject
-from elt_sdk.commit import QUARANTINE, SILVER, OutputFile
+from elt_sdk.commit import EVENT_TIME_META, QUARANTINE, SILVER, OutputFile
 from elt_sdk.dataset import Dataset
 from elt_sdk.errors import RowValueError
 from elt_sdk.quarantine import envelope_lines
@@ -72,12 +72,15 @@ class _PartitionFile:
     def _write(self, tables: list[pa.Table]) -> None:
         """On the writer thread: one row group (or more, past a file's row limit)."""
         table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        for name, value in self.out.columns.items():  # the object's constant columns (Iceberg: _elt_source, ...)
+            table = table.append_column(pa.field(name, pa.string(), nullable=False),
+                                        pa.repeat(pa.scalar(value, pa.string()), table.num_rows))
         while table.num_rows:
             room = self.out.max_rows_per_file - self.file_rows
             head, table = table.slice(0, room), table.slice(room)
             if self.writer is None:
                 self.path = Path(self.out.tmpdir.name) / f"{self.dataset.name}-{self.dt}-{self.part}.parquet"
-                self.writer = pq.ParquetWriter(self.path, self.dataset.arrow_schema, compression="snappy")
+                self.writer = pq.ParquetWriter(self.path, self.out.file_schema(self.dataset), compression="snappy")
             self.writer.write_table(head, row_group_size=self.out.row_group_rows)
             self.file_rows += head.num_rows
             if self.file_rows >= self.out.max_rows_per_file:
@@ -107,9 +110,13 @@ class ObjectOutput:
     calls; ``close()`` returns the files for the commit, nothing is visible before it."""
 
     def __init__(self, source: SourceRef, *, stage: Callable[[OutputFile], OutputFile] | None = None,
-                 row_group_rows: int = ROW_GROUP_ROWS, max_rows_per_file: int = MAX_ROWS_PER_FILE):
+                 row_group_rows: int = ROW_GROUP_ROWS, max_rows_per_file: int = MAX_ROWS_PER_FILE,
+                 columns: dict[str, str] | None = None):
         self.source = source
         self.stage = stage
+        self.columns = dict(columns or {})
+        """Constant string columns appended to every silver row after the schema's (the committer's
+        ``file_columns``: an Iceberg table's ``_elt_source`` and ``_elt_version``)."""
         self.row_group_rows = row_group_rows
         self.max_rows_per_file = max_rows_per_file
         self.tmpdir = tempfile.TemporaryDirectory(prefix="elt-out-")
@@ -129,6 +136,15 @@ class ObjectOutput:
         if self._in_flight is not None:
             job, self._in_flight = self._in_flight, None
             job.result()
+
+    def file_schema(self, dataset: Dataset) -> pa.Schema:
+        """The schema of this object's silver files: the dataset's, then the constant columns."""
+        schema = dataset.arrow_schema
+        if not self.columns:
+            return schema
+        for name in self.columns:
+            schema = schema.append(pa.field(name, pa.string(), nullable=False))
+        return schema.with_metadata({**(schema.metadata or {}), EVENT_TIME_META: dataset.event_time_field.encode()})
 
     def write_silver(self, dataset: Dataset, table: pa.Table) -> None:
         """Append silver rows, split by the UTC date of the dataset's event time. Every value is

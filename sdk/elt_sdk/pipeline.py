@@ -164,7 +164,8 @@ class Transformer:
             report.outcome = DUPLICATE
             return report
         attempt_id = uuid.uuid4().hex[:10]
-        out = ObjectOutput(ref, stage=lambda f: committer.stage(f, ref, attempt_id), **self.output_options)
+        out = ObjectOutput(ref, stage=lambda f: committer.stage(f, ref, attempt_id),
+                           columns=committer.file_columns(ref, attempt_id), **self.output_options)
         plans = columnar.PLANS.set(self.plans)
         try:
             if ds is not None:

@@ -4,7 +4,9 @@ tables Athena sees through Glue.
 Silver is read from a local output folder (``read_parquet`` over its hive folders) or from a
 stack's bucket through pyarrow's S3 filesystem (``endpoint_override`` for the embedded endpoint),
 handed to DuckDB as Arrow datasets: no DuckDB extension is downloaded, and DuckDB pushes column
-and partition filters down into the scan. Each view exists twice, as ``<dataset>`` and as
+and partition filters down into the scan. Iceberg silver is read through its catalog: each
+table's current snapshot, scanned by pyiceberg into Arrow (DuckDB's iceberg extension would need a
+download), with a ``dt`` column computed from the event time. Each view exists twice, as ``<dataset>`` and as
 ``<database>.<dataset>`` (the Glue database name, ``<name prefix>_silver``), so Athena queries run
 as written. ``approx_distinct`` (Athena's name) is a macro over DuckDB's ``approx_count_distinct``;
 the session's time zone is UTC, like Athena's.
@@ -45,10 +47,12 @@ def _ident(name: str) -> str:
 
 
 def connect(datasets: dict[str, Any], *, folder: Path | None = None, filesystem: Any = None, bucket: str | None = None,
-            databases: Iterable[str] = ()) -> Any:
+            databases: Iterable[str] = (), iceberg: Any = None) -> Any:
     """A DuckDB connection with a view per dataset (``datasets``: name -> ``Dataset``, whose
     silver schema gives empty views their columns), over ``folder`` (holding ``silver/``) or
-    ``bucket`` on ``filesystem``; the views are also created in each of ``databases``."""
+    ``bucket`` on ``filesystem``, or the Iceberg tables of ``iceberg`` (a ``Warehouse``: each
+    table's current snapshot, scanned to Arrow, with ``dt``); the views are also created in each
+    of ``databases``."""
     import duckdb
 
     con = duckdb.connect()
@@ -56,11 +60,22 @@ def connect(datasets: dict[str, Any], *, folder: Path | None = None, filesystem:
     for macro in MACROS:
         con.execute(macro)
     names = set(datasets)
+    snapshots: dict[str, Any] = {}
+    if iceberg is not None:
+        from elt_sdk.iceberg.read import tables
+
+        snapshots = tables(iceberg)
+        names |= set(snapshots)
+        folder = filesystem = bucket = None
     if folder is not None:
         silver = folder / layout.SILVER_PREFIX
         names |= {p.name for p in silver.iterdir() if p.is_dir()} if silver.is_dir() else set()
     for name in sorted(names):
-        source = _source(con, name, datasets.get(name), folder, filesystem, bucket)
+        if name in snapshots:
+            con.register(f"_iceberg_{name}", snapshots[name])
+            source = f"SELECT * FROM {_ident('_iceberg_' + name)}"
+        else:
+            source = _source(con, name, datasets.get(name), folder, filesystem, bucket)
         con.execute(f"CREATE VIEW {_ident(name)} AS {source}")
     for db in databases:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(db)}")

@@ -88,6 +88,24 @@ class Settings:
                                lo=MIB, hi=1 << 50)
     max_expansion_ratio: int = _s("ELT_MAX_EXPANSION_RATIO", 200, "most a gzip object may expand (decompressed/compressed)",
                                   lo=2, hi=100000)
+    # Silver's format (see README "Silver as an Iceberg table").
+    silver_format: str = _s("ELT_SILVER_FORMAT", "parquet",
+                            "silver as plain Hive-partitioned Parquet, or one Apache Iceberg table per dataset",
+                            choices=("parquet", "iceberg"))
+    commit_batch_size: int = _s("ELT_COMMIT_BATCH_SIZE", 100, "objects the Iceberg committer commits per transaction",
+                                lo=1, hi=10000)
+    commit_batching_window_s: int = _s("ELT_COMMIT_BATCHING_WINDOW_S", 10,
+                                       "seconds the committer's event source waits to fill a batch", lo=0, hi=300)
+    commit_timeout_s: int = _s("ELT_COMMIT_TIMEOUT_S", 300, "Iceberg committer function timeout", lo=10, hi=900)
+    commit_memory_mb: int = _s("ELT_COMMIT_MEMORY_MB", 1024, "Iceberg committer memory", lo=256, hi=10240)
+    iceberg_snapshot_retention_days: int = _s("ELT_ICEBERG_SNAPSHOT_RETENTION_DAYS", 5,
+                                              "snapshot expiry keeps snapshots younger than this (and the current one)",
+                                              lo=1, hi=3650)
+    iceberg_orphan_age_days: int = _s("ELT_ICEBERG_ORPHAN_AGE_DAYS", 7,
+                                      "orphan removal leaves files younger than this (staged, in flight)", lo=1, hi=3650)
+    iceberg_maintenance_schedule: str | None = _s("ELT_ICEBERG_MAINTENANCE_SCHEDULE", None,
+                                                  "schedule of the Iceberg maintenance function, e.g. rate(1 day) "
+                                                  "(none: no function)", pattern=r"^(rate|cron)\(.+\)$")
     # Storage.
     quarantine_expiry_days: int = _s("ELT_QUARANTINE_EXPIRY_DAYS", 90, "days quarantined records are kept", lo=1, hi=3650)
     staging_expiry_days: int = _s("ELT_STAGING_EXPIRY_DAYS", 2, "days abandoned attempts' staged files are kept",
@@ -112,6 +130,10 @@ class Settings:
     def __post_init__(self) -> None:
         for f in fields(self):  # direct construction is checked too
             _check(f, getattr(self, f.name), "a Settings argument")
+        if self.silver_format == "iceberg":
+            for name, instead in PLAIN_PARQUET_ONLY.items():
+                if getattr(self, name):
+                    raise SettingsError(f"setting {name} = true does not go with silver_format = iceberg: {instead}")
 
     @property
     def visibility_timeout_s(self) -> int:
@@ -208,13 +230,25 @@ class Settings:
         """The settings handlers read at run time, as Lambda environment variables."""
         keep = ("bronze_prefix", "replay_prefix", "idempotency_ttl_seconds", "chunk_bytes", "emit_partition_events",
                 "event_bus_name", "metrics_namespace", "name_prefix", "max_receive_count", "max_line_bytes",
-                "max_object_bytes", "max_expansion_ratio", "log_level")
+                "max_object_bytes", "max_expansion_ratio", "log_level", "silver_format",
+                "iceberg_snapshot_retention_days", "iceberg_orphan_age_days")
         out = {}
         for f in fields(self):
             if f.name in keep:
                 value = getattr(self, f.name)
                 out[f.metadata["env"]] = str(value).lower() if isinstance(value, bool) else str(value)
         return out
+
+
+PLAIN_PARQUET_ONLY = {
+    "compaction_enabled": "Iceberg tables are compacted by the maintenance function "
+                          "(iceberg_maintenance_schedule) or 'elt-sdk iceberg compact'",
+    "quality_enabled": "the quality gate reads plain Parquet partitions (not yet Iceberg tables)",
+    "quality_auto_trigger": "the quality gate reads plain Parquet partitions (not yet Iceberg tables)",
+    "emit_partition_events": "a partition is ready only once the committer commits it; the committer emits no "
+                             "events yet (watch the tables' snapshots: 'elt-sdk iceberg snapshots')",
+}
+"""Settings that act on plain Parquet silver only, and what to use with Iceberg instead."""
 
 
 class SettingsError(ValueError):
@@ -336,3 +370,10 @@ ENV_QUARANTINE_BUCKET = "ELT_QUARANTINE_BUCKET"
 ENV_QUEUE_URL = "ELT_QUEUE_URL"
 ENV_DLQ_URL = "ELT_DLQ_URL"
 ENV_TABLE = "ELT_IDEMPOTENCY_TABLE"
+# With silver_format = iceberg: the queue the transform hands objects to, the committer's DLQ, and
+# the catalog ("glue", or an SQLAlchemy URI such as sqlite:////path/catalog.db locally) and its
+# database (namespace).
+ENV_COMMIT_QUEUE_URL = "ELT_COMMIT_QUEUE_URL"
+ENV_COMMIT_DLQ_URL = "ELT_COMMIT_DLQ_URL"
+ENV_ICEBERG_CATALOG = "ELT_ICEBERG_CATALOG"
+ENV_ICEBERG_DATABASE = "ELT_ICEBERG_DATABASE"

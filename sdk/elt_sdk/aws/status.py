@@ -45,7 +45,14 @@ def queues(target: StackTarget) -> dict[str, Any]:
                            "dlq_depth": dlq["depth"] + dlq["in_flight"] if dlq else 0}
     if events is not None:
         out["ingest_backlog"] = events["depth"] + events["in_flight"] + events["delayed"]
-    out["drained"] = (main["depth"] + main["in_flight"] + main["delayed"] + out.get("ingest_backlog", 0)) == 0
+    if target.outputs.get("commit_queue_url"):  # Iceberg silver: objects handed off, not yet committed
+        commits = queue_counts(sqs, target.outputs["commit_queue_url"])
+        out["commit_backlog"] = commits["depth"] + commits["in_flight"] + commits["delayed"]
+        if target.outputs.get("commit_dlq_url"):
+            commit_dlq = queue_counts(sqs, target.outputs["commit_dlq_url"])
+            out["commit_dlq_depth"] = commit_dlq["depth"] + commit_dlq["in_flight"]
+    out["drained"] = (main["depth"] + main["in_flight"] + main["delayed"] + out.get("ingest_backlog", 0)
+                      + out.get("commit_backlog", 0)) == 0
     return out
 
 

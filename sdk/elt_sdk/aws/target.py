@@ -24,6 +24,7 @@ KNOWN_OUTPUTS = (
     "ingest_lambda", "transform_lambda", "idempotency_table", "region", "bucket_kms_key", "compaction_lambda",
     "ops_replay_lambda", "ops_poll_lambda", "ops_state_machine", "quality_check_lambda",
     "quality_gate_state_machine", "glue_database", "dashboard", "alarm_topic", "events_queue_url",
+    "commit_queue_url", "commit_dlq_url", "committer_lambda", "iceberg_maintenance_lambda", "iceberg_catalog",
 )
 """Outputs an operator needs, by the snake_case name commands use. A stack's CloudFormation
 outputs are matched by name with case and ``_`` ignored (``BronzeBucket`` is ``bronze_bucket``)."""
@@ -117,6 +118,25 @@ class StackTarget:
 
         s3 = self.client("s3")
         return S3Store(s3, self.silver_bucket), S3Store(s3, self.quarantine_bucket)
+
+    @property
+    def iceberg(self) -> bool:
+        """Is silver Iceberg tables here (the stack has a committer's queue)?"""
+        return bool(self.outputs.get("commit_queue_url"))
+
+    def warehouse(self) -> Any:
+        """The Iceberg tables of this target: Glue (a deployed stack: its database), or the local
+        stack's sqlite catalog, over the silver bucket."""
+        from elt_sdk.iceberg.catalog import Warehouse, open_catalog
+        from elt_sdk.query import database_name
+
+        creds = self.session.get_credentials()
+        spec = self.outputs.get("iceberg_catalog") or "glue"
+        catalog = open_catalog(spec, root=f"s3://{self.silver_bucket}", region=self.region, endpoint_url=self.endpoint_url,
+                               credentials=creds.get_frozen_credentials() if creds is not None else None,
+                               glue_client=self.client("glue") if spec == "glue" else None)
+        return Warehouse(catalog, self.outputs.get("glue_database") or database_name(self.settings.name_prefix),
+                         f"s3://{self.silver_bucket}")
 
     def s3_filesystem(self) -> Any:
         """pyarrow's S3 filesystem on this target (DuckDB reads silver through it)."""
@@ -252,7 +272,9 @@ def by_settings_names(settings: Settings, *, endpoint_url: str, description: str
                "quarantine_bucket": settings.quarantine_bucket, "idempotency_table": settings.table_name,
                "ingest_lambda": f"{settings.name_prefix}-ingest", "transform_lambda": f"{settings.name_prefix}-transform"}
     for key, name in (("queue_url", settings.queue_name), ("dlq_url", settings.dlq_name),
-                      ("events_queue_url", f"{settings.name_prefix}-s3-events")):
+                      ("events_queue_url", f"{settings.name_prefix}-s3-events"),
+                      ("commit_queue_url", f"{settings.name_prefix}-commits"),
+                      ("commit_dlq_url", f"{settings.name_prefix}-commits-dlq")):
         try:
             outputs[key] = sqs.get_queue_url(QueueName=name)["QueueUrl"]
         except Exception:  # noqa: BLE001 - absent: the command that needs it says so

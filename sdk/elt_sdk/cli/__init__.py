@@ -87,6 +87,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "invoke": ("elt_sdk.cli.invoke", "command", "Run the ingest or transform handler once on an event file."),
     "event": ("elt_sdk.cli.invoke", "event", "Print a realistic event for 'elt-sdk invoke'."),
     "config": ("elt_sdk.cli.config", "command", "The pipeline's settings and where each value came from."),
+    "iceberg": ("elt_sdk.cli.iceberg", "group", "Iceberg silver: snapshots, compaction, expiry, orphan files."),
     "verify": ("elt_sdk.cli.verify", "command", "Run the reference acceptance checklist on a stack."),
     "bench": ("elt_sdk.cli.bench", "command", "Measure the transform against pyarrow (and peers), in one run."),
     "new-plugin": ("elt_sdk.cli.scaffold", "new_plugin", "Generate a pip-installable dataset plugin."),

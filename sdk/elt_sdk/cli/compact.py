@@ -33,7 +33,8 @@ def command(dataset: str, dt: str, target_mb: float, in_place: bool, output_pref
     leaves silver as it is. --in-place replaces the partition's files: the partition manifest
     records which rows of each compacted file belong to which object version, so a later version
     of an object still replaces its rows; an interrupted run is finished by the next one (run the
-    command again). Exit codes: 0 done (or nothing to do), 1 failed or busy, 2 bad arguments.
+    command again). On Iceberg silver the day is rewritten in one snapshot (as 'elt-sdk iceberg
+    compact'). Exit codes: 0 done (or nothing to do), 1 failed or busy, 2 bad arguments.
     """
     from datetime import date
 
@@ -46,6 +47,24 @@ def command(dataset: str, dt: str, target_mb: float, in_place: bool, output_pref
         raise UsageProblem(str(exc)) from None
     except ValueError:
         raise UsageProblem(f"--dt {dt!r} is not a date (YYYY-MM-DD)") from None
+    from elt_sdk.cli.silver import iceberg_silver
+    from elt_sdk.query import database_name
+
+    found = iceberg_silver(target, silver_dir, database_name(state().settings.name_prefix))
+    if found is not None:  # Iceberg silver: the day rewritten in one snapshot ('elt-sdk iceberg compact')
+        from elt_sdk.iceberg import maintenance
+
+        warehouse, store, where = found
+        try:
+            ice = maintenance.compact_day(warehouse, store, dataset, dt, target_bytes=int(target_mb * (1 << 20)))
+        except (maintenance.MaintenanceConflict, LookupError) as exc:
+            raise RunFailure(str(exc)) from None
+        if as_json:
+            emit_json({**ice.to_dict(), "silver": where})
+        else:
+            click.echo(ice.note or f"compacted {dataset} dt={dt} in one snapshot ({ice.snapshot}): {ice.files_before} "
+                                   f"file(s) -> {ice.files_after}, {ice.rows:,} rows, in {ice.seconds:.2f}s")
+        return
     store, where = silver_store(target, silver_dir)
     try:
         report = compaction.compact(store, dataset, dt, in_place=in_place, target_bytes=target_mb * (1 << 20),

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from elt_sdk.cli.context import UsageProblem, emit_table, state
-from elt_sdk.cli.silver import local_root, silver_option
+from elt_sdk.cli.silver import local_iceberg, local_root, silver_option
 from elt_sdk.cli.targeting import TargetSpec, target_options
 
 
@@ -22,8 +22,9 @@ def command(sql: str | None, as_json: bool, as_csv: bool, silver_dir: Path | Non
     has it. Without SQL: rows per dataset and day, and the latest rows.
 
     Reads the targeted stack's silver bucket (the local stack by default) through pyarrow's S3
-    filesystem, or a local output folder with --silver DIR. Exit codes: 0 done, 2 bad SQL or
-    arguments.
+    filesystem, or a local output folder with --silver DIR. Iceberg silver (silver_format =
+    iceberg, or a folder with iceberg.db) is read through its catalog: each table's current
+    snapshot. Exit codes: 0 done, 2 bad SQL or arguments.
     """
     import duckdb
 
@@ -36,13 +37,15 @@ def command(sql: str | None, as_json: bool, as_csv: bool, silver_dir: Path | Non
     if silver_dir is not None:
         if target.given:
             raise UsageProblem("--silver reads a local folder: it does not go with a stack option")
-        con = query.connect(datasets, folder=local_root(silver_dir),
-                            databases=[query.database_name(state().settings.name_prefix)])
+        root = local_root(silver_dir)
+        db = query.database_name(state().settings.name_prefix)
+        con = query.connect(datasets, folder=root, databases=[db], iceberg=local_iceberg(root, db))
         where = str(silver_dir)
     else:
         t = target.resolve()
         dbs = {query.database_name(t.settings.name_prefix), t.outputs.get("glue_database") or ""} - {""}
-        con = query.connect(datasets, filesystem=t.s3_filesystem(), bucket=t.silver_bucket, databases=sorted(dbs))
+        con = query.connect(datasets, filesystem=t.s3_filesystem(), bucket=t.silver_bucket, databases=sorted(dbs),
+                            iceberg=t.warehouse() if t.iceberg else None)
         where = f"s3://{t.silver_bucket} ({t.description})"
     if not sql:
         parts = query.summary(con, datasets)

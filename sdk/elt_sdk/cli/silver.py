@@ -38,3 +38,31 @@ def silver_store(target: TargetSpec, silver_dir: Path | None) -> tuple[Any, str]
         return LocalStore(root), str(root)
     t = target.resolve()
     return t.stores()[0], f"s3://{t.silver_bucket} ({t.description})"
+
+
+def local_iceberg(root: Path, namespace: str) -> Any:
+    """The Iceberg warehouse of a local output folder (``DIR/iceberg.db``), or None (plain silver)."""
+    if not (root / "iceberg.db").is_file():
+        return None
+    try:
+        from elt_sdk.iceberg.catalog import local_warehouse
+    except ImportError as exc:
+        raise UsageProblem(f"{root} holds Iceberg tables: reading them needs the iceberg extra "
+                           f"(pip install 'elt-sdk[iceberg]'): {exc}") from None
+    return local_warehouse(root, namespace)
+
+
+def iceberg_silver(target: TargetSpec, silver_dir: Path | None, namespace: str) -> tuple[Any, Any, str] | None:
+    """(warehouse, silver store, description) when the targeted silver is Iceberg tables, else None."""
+    store, where = silver_store(target, silver_dir)
+    if silver_dir is not None:
+        warehouse = local_iceberg(local_root(silver_dir), namespace)
+        return (warehouse, store, where) if warehouse is not None else None
+    t = target.resolve()
+    if not t.iceberg:
+        return None
+    try:
+        return t.warehouse(), store, where
+    except ImportError as exc:
+        raise UsageProblem(f"{where} holds Iceberg tables: this needs the iceberg extra "
+                           f"(pip install 'elt-sdk[iceberg]'): {exc}") from None

@@ -25,6 +25,8 @@ def render(s: dict[str, Any]) -> None:
     click.echo(f"{s['target']}")
     line = (f"queue {s['queue_depth']} waiting · {s['in_flight']} in flight · DLQ {s['dlq_depth']}"
             + (f" · ingest backlog {s['ingest_backlog']}" if "ingest_backlog" in s else "")
+            + (f" · commits waiting {s['commit_backlog']} (DLQ {s.get('commit_dlq_depth', 0)})"
+               if "commit_backlog" in s else "")
             + f" · oldest message {'-' if age is None else f'{age:.1f}s'}"
             + (" · drained" if s["drained"] else ""))
     click.echo(line)

@@ -58,19 +58,24 @@ def keyed(files: list[Path], bronze_prefix: str) -> list[tuple[Path, str]]:
               help="Folder for silver/ and quarantine/ (and _elt/, the commit records).")
 @click.option("--dataset", "-d", default=None, help="Treat every file as this dataset (default: route by "
               "bronze/<dataset>/ folder, else by each record's record_type).")
+@click.option("--silver-format", type=click.Choice(["parquet", "iceberg"]), default=None,
+              help="Plain Parquet folders, or one Iceberg table per dataset (catalog OUT/iceberg.db; needs the "
+                   "iceberg extra). Default: the silver_format setting.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable summary.")
-def command(paths: tuple[Path, ...], out: Path, dataset: str | None, as_json: bool) -> None:
+def command(paths: tuple[Path, ...], out: Path, dataset: str | None, silver_format: str | None, as_json: bool) -> None:
     """Parse, validate, map and write local JSON / JSONL / .gz files as partitioned Parquet.
 
     Writes OUT/silver/<dataset>/dt=YYYY-MM-DD/*.parquet and OUT/quarantine/<dataset>/*.jsonl.
     Each file is one object, named by its bronze key (its path from a bronze/ folder, else
     bronze/<file name>): running again on a file replaces that file's rows, never adds to them,
     and a file that cannot be read leaves none of its rows (a marker under
-    OUT/quarantine/_failed/ says why). Exit codes: 0 done, 1 some file failed, 2 bad arguments,
-    130 interrupted.
+    OUT/quarantine/_failed/ says why). With --silver-format iceberg, silver is one Iceberg table per
+    dataset under OUT/silver/<dataset>/ (sqlite catalog OUT/iceberg.db): the run's objects are
+    committed at its end, in one snapshot per table. Exit codes: 0 done, 1 some file failed, 2 bad
+    arguments, 130 interrupted.
     """
     from elt_sdk import memory
-    from elt_sdk.commit import Committer
+    from elt_sdk.commit import committer_for
     from elt_sdk.errors import ObjectRefused
     from elt_sdk.framing import Limits
 
@@ -84,17 +89,21 @@ def command(paths: tuple[Path, ...], out: Path, dataset: str | None, as_json: bo
         except UnknownDataset as exc:
             raise UsageProblem(str(exc)) from None
     files = keyed(expand(paths), settings.bronze_prefix)
+    silver_format = silver_format or settings.silver_format
+    check_format(out, silver_format)
     memory.use_transform_pool()
-    committer = Committer(LocalStore(out))
+    handed: list[dict[str, Any]] = []
+    committer = committer_for(silver_format, LocalStore(out), send=handed.append)
     transformer = Transformer(reg, limits=Limits.from_settings(settings))
     summary = RunSummary()
+    reports: list[tuple[Path, Any]] = []
     total = sum(f.stat().st_size for f, _ in files)
     with progress(None, "transforming", enabled=not as_json, length=max(total, 1), bytes_=True) as bar:
         for f, key in files:
             source = None
             try:
                 source = LocalSource.from_path(f, key=key)
-                summary.add(transformer.transform_object(Counted(source, bar.update), committer, dataset=dataset))
+                reports.append((f, transformer.transform_object(Counted(source, bar.update), committer, dataset=dataset)))
             except OSError as exc:
                 summary.fail(str(f), f"cannot read: {exc.strerror or exc}")
             except Exception as exc:  # one bad file never stops its neighbours
@@ -102,17 +111,63 @@ def command(paths: tuple[Path, ...], out: Path, dataset: str | None, as_json: bo
                 if source is not None:
                     committer.mark_failed(_ref(source), f"{type(exc).__name__}: {exc}",
                                           stage="object" if isinstance(exc, ObjectRefused) else "transform")
+    snapshots = commit_iceberg(out, settings, handed, reports, summary) if silver_format == "iceberg" else {}
+    for _, report in reports:
+        summary.add(report)
     if as_json:
-        emit_json({**summary.to_json(), "out": str(out)})
+        emit_json({**summary.to_json(), "out": str(out), "silver_format": silver_format,
+                   **({"snapshots": snapshots} if silver_format == "iceberg" else {})})
     else:
         emit_table(["dataset", "objects", "records in", "written", "quarantined"], summary.rows())
-        click.echo(f"output: {out}")
+        click.echo(f"output: {out}" + (f" (Iceberg tables, catalog {out / 'iceberg.db'})"
+                                        if silver_format == "iceberg" else ""))
     if len(summary.failed) == 1 and len(files) == 1:
         raise RunFailure(f"{summary.failed[0]['source']}: {summary.failed[0]['error']}")
     if summary.failed:
         for f in summary.failed:
             click.echo(f"failed: {f['source']}: {f['error']}", err=True)
         raise RunFailure(f"{len(summary.failed)} of {len(files)} file(s) failed (listed above); the others were written")
+
+
+def check_format(out: Path, silver_format: str) -> None:
+    """One silver format per output folder: plain day folders and Iceberg tables never mix."""
+    from elt_sdk.layout import SILVER_PREFIX
+
+    silver = out / SILVER_PREFIX
+    plain = silver.is_dir() and any(silver.glob("*/dt=*"))
+    iceberg = (out / "iceberg.db").is_file()
+    if silver_format == "iceberg" and plain:
+        raise UsageProblem(f"{out} holds plain Parquet silver (silver/<dataset>/dt=...): choose another --out for "
+                           "Iceberg tables")
+    if silver_format == "parquet" and iceberg:
+        raise UsageProblem(f"{out} holds Iceberg tables (iceberg.db): choose another --out for plain Parquet, or "
+                           "--silver-format iceberg")
+
+
+def commit_iceberg(out: Path, settings: Any, handed: list[dict[str, Any]], reports: list[tuple[Path, Any]],
+                   summary: RunSummary) -> dict[str, int]:
+    """Commit every object handed off in this run: one snapshot per table. An object whose commit
+    fails leaves no rows (its report is dropped, the file listed as failed, a marker written)."""
+    try:
+        from elt_sdk.iceberg.catalog import local_warehouse
+        from elt_sdk.iceberg.committer import FAILED, CommitMessage, IcebergCommitter
+    except ImportError as exc:
+        raise UsageProblem(f"--silver-format iceberg needs the iceberg extra (pip install 'elt-sdk[iceberg]'): "
+                           f"{exc}") from None
+    from elt_sdk.query import database_name
+
+    store = LocalStore(out)
+    committer = IcebergCommitter(local_warehouse(out, database_name(settings.name_prefix)), store)
+    results = committer.commit([CommitMessage.parse(m) for m in handed])
+    failed = {r.message.key: r for r in results if r.status == FAILED}
+    for r in failed.values():
+        committer.mark_failed(r.message, r.error or "commit failed")
+    for f, report in list(reports):
+        key = bronze_key(f, settings.bronze_prefix)
+        if key in failed:
+            reports.remove((f, report))
+            summary.fail(str(f), f"commit to the Iceberg table failed: {failed[key].error}")
+    return {t: sid for r in results for t, sid in r.snapshots.items()}
 
 
 class Counted:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -47,6 +48,8 @@ class LocalRuntime:
         self.resources: Resources | None = None
         self.ingest: AsyncInvoker | None = None
         self.esm: EventSourceMapping | None = None
+        self.committer: EventSourceMapping | None = None
+        self._iceberg_dir: str | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._errors: list[BaseException] = []
@@ -62,7 +65,11 @@ class LocalRuntime:
         self._log_handler = logs.attach(self.log_stream) if self.log_stream is not None else None
         self.endpoint.start()
         cfg = self.settings
-        self.resources = provision(cfg, self.endpoint.client)
+        catalog = ""
+        if cfg.silver_format == "iceberg":  # the tables' catalog: sqlite, for as long as the runtime runs
+            self._iceberg_dir = tempfile.mkdtemp(prefix="elt-iceberg-")
+            catalog = f"sqlite:///{self._iceberg_dir}/catalog.db"
+        self.resources = provision(cfg, self.endpoint.client, iceberg_catalog=catalog)
         os.environ.update(self.resources.handler_environment(cfg))
         handlers.reset()
         sqs = self.endpoint.client("sqs")
@@ -74,6 +81,11 @@ class LocalRuntime:
         self._threads = [threading.Thread(target=self._loop, args=(self.ingest.poll_once,), daemon=True)]
         self._threads += [threading.Thread(target=self._loop, args=(self.esm.poll_once,), daemon=True)
                           for _ in range(self.workers)]
+        if self.resources.commit_queue_url:  # the committer: one poller, as reserved concurrency 1
+            self.committer = EventSourceMapping(sqs, self.resources.commit_queue_url, handlers.commit_handler,
+                                                function_name=f"{cfg.name_prefix}-committer", timeout_s=cfg.commit_timeout_s,
+                                                batch_size=cfg.commit_batch_size, region=cfg.region, wait_s=1)
+            self._threads.append(threading.Thread(target=self._loop, args=(self.committer.poll_once,), daemon=True))
         for t in self._threads:
             t.start()
         return self
@@ -158,7 +170,8 @@ class LocalRuntime:
             if on_progress:
                 on_progress(p)
             if p["ingested"] >= self.uploaded and queue_depth(sqs, self.resources.events_queue_url) == 0 \
-                    and queue_depth(sqs, self.resources.queue_url) == 0:
+                    and queue_depth(sqs, self.resources.queue_url) == 0 \
+                    and (not self.resources.commit_queue_url or queue_depth(sqs, self.resources.commit_queue_url) == 0):
                 return
             if time.time() > deadline:
                 raise TimeoutError(f"the queues did not drain within {timeout_s:.0f}s: {p}")
@@ -172,6 +185,8 @@ class LocalRuntime:
             self.ingest.close()
         handlers.reset()
         self.endpoint.stop()
+        if self._iceberg_dir:
+            shutil.rmtree(self._iceberg_dir, ignore_errors=True)
         os.environ.clear()
         os.environ.update(self._saved_env)
         if self._log_handler is not None:
@@ -263,6 +278,10 @@ class LocalPipeline:
             (fresh / OWNED_MARKER).write_text(json.dumps({"complete": True, "started_at": started,
                                                           "seconds": round(result.seconds, 2)}))
             _swap_in(fresh, self.out)
+            if self.settings.silver_format == "iceberg":  # the copied tables, registered where they now are
+                from elt_sdk.iceberg.read import register_copies
+
+                register_copies(self.out)
         finally:
             shutil.rmtree(fresh, ignore_errors=True)
         return result
@@ -281,8 +300,11 @@ def _swap_in(fresh: Path, out: Path) -> None:
 def collect(rt: LocalRuntime, out: Path, result: LocalRunResult) -> None:
     """Copy silver, quarantine and the DLQ out; count rows from what was actually written."""
     s3, sqs, res = rt.endpoint.client("s3"), rt.endpoint.client("sqs"), rt.resources
-    wanted = [(bucket, obj["Key"]) for bucket, prefix in ((res.silver_bucket, layout.SILVER_PREFIX),
-                                                          (res.quarantine_bucket or res.silver_bucket, layout.QUARANTINE_PREFIX))
+    iceberg = rt.settings.silver_format == "iceberg"
+    areas = [(res.quarantine_bucket or res.silver_bucket, layout.QUARANTINE_PREFIX)]
+    if not iceberg:  # Iceberg silver is copied table by table, below
+        areas.insert(0, (res.silver_bucket, layout.SILVER_PREFIX))
+    wanted = [(bucket, obj["Key"]) for bucket, prefix in areas
               for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
               for obj in page.get("Contents", [])]
 
@@ -299,8 +321,16 @@ def collect(rt: LocalRuntime, out: Path, result: LocalRunResult) -> None:
     silver, quarantine = out / layout.SILVER_PREFIX, out / layout.QUARANTINE_PREFIX
     names = {p.name for base in (silver, quarantine) if base.exists() for p in base.iterdir()
              if p.is_dir() and p.name != layout.FAILED}
+    written_by_table: dict[str, int] = {}
+    if iceberg:  # the tables' current snapshots, as tables of OUT's own catalog (OUT/iceberg.db)
+        from elt_sdk.iceberg.catalog import from_environment
+        from elt_sdk.iceberg.read import copy_tables
+
+        written_by_table = copy_tables(from_environment(), out)
+        names |= set(written_by_table)
     for name in sorted(names):
-        written = sum(pq.ParquetFile(f).metadata.num_rows for f in (silver / name).rglob("*.parquet")) \
+        written = written_by_table.get(name, 0) if iceberg else \
+            sum(pq.ParquetFile(f).metadata.num_rows for f in (silver / name).rglob("*.parquet")) \
             if (silver / name).exists() else 0
         quarantined = sum(1 for f in (quarantine / name).rglob("*.jsonl") for line in f.open("rb") if line.strip()) \
             if (quarantine / name).exists() else 0

@@ -132,7 +132,7 @@ def serve(settings: Settings, *, port: int = 0, workers: int = 2, folder: Path |
                            "quarantine_bucket": res.quarantine_bucket or res.silver_bucket, "queue_url": res.queue_url,
                            "dlq_url": res.dlq_url, "idempotency_table": res.table,
                            "events_queue_url": res.events_queue_url, "ingest_lambda": rt.ingest_function,
-                           "transform_lambda": rt.transform_function},
+                           "transform_lambda": rt.transform_function, **res.iceberg_outputs()},
                 started_at=time.time(), workers=workers, folder=str(folder), logs=str(d / LOG_DIR),
                 functions=functions(settings.name_prefix, f"in the local stack's process {os.getpid()}"))
             _write_json(state_path, state.to_dict())

@@ -20,7 +20,8 @@ class LocalTarget(StackTarget):
         outputs = {"bronze_bucket": res.bronze_bucket, "silver_bucket": res.silver_bucket,
                    "quarantine_bucket": res.quarantine_bucket or res.silver_bucket, "queue_url": res.queue_url,
                    "dlq_url": res.dlq_url, "idempotency_table": res.table, "events_queue_url": res.events_queue_url,
-                   "ingest_lambda": runtime.ingest_function, "transform_lambda": runtime.transform_function}
+                   "ingest_lambda": runtime.ingest_function, "transform_lambda": runtime.transform_function,
+                   **res.iceberg_outputs()}
         super().__init__(LOCAL, f"embedded endpoint {runtime.endpoint.url}", outputs, runtime.settings,
                          endpoint_url=runtime.endpoint.url,
                          functions=functions(runtime.settings.name_prefix, "in-process"))
