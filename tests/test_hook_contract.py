@@ -165,6 +165,26 @@ def test_a_plugin_bug_that_is_not_one_rows_fails_the_object_and_leaves_nothing(h
     assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()] if (tmp_path / "out").exists() else True
 
 
+class SecondSinkAfterWrite:
+    """A wrapper whose own sink fails with a ValueError after the default write appended the rows."""
+
+    @hookimpl(wrapper=True)
+    def elt_write(self, dataset, table, output):
+        yield
+        raise ValueError("second sink: bad config")
+
+
+def test_a_write_wrapper_value_error_after_the_write_fails_the_object_without_duplicating(tmp_path):
+    reg = load_registry(extra_plugins=[("second-sink", SecondSinkAfterWrite())])
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b"\n".join(shipments_lines(40)) + b"\n")
+    with pytest.raises(ValueError, match="second sink"):
+        Transformer(reg).transform_object(LocalSource.from_path(src, key="bronze/shipments/in.jsonl"),
+                                          LocalStore(tmp_path / "out"))
+    out = tmp_path / "out"
+    assert not [p for p in out.rglob("*.parquet")] if out.exists() else True
+
+
 class DatasetsWrapper:
     calls = 0
 

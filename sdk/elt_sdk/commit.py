@@ -15,7 +15,10 @@ that is current and is only ever changed by a conditional write (``Store.put_if`
 
 A conditional write that loses means another attempt moved first: start again at 1. Final keys
 carry a round id unique to the attempt's try, so garbage is never a key anyone writes again and
-deleting it is always safe. What readers see: the previous version's rows until step 3, both
+deleting it never takes a current file. An attempt whose step-4 write loses deletes its own
+round's final keys before it starts again: another attempt may have collected them as garbage
+before its copies landed (unless the write did land and only its answer was lost: the manifest
+then names this round current, and the commit stands). A step 3 that fails removes what it put. What readers see: the previous version's rows until step 3, both
 versions' during steps 3-5 (a few requests), the new version's after. A crash before step 4
 leaves the previous version current; its staged files expire (lifecycle on ``_elt/staging/``)
 and files it promoted are removed by the next commit of the same key (or ``elt-sdk repair``).
@@ -59,7 +62,7 @@ from typing import Any, Callable, Iterable
 
 from elt_sdk import layout
 from elt_sdk.source import ObjectVersion, SourceRef, object_id
-from elt_sdk.store import Conflict, LocalStore, Store
+from elt_sdk.store import Conflict, LocalStore, Missing, Store
 
 SILVER, QUARANTINE = "silver", "quarantine"
 AREAS = (SILVER, QUARANTINE)
@@ -121,7 +124,7 @@ class Attempt:
 
     @property
     def version(self) -> ObjectVersion:
-        return self.source.version or ObjectVersion(self.source.etag)
+        return self.source.object_version
 
 
 @dataclass
@@ -172,12 +175,12 @@ class Committer:
         cur = json.loads(got[0]).get("current") if got else None
         if not cur:
             return False
-        version = source.version or ObjectVersion(source.etag)
+        version = source.object_version
         return version.same_as(ObjectVersion.from_dict(cur["version"])) and cur.get("fingerprint") == fingerprint
 
     def is_superseded(self, source: SourceRef) -> bool:
         cur = self.current(source.key)
-        version = source.version or ObjectVersion(source.etag)
+        version = source.object_version
         return bool(cur) and ObjectVersion.from_dict(cur["version"]).newer_than(version)
 
     def file_columns(self, source: SourceRef, attempt_id: str) -> dict[str, str]:
@@ -187,7 +190,7 @@ class Committer:
     # -- staging -------------------------------------------------------------------------------
 
     def staging_prefix(self, source: SourceRef, attempt_id: str) -> str:
-        version = source.version or ObjectVersion(source.etag)
+        version = source.object_version
         return f"{layout.META_PREFIX}staging/{object_id(source.key)}/{version.token}/{attempt_id}/"
 
     def stage(self, file: OutputFile, source: SourceRef, attempt_id: str) -> OutputFile:
@@ -255,10 +258,12 @@ class Committer:
 
     def _commit(self, source: SourceRef, files: list[OutputFile], counts: dict[str, dict[str, int]],
                 fingerprint: dict[str, str]) -> Outcome:
+        """Steps 1-5 above, in rounds until one wins. What differs by silver format is in the
+        methods below it calls (``_promoted``, ``_collectable``, ``_current``, ``_landed``)."""
         mkey = manifest_key(source.key)
-        version = source.version or ObjectVersion(source.etag)
-        for attempt in range(MAX_ROUNDS):
-            got = self._read.pop(source.key, False) if attempt == 0 else False
+        version = source.object_version
+        for n in range(MAX_ROUNDS):
+            got = self._read.pop(source.key, False) if n == 0 else False
             if got is False:
                 got = self.silver.get_bytes(mkey)
             doc, token = (json.loads(got[0]), got[1]) if got else ({}, None)
@@ -266,9 +271,9 @@ class Committer:
             if cur and ObjectVersion.from_dict(cur["version"]).newer_than(version):
                 return Outcome(SUPERSEDED)
             round_id = uuid.uuid4().hex[:8]
-            finals = [(f, f.final(source, round_id)) for f in files]
+            finals = [(f, f.final(source, round_id)) for f in self._promoted(files)]
             mine = _by_area((f.area, key) for f, key in finals)
-            garbage = _merge(doc.get("garbage"), (doc.get("pending") or {}).get("files"))
+            garbage = _merge(doc.get("garbage"), self._collectable((doc.get("pending") or {}).get("files")))
             base = {"key": source.key, "source": source.uri, "updated_at": self.clock()}
             try:
                 token = self.silver.put_if(mkey, _dump({**base, "current": cur, "failed": doc.get("failed"),
@@ -277,35 +282,93 @@ class Committer:
                                                         "garbage": garbage}), token)
             except Conflict:
                 continue
-            self._promote(finals)
-            garbage = _merge(garbage, (cur or {}).get("files"), _compacted(cur))
-            current = {"version": version.to_dict(), "round": round_id, "files": mine, "counts": counts,
-                       "fingerprint": fingerprint, "committed_at": self.clock()}
+            try:
+                self._promote(finals)
+            except Missing:  # a staged file is gone: another attempt of this version committed it
+                now = self.current(source.key)
+                if now and not version.newer_than(ObjectVersion.from_dict(now["version"])):
+                    return Outcome(DUPLICATE if version.same_as(ObjectVersion.from_dict(now["version"])) else SUPERSEDED)
+                raise
+            garbage = _merge(garbage, self._collectable((cur or {}).get("files")), self._replaced(cur))
+            current = self._current(source, version, round_id, mine, files, counts, fingerprint, cur)
             try:
                 token = self.silver.put_if(mkey, _dump({**base, "current": current, "pending": None, "failed": None,
                                                         "garbage": garbage}), token)
             except Conflict:
-                continue  # someone saw our pending and will collect these files; try again with new keys
-            if any(garbage.values()):
-                self._collect(garbage)
-                try:  # best effort: the garbage is gone
-                    self.silver.put_if(mkey, _dump({**base, "current": current, "pending": None, "failed": None,
-                                                    "garbage": {}}), token)
-                except Conflict:
-                    pass
+                token = self._won_anyway(mkey, round_id)
+                if token is None:  # another attempt moved first and may have collected ours already
+                    self._delete_quietly(mine)
+                    continue
+            partitions = self._landed(source, version, files, finals, current, garbage, base, mkey, token)
             if doc.get("failed"):
                 self.stores[QUARANTINE].delete([failure_key(source.key)])
-            return Outcome(COMMITTED, _partitions(finals), {f.dataset: key for f, key in finals if f.area == QUARANTINE},
+            return Outcome(COMMITTED, partitions, {f.dataset: key for f, key in finals if f.area == QUARANTINE},
                            ObjectVersion.from_dict(cur["version"]) if cur else None)
-        raise CommitContention(f"{source.uri}: {MAX_ROUNDS} commit rounds lost to concurrent writers")
+        raise CommitContention(f"{source.uri}: {MAX_ROUNDS} commit rounds lost to concurrent writers of this "
+                               "object; the message is retried (many replays of one key at once?)")
+
+    # what a silver format changes in a round
+
+    def _promoted(self, files: list[OutputFile]) -> list[OutputFile]:
+        """The files step 3 puts at final keys."""
+        return files
+
+    def _collectable(self, files: dict[str, list[str]] | None) -> dict[str, list[str]]:
+        """Of a pending or replaced entry's files, those this attempt may delete."""
+        return files or {}
+
+    def _replaced(self, cur: dict[str, Any] | None) -> dict[str, list[str]]:
+        """Garbage beyond the replaced version's files (its rows in compacted files)."""
+        return _compacted(cur)
+
+    def _current(self, source: SourceRef, version: ObjectVersion, round_id: str, mine: dict[str, list[str]],
+                 files: list[OutputFile], counts: dict[str, dict[str, int]], fingerprint: dict[str, str],
+                 cur: dict[str, Any] | None) -> dict[str, Any]:
+        return {"version": version.to_dict(), "round": round_id, "files": mine, "counts": counts,
+                "fingerprint": fingerprint, "committed_at": self.clock()}
+
+    def _landed(self, source: SourceRef, version: ObjectVersion, files: list[OutputFile],
+                finals: list[tuple[OutputFile, str]], current: dict[str, Any], garbage: dict[str, list[str]],
+                base: dict[str, Any], mkey: str, token: str) -> dict[tuple[str, str], list[str]]:
+        """Step 5, once the manifest names this round current; the partitions it wrote."""
+        if any(garbage.values()):
+            self._collect(garbage)
+            try:  # best effort: the garbage is gone
+                self.silver.put_if(mkey, _dump({**base, "current": current, "pending": None, "failed": None,
+                                                "garbage": {}}), token)
+            except Conflict:
+                pass
+        return _partitions(finals)
+
+    def _won_anyway(self, mkey: str, round_id: str) -> str | None:
+        """After a step-4 write answered Conflict: the manifest's token if it names this round
+        current (the write landed; a retry of the same request was refused), else None."""
+        got = self.silver.get_bytes(mkey)
+        if got and ((json.loads(got[0]).get("current") or {}).get("round")) == round_id:
+            return got[1]
+        return None
+
+    def _delete_quietly(self, keys: dict[str, list[str]]) -> None:
+        try:
+            self._collect({area: k for area, k in keys.items() if area != SEGMENTS})
+        except Exception:  # noqa: BLE001 - best effort: the pending entry still names them (repair)
+            pass
 
     def _promote(self, finals: list[tuple[OutputFile, str]]) -> None:
-        for f, key in finals:
-            store = self.stores[f.area]
-            if f.local is not None:
-                store.put_file(key, f.local)
-            elif f.staged is not None:
-                store.copy(f.staged, key)
+        """Step 3. If it fails part way, what it put goes again (nothing names those keys
+        current; the pending entry names them for ``repair`` if even that fails)."""
+        done: list[tuple[str, str]] = []
+        try:
+            for f, key in finals:
+                store = self.stores[f.area]
+                if f.local is not None:
+                    store.put_file(key, f.local)
+                elif f.staged is not None:
+                    store.copy(f.staged, key)
+                done.append((f.area, key))
+        except BaseException:
+            self._delete_quietly(_by_area(done))
+            raise
 
     def _collect(self, garbage: dict[str, list[str]]) -> None:
         for area, keys in garbage.items():
@@ -321,10 +384,14 @@ class Committer:
     # -- failures ------------------------------------------------------------------------------
 
     def mark_failed(self, source: SourceRef, error: str, *, stage: str = "object", attempts: int | None = None,
-                    datasets: Iterable[str] = ()) -> str:
+                    datasets: Iterable[str] = ()) -> str | None:
         """A marker in quarantine saying why this object version never reached silver (it leaves
-        nothing there: its attempt's files are discarded). Removed when a later version lands."""
-        version = source.version or ObjectVersion(source.etag)
+        nothing there: its attempt's files are discarded). Removed when a later version lands;
+        none is written (None) for a version a newer one has replaced."""
+        version = source.object_version
+        cur = self.current(source.key)
+        if cur and ObjectVersion.from_dict(cur["version"]).newer_than(version):
+            return None
         marker = {"source": source.uri, "key": source.key, "version": version.to_dict(), "stage": stage,
                   "error": error, "attempts": attempts, "datasets": sorted(datasets), "at": self.clock()}
         key = failure_key(source.key)
@@ -392,7 +459,7 @@ class IcebergHandoff(Committer):
         self._lock = threading.Lock()
 
     def file_columns(self, source: SourceRef, attempt_id: str) -> dict[str, str]:
-        version = source.version or ObjectVersion(source.etag)
+        version = source.object_version
         return {ELT_SOURCE: source.key, ELT_VERSION: f"{version.token}-{attempt_id}"}
 
     def is_committed(self, source: SourceRef, fingerprint: dict[str, str]) -> bool:
@@ -402,7 +469,7 @@ class IcebergHandoff(Committer):
             return False
         doc = json.loads(got[0])
         cur, failed = doc.get("current"), doc.get("failed")
-        version = source.version or ObjectVersion(source.etag)
+        version = source.object_version
         if not cur or cur.get("handoff") != "sent" or cur.get("fingerprint") != fingerprint:
             return False
         if failed and version.same_as(ObjectVersion.from_dict(failed["version"])):
@@ -439,63 +506,49 @@ class IcebergHandoff(Committer):
 
     def _commit(self, source: SourceRef, files: list[OutputFile], counts: dict[str, dict[str, int]],
                 fingerprint: dict[str, str]) -> Outcome:
-        silver = [f for f in files if f.area == SILVER]
-        if any(f.staged is None for f in silver):
+        if any(f.staged is None for f in files if f.area == SILVER):
             raise ValueError("Iceberg silver files must be staged before the handoff")
-        other = [f for f in files if f.area != SILVER]
-        mkey = manifest_key(source.key)
-        version = source.version or ObjectVersion(source.etag)
-        for _ in range(MAX_ROUNDS):
-            got = self.silver.get_bytes(mkey)
-            doc, token = (json.loads(got[0]), got[1]) if got else ({}, None)
-            cur = doc.get("current")
-            if cur and ObjectVersion.from_dict(cur["version"]).newer_than(version):
-                return Outcome(SUPERSEDED)
-            round_id = uuid.uuid4().hex[:8]
-            finals = [(f, f.final(source, round_id)) for f in other]
-            mine = _by_area((f.area, key) for f, key in finals)
-            garbage = _merge(doc.get("garbage"), _without_silver((doc.get("pending") or {}).get("files")))
-            base = {"key": source.key, "source": source.uri, "updated_at": self.clock()}
-            try:
-                token = self.silver.put_if(mkey, _dump({**base, "current": cur, "failed": doc.get("failed"),
-                                                        "pending": {"version": version.to_dict(), "round": round_id,
-                                                                    "files": mine, "started_at": self.clock()},
-                                                        "garbage": garbage}), token)
-            except Conflict:
-                continue
-            self._promote(finals)
-            garbage = _merge(garbage, _without_silver((cur or {}).get("files")))
-            tables = sorted(set((cur or {}).get("tables") or []) | {f.dataset for f in silver})
-            commit_id = f"{object_id(source.key)}-{version.token}-{round_id}"
-            current = {"version": version.to_dict(), "round": round_id,
-                       "files": {**mine, **({SILVER: [f.staged for f in silver]} if silver else {})},
-                       "counts": counts, "fingerprint": fingerprint, "committed_at": self.clock(),
-                       "handoff": "pending", "commit": commit_id, "tables": tables}
-            try:
-                token = self.silver.put_if(mkey, _dump({**base, "current": current, "pending": None, "failed": None,
-                                                        "garbage": garbage}), token)
-            except Conflict:
-                continue  # someone saw our pending and will collect its quarantine files; try again
-            with self._lock:
-                self._sent.update(f.staged for f in silver if f.staged)
-            self.send({"v": HANDOFF_VERSION, "commit": commit_id, "key": source.key, "source": source.uri,
-                       "version": version.to_dict(), "round": round_id, "tables": tables,
-                       "files": [{"dataset": f.dataset, "dt": f.dt, "key": f.staged, "rows": f.rows,
-                                  "elt_version": f.elt_version} for f in silver]})
-            self._collect(garbage)
-            try:  # best effort: a redelivery of this version is skipped only once this is written
-                self.silver.put_if(mkey, _dump({**base, "current": {**current, "handoff": "sent"}, "pending": None,
-                                                "failed": None, "garbage": {}}), token)
-            except Conflict:
-                pass
-            if doc.get("failed"):
-                self.stores[QUARANTINE].delete([failure_key(source.key)])
-            partitions: dict[tuple[str, str], list[str]] = {}
-            for f in silver:
-                partitions.setdefault((f.dataset, f.dt or ""), []).append(f.staged or "")
-            return Outcome(COMMITTED, partitions, {f.dataset: key for f, key in finals if f.area == QUARANTINE},
-                           ObjectVersion.from_dict(cur["version"]) if cur else None)
-        raise CommitContention(f"{source.uri}: {MAX_ROUNDS} commit rounds lost to concurrent writers")
+        return super()._commit(source, files, counts, fingerprint)
+
+    def _promoted(self, files: list[OutputFile]) -> list[OutputFile]:
+        return [f for f in files if f.area != SILVER]  # silver files stay where they were staged
+
+    def _collectable(self, files: dict[str, list[str]] | None) -> dict[str, list[str]]:
+        return _without_silver(files)  # the committer may be adding them: orphan removal's
+
+    def _replaced(self, cur: dict[str, Any] | None) -> dict[str, list[str]]:
+        return {}
+
+    def _current(self, source: SourceRef, version: ObjectVersion, round_id: str, mine: dict[str, list[str]],
+                 files: list[OutputFile], counts: dict[str, dict[str, int]], fingerprint: dict[str, str],
+                 cur: dict[str, Any] | None) -> dict[str, Any]:
+        silver = [f for f in files if f.area == SILVER]
+        current = super()._current(source, version, round_id, mine, files, counts, fingerprint, cur)
+        current["files"] = {**mine, **({SILVER: [f.staged for f in silver]} if silver else {})}
+        current.update(handoff="pending", commit=f"{object_id(source.key)}-{version.token}-{round_id}",
+                       tables=sorted(set((cur or {}).get("tables") or []) | {f.dataset for f in silver}))
+        return current
+
+    def _landed(self, source: SourceRef, version: ObjectVersion, files: list[OutputFile],
+                finals: list[tuple[OutputFile, str]], current: dict[str, Any], garbage: dict[str, list[str]],
+                base: dict[str, Any], mkey: str, token: str) -> dict[tuple[str, str], list[str]]:
+        silver = [f for f in files if f.area == SILVER]
+        with self._lock:
+            self._sent.update(f.staged for f in silver if f.staged)
+        self.send({"v": HANDOFF_VERSION, "commit": current["commit"], "key": source.key, "source": source.uri,
+                   "version": version.to_dict(), "round": current["round"], "tables": current["tables"],
+                   "files": [{"dataset": f.dataset, "dt": f.dt, "key": f.staged, "rows": f.rows,
+                              "elt_version": f.elt_version} for f in silver]})
+        self._collect(garbage)
+        try:  # best effort: a redelivery of this version is skipped only once this is written
+            self.silver.put_if(mkey, _dump({**base, "current": {**current, "handoff": "sent"}, "pending": None,
+                                            "failed": None, "garbage": {}}), token)
+        except Conflict:
+            pass
+        partitions: dict[tuple[str, str], list[str]] = {}
+        for f in silver:
+            partitions.setdefault((f.dataset, f.dt or ""), []).append(f.staged or "")
+        return partitions
 
 
 def committer_for(silver_format: str, silver: Store, quarantine: Store | None = None, *,

@@ -182,7 +182,12 @@ def _lines(ref: SourceRef, stream: BinaryIO, block_bytes: int, limits: Limits, *
             buf = pending + data
             cut = buf.rfind(b"\n")
             if cut < 0:
-                if len(buf) > limit and not skip_partial:  # a line too long to hold: skip it, keep a sample
+                if skip_partial:  # still in the line the previous chunk owns: drop it as it streams
+                    offset, pending = offset + len(buf), b""
+                    if end is not None and offset >= end:
+                        return  # no line starts in this chunk
+                    continue
+                if len(buf) > limit:  # a line too long to hold: skip it, keep a sample
                     sample, size, ended = buf[:RAW_SAMPLE_BYTES], len(buf), False
                     while not ended:
                         more = stream.read(block_bytes)

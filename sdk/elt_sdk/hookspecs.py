@@ -36,8 +36,10 @@ that keeps state between calls needs a lock.
   in years 1-9999 (stage ``write``).
 - ``elt_map`` returning a table without the silver schema's columns (or with extra ones): the
   object fails (a plugin bug: nothing of it lands, it is retried, then dead-lettered).
-- ``elt_parse`` raising, or ``elt_write`` raising anything but a value error on the rows it was
-  given: the object fails (its attempt leaves nothing in silver; it is retried).
+- ``elt_parse`` raising, or ``elt_write`` raising anything but the ``RowValueError`` that
+  ``output.write_silver`` raises (before it appends anything) for a value with no partition: the
+  object fails (its attempt leaves nothing in silver; it is retried). A wrapper's own
+  ``ValueError`` fails the object too: rows the inner write appended are never written twice.
 - ``elt_datasets`` raising or declaring an invalid dataset: the plugin is reported broken
   (``elt-sdk plugins``) and not loaded; other plugins load.
 """

@@ -277,10 +277,10 @@ class Transformer:
         try:
             mapped = conform(ds, hooks.elt_map(dataset=ds, table=table))
             stage = "write"
-            try:
-                hooks.elt_write(dataset=ds, table=mapped, output=out)
-            except (OverflowError, ValueError) as exc:  # the partitioning refused a value (ArrowInvalid too)
-                raise RowValueError(str(exc)) from exc
+            # only RowValueError (raised by output.write_silver before it appends anything) splits
+            # the batch: any other error may come after rows were appended (a wrapper's second
+            # sink), and writing those rows again would duplicate them
+            hooks.elt_write(dataset=ds, table=mapped, output=out)
             return mapped.num_rows
         except MapError:
             raise

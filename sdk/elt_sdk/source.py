@@ -77,10 +77,14 @@ class SourceRef:
     version: ObjectVersion | None = None
 
     @property
+    def object_version(self) -> ObjectVersion:
+        """The version that orders this one against others (the ETag alone when nothing more is known)."""
+        return self.version or ObjectVersion(self.etag)
+
+    @property
     def source_id(self) -> str:
         """The prefix of this version's output file names: object, then version."""
-        version = self.version or ObjectVersion(self.etag)
-        return f"{object_id(self.key or self.uri)}-{version.token}"
+        return f"{object_id(self.key or self.uri)}-{self.object_version.token}"
 
 
 class Source(Protocol):

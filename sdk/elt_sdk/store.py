@@ -22,6 +22,10 @@ class Conflict(Exception):
     """``put_if`` lost: the key changed (or appeared) since it was read."""
 
 
+class Missing(Exception):
+    """``copy``'s source key does not exist (any more)."""
+
+
 class Store(Protocol):
     """A bucket, or a folder standing in for one."""
 
@@ -99,8 +103,9 @@ class LocalStore:
     def get_bytes(self, key: str) -> tuple[bytes, str] | None:
         path = self._path(key)
         try:
-            data = path.read_bytes()
-            st = path.stat()
+            with path.open("rb") as fh:  # the token of the file read, even if it is replaced meanwhile
+                st = os.fstat(fh.fileno())
+                data = fh.read()
         except FileNotFoundError:
             return None
         return data, f"{st.st_mtime_ns}-{st.st_size}-{st.st_ino}"
@@ -140,7 +145,14 @@ class LocalStore:
                 parent = parent.parent
 
     def copy(self, src: str, dst: str) -> None:
-        self.put_file(dst, self._path(src))
+        if not self._path(src).is_file():
+            raise Missing(src)
+        try:
+            self.put_file(dst, self._path(src))
+        except FileNotFoundError:
+            if not self._path(src).is_file():
+                raise Missing(src) from None
+            raise
 
     def list(self, prefix: str) -> Iterator[str]:
         base = self.root

@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from elt_sdk import logs, metrics
+from elt_sdk.aws.dead_letter import dead_letter
 from elt_sdk.errors import BadMessage
 from elt_sdk.iceberg.committer import COMMITTED, FAILED, CommitMessage, IcebergCommitter
 
@@ -89,16 +90,7 @@ class SqsCommitter:
     def _dead_letter(self, record: dict[str, Any], reason: str) -> bool:
         logs.error(log, "commit message can never succeed; moved to the DLQ now", message_id=record.get("messageId"),
                    error=reason[:2000])
-        if self.sqs is None or not self.dlq_url:
-            return False
-        try:
-            self.sqs.send_message(QueueUrl=self.dlq_url, MessageBody=record["body"], MessageAttributes={
-                "elt_error": {"DataType": "String", "StringValue": reason[:4000]},
-                "elt_source_message_id": {"DataType": "String", "StringValue": str(record.get("messageId", "?"))}})
-        except Exception:  # noqa: BLE001 - keep it on the queue: its redrive policy applies
-            logs.error(log, "could not send the message to the DLQ; it stays on the queue", exc_info=True)
-            return False
-        return True
+        return dead_letter(self.sqs, self.dlq_url, record, reason)
 
 
 def maintain(event: dict[str, Any], env: Any) -> dict[str, Any]:

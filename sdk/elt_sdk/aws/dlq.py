@@ -19,8 +19,9 @@ from typing import Any, Callable
 
 from elt_sdk import logs
 
+from elt_sdk.aws.dead_letter import ERROR_ATTR  # noqa: F401 - part of this module's interface
+
 log = logs.get("dlq")
-ERROR_ATTR = "elt_error"
 
 
 @dataclass

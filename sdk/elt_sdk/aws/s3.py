@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 
 from elt_sdk.aws.errors import error_code
 from elt_sdk.source import ObjectVersion, StaleObject
-from elt_sdk.store import Conflict
+from elt_sdk.store import Conflict, Missing
 
 NOT_FOUND = ("404", "NoSuchKey", "NotFound")
 SINGLE_REQUEST_BYTES = 16 << 20
@@ -121,6 +121,8 @@ class S3Store:
         try:  # one request, server side, up to 5 GB
             self.client.copy_object(Bucket=self.bucket, Key=dst, CopySource={"Bucket": self.bucket, "Key": src})
         except ClientError as exc:
+            if error_code(exc) in ("NoSuchKey", "404"):
+                raise Missing(src) from None
             if error_code(exc) not in ("InvalidRequest", "EntityTooLarge"):
                 raise
             self.client.copy({"Bucket": self.bucket, "Key": src}, self.bucket, dst)  # multipart copy

@@ -74,7 +74,7 @@ class StackTarget:
             if self.kind == DEPLOYED:
                 self._session = boto3.Session(profile_name=self.profile, region_name=self.region)
             else:  # an embedded or emulated endpoint: any credentials do
-                from elt_sdk.local.endpoint import DUMMY_CREDENTIALS
+                from elt_sdk.aws.context import DUMMY_CREDENTIALS
 
                 self._session = boto3.Session(aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
                                               aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
@@ -165,7 +165,7 @@ class StackTarget:
                s.ENV_TABLE: out.get("idempotency_table", ""), "AWS_REGION": self.region or "",
                "AWS_DEFAULT_REGION": self.region or ""}
         if self.kind != DEPLOYED:
-            from elt_sdk.local.endpoint import DUMMY_CREDENTIALS
+            from elt_sdk.aws.context import DUMMY_CREDENTIALS
 
             env.update(DUMMY_CREDENTIALS)
         if self.endpoint_url:
@@ -208,7 +208,7 @@ class StackTarget:
                 raise RuntimeError(f"{name} failed: {payload}")
             return payload
         from elt_sdk.aws import handlers
-        from elt_sdk.local.esm import LambdaContext
+        from elt_sdk.aws.context import LambdaContext
 
         cfg = self.settings
         handler = handlers.ingest_handler if function == "ingest" else handlers.transform_handler

@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 from elt_sdk import layout, logs, metrics
+from elt_sdk.aws.dead_letter import dead_letter
 from elt_sdk.aws.messages import ObjectPointer
 from elt_sdk.aws.s3 import S3Source
 from elt_sdk.commit import COMMITTED, Committer
@@ -109,16 +110,7 @@ class SqsTransform:
         metrics.put(self.namespace, {"function": "transform"}, {"PoisonMessages": 1})
         if pointer is not None and not isinstance(exc, BadMessage):
             self._mark(pointer, reason, "object", int(record.get("attributes", {}).get("ApproximateReceiveCount", 1)))
-        if self.sqs is None or not self.dlq_url:
-            return False  # no DLQ to send to: let SQS's redrive policy take it there
-        try:
-            self.sqs.send_message(QueueUrl=self.dlq_url, MessageBody=record["body"], MessageAttributes={
-                "elt_error": {"DataType": "String", "StringValue": reason[:4000]},
-                "elt_source_message_id": {"DataType": "String", "StringValue": str(record.get("messageId", "?"))}})
-        except Exception:  # noqa: BLE001 - keep the message: SQS retries it, then its redrive policy applies
-            logs.error(log, "could not send the message to the DLQ; it stays on the queue", exc_info=True)
-            return False
-        return True
+        return dead_letter(self.sqs, self.dlq_url, record, reason)
 
     def _mark(self, pointer: ObjectPointer, error: str, stage: str, attempts: int) -> None:
         try:
@@ -130,6 +122,19 @@ class SqsTransform:
             logs.error(log, "could not write the failure marker", exc_info=True)
 
     def _partition_events(self, report: ObjectReport) -> None:
+        """Announce the partitions a commit wrote. Best effort: the commit stands whatever happens
+        here (a retry of the message would find it committed and announce nothing), so a failure
+        is logged and counted (metric ``PartitionEventsFailed``), never raised."""
+        try:
+            self._put_partition_events(report)
+        except Exception as exc:  # noqa: BLE001 - see above
+            logs.error(log, "partition events not sent; the commit stands (consumers of silver_partition_ready "
+                       "miss them: run their job on these partitions by hand)", source=report.uri,
+                       partitions=[f"{p.dataset}/dt={p.dt}" for p in report.partitions],
+                       error=f"{type(exc).__name__}: {exc}")
+            metrics.put(self.namespace, {"function": "transform"}, {"PartitionEventsFailed": len(report.partitions)})
+
+    def _put_partition_events(self, report: ObjectReport) -> None:
         entries = [{
             "Source": "elt-sdk",
             "DetailType": "silver_partition_ready",
@@ -141,4 +146,6 @@ class SqsTransform:
         for i in range(0, len(entries), 10):
             resp = self.events.put_events(Entries=entries[i:i + 10])
             if resp.get("FailedEntryCount"):
-                raise RuntimeError(f"EventBridge refused {resp['FailedEntryCount']} partition event(s)")
+                codes = sorted({e.get("ErrorCode", "?") for e in resp.get("Entries", []) if e.get("ErrorCode")})
+                raise RuntimeError(f"EventBridge refused {resp['FailedEntryCount']} partition event(s) "
+                                   f"({', '.join(codes) or 'no error code'}) on bus {self.event_bus}")

@@ -41,7 +41,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:
-            click.echo("interrupted: stopped, temporary files removed; nothing partial was committed", err=True)
+            click.echo("interrupted: stopped, temporary files removed; nothing partial was committed (a commit cut short mid-copy is finished or undone by the next one, or by elt-sdk repair)", err=True)
             ctx.exit(130)
         except click.ClickException as exc:
             # under --json, an error is JSON on stdout too (unless the result was printed already)
@@ -82,6 +82,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "replay": ("elt_sdk.cli.replay", "command", "Replay a dataset's bronze objects written in a window."),
     "dlq": ("elt_sdk.cli.dlq", "command", "The dead-letter queue: list, show, redrive, purge."),
     "compact": ("elt_sdk.cli.compact", "command", "Compact one silver partition, verified row by row."),
+    "repair": ("elt_sdk.cli.repair", "command", "Remove what interrupted commits left visible in silver."),
     "dq": ("elt_sdk.cli.dq", "command", "Data quality: run a dataset's declared rules on a partition."),
     "query": ("elt_sdk.cli.query", "command", "Run SQL on silver with DuckDB (one view per dataset)."),
     "invoke": ("elt_sdk.cli.invoke", "command", "Run the ingest or transform handler once on an event file."),

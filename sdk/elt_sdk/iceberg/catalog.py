@@ -122,7 +122,14 @@ def open_catalog(spec: str, *, root: str, region: str | None = None, endpoint_ur
     if spec.startswith(("sqlite:", "postgresql", "mysql")):
         from pyiceberg.catalog.sql import SqlCatalog
 
-        return SqlCatalog("elt", uri=spec, warehouse=warehouse, **props)
+        for attempt in range(3):
+            try:
+                return SqlCatalog("elt", uri=spec, warehouse=warehouse, **props)
+            except Exception as exc:  # noqa: BLE001 - pyiceberg checks for its tables, then creates them: two
+                # processes opening a new catalog at once (the committer and verify, say) race; the loser
+                # finds them made on its next try
+                if "already exists" not in str(exc) or attempt == 2:
+                    raise
     raise ValueError(f"Iceberg catalog {spec!r}: 'glue' or an SQLAlchemy URI such as sqlite:////path/catalog.db")
 
 

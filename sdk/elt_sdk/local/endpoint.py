@@ -8,11 +8,7 @@ import os
 import threading
 from typing import Any
 
-DUMMY_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-}
+from elt_sdk.aws.context import DUMMY_CREDENTIALS
 
 
 class EmbeddedEndpoint:

@@ -10,26 +10,14 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import unquote_plus
 
+from elt_sdk.aws.context import LambdaContext  # noqa: F401 - also importable from here, as before
+
 Handler = Callable[[dict[str, Any], Any], Any]
-
-
-@dataclass
-class LambdaContext:
-    function_name: str
-    timeout_s: int
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    started: float = field(default_factory=time.time)
-    memory_limit_in_mb: int = 1024
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.started + self.timeout_s - time.time()) * 1000))
 
 
 @dataclass

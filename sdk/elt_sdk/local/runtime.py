@@ -339,6 +339,8 @@ def collect(rt: LocalRuntime, out: Path, result: LocalRunResult) -> None:
         if (quarantine / layout.FAILED).exists() else []
     (out / "dlq").mkdir(parents=True, exist_ok=True)
     result.dlq = drain_messages(sqs, res.dlq_url)
+    if res.commit_dlq_url:  # Iceberg: commits that will never land are dead letters too
+        result.dlq += [{**m, "queue": "commits"} for m in drain_messages(sqs, res.commit_dlq_url)]
     with (out / "dlq" / "messages.jsonl").open("w") as fh:
         for m in result.dlq:
             fh.write(json.dumps(m) + "\n")

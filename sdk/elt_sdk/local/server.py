@@ -3,7 +3,7 @@ process (``python -m elt_sdk.local.server --port 0``, which prints the URL it se
 
 Its own process is what the local pipeline uses: moto's request handling is Python, and in the
 pipeline's process it would share one interpreter lock with the handlers that call it; apart,
-the two use both cores. Either way the app is moto's with three changes that make it behave
+the two use both cores. Either way the app is moto's with four changes that make it behave
 like the services it stands for, and cost what they cost:
 
 - conditional writes are atomic (moto checks an S3 ``If-Match``/``If-None-Match`` precondition,
@@ -11,7 +11,11 @@ like the services it stands for, and cost what they cost:
   pass; the commit protocol and the idempotency claims rely on S3 and DynamoDB not allowing it);
 - a host's service is looked up once (moto lists its own package folder for every request, under
   a lock all requests share);
-- connections are kept alive (moto's handler speaks HTTP/1.0: a new connection per request).
+- connections are kept alive (served by waitress: see ``make_server``);
+- a queue's work per request does not grow with its depth (moto computes every attribute of a
+  queue, each a scan of all its messages reading the clock per message, on every send, and
+  scans the queue twice per delete: a thousand objects uploaded at once made each S3
+  notification, receive and delete cost a scan of the thousand; see ``fast_queues``).
 
 ``GET /_elt/oldest-message-ages?queue=URL...`` answers, from the queues' own memory, how long
 the oldest message of each has waited (SQS tells that only through CloudWatch).
@@ -35,9 +39,79 @@ DYNAMODB_WRITES = ("DynamoDB_20120810.PutItem", "DynamoDB_20120810.UpdateItem", 
 AGES_PATH = "/_elt/oldest-message-ages"
 
 
+def fast_queues() -> None:
+    """moto's SQS with the clock read once per scan, no attribute computed that a send does not
+    read, and one scan per delete. What a request answers is unchanged."""
+    from moto.sqs import models
+
+    if getattr(models.Queue, "_elt_fast", False):
+        return
+
+    def now_ms() -> float:
+        return time.time() * 1000.0
+
+    models.Message.visible = property(lambda m: now_ms() > m.visible_at)
+    models.Message.delayed = property(lambda m: now_ms() < m.delayed_until)
+
+    def messages(queue: Any) -> list:
+        now = now_ms()
+        return [m for m in queue._messages if now > m.visible_at and not now < m.delayed_until]
+
+    def delayed(queue: Any) -> int:
+        now = now_ms()
+        return sum(1 for m in queue._messages if now < m.delayed_until)
+
+    def not_visible(queue: Any) -> int:
+        now = now_ms()
+        return sum(1 for m in queue._messages if not now > m.visible_at)
+
+    models.Queue.messages = property(messages)
+    models.Queue.approximate_number_of_messages = property(lambda q: len(messages(q)))
+    models.Queue.approximate_number_of_messages_delayed = property(delayed)
+    models.Queue.approximate_number_of_messages_not_visible = property(not_visible)
+
+    sending = threading.local()
+    attributes = models.Queue.attributes
+
+    def queue_attributes(queue: Any) -> dict[str, Any]:
+        if getattr(sending, "active", False) and not queue.fifo_queue:  # a send reads FIFO attributes only
+            return {}
+        return attributes.fget(queue)
+
+    models.Queue.attributes = property(queue_attributes)
+    send = models.SQSBackend.send_message
+
+    def send_message(self: Any, *args: Any, **kwargs: Any) -> Any:
+        sending.active = True
+        try:
+            return send(self, *args, **kwargs)
+        finally:
+            sending.active = False
+
+    models.SQSBackend.send_message = send_message
+
+    def delete_message(queue: Any, receipt_handle: str) -> None:
+        if receipt_handle in queue.deleted_messages:
+            return  # deleted already: SQS accepts it again
+        with queue._messages_lock:  # a send appends under it: none is lost to the rebuilt list
+            current = queue._messages
+            for i, message in enumerate(current):
+                if message.had_receipt_handle(receipt_handle):
+                    queue.pending_messages.discard(message)
+                    queue.deleted_messages.update(message.all_receipt_handles)
+                    queue._messages = current[:i] + current[i + 1:]
+                    return
+        raise models.ReceiptHandleIsInvalid()
+
+    models.Queue.delete_message = delete_message
+    models.Queue._elt_fast = True
+
+
 def make_app() -> Callable:
     """moto's WSGI app with the changes above."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    fast_queues()
 
     class Dispatcher(DomainDispatcherApplication):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -85,19 +159,51 @@ def oldest_message_ages(region: str, queue_urls: list[str]) -> dict[str, float |
         return {url: None for url in queue_urls}
 
 
-def make_server(port: int):  # noqa: ANN201 - a werkzeug server
-    """A threaded werkzeug server of ``make_app()`` on 127.0.0.1:``port`` (0: any free port)."""
-    from moto.moto_server.werkzeug_app import MotoRequestHandler
-    from werkzeug.serving import make_server as werkzeug_server
+SERVER_THREADS = 64
+"""Requests served at once. Long polls hold a thread for their wait (up to 20 s each): the local
+runtime's pollers, ``status --watch`` and a test's clients stay far below this."""
 
-    class KeepAlive(MotoRequestHandler):
-        protocol_version = "HTTP/1.1"
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+def make_server(port: int):  # noqa: ANN201 - a waitress server
+    """``make_app()`` served by waitress on 127.0.0.1:``port`` (0: any free port).
+
+    Waitress, not moto's werkzeug server: werkzeug's development server closes the connection
+    after every response (and lingers on each to drain it), so every call paid a new connection
+    and a new thread; waitress keeps HTTP/1.1 connections alive and serves them from a pool of
+    threads. It is pure Python with no dependencies (the ``local`` extra)."""
+    from waitress.channel import HTTPChannel
+    from waitress.server import create_server
+
+    class Channel(HTTPChannel):
+        def send_continue(self) -> None:
+            # waitress 3.0 answers "Expect: 100-continue" on a request with no body (boto3's
+            # PutObject of b"") and then marks the request incomplete: it waits for a body that
+            # never comes. Nothing to continue: the request is served as it is.
+            if self.request is not None and self.request.completed:
+                self.request.expect_continue = False
+                return
+            super().send_continue()
+
+    logging.getLogger("waitress").setLevel(logging.ERROR)
     try:
-        return werkzeug_server("127.0.0.1", port, make_app(), threaded=True, request_handler=KeepAlive)
-    except SystemExit:  # werkzeug exits on a port in use: say so instead
-        raise OSError(errno.EADDRINUSE, f"cannot serve on 127.0.0.1:{port}: address already in use") from None
+        server = create_server(make_app(), host="127.0.0.1", port=port, threads=SERVER_THREADS,
+                               connection_limit=4096, channel_timeout=300, ident="elt-sdk-endpoint",
+                               clear_untrusted_proxy_headers=False)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise OSError(errno.EADDRINUSE, f"cannot serve on 127.0.0.1:{port}: address already in use") from None
+        raise
+    server.channel_class = Channel
+    return server
+
+
+def _stop(server) -> None:  # noqa: ANN001 - a waitress server
+    """End a waitress server's loop: close every channel (the listener too), then its threads."""
+    server.logger.setLevel(logging.CRITICAL)
+    while server._map:
+        for channel in list(server._map.values()):
+            channel.handle_close()
+    server.task_dispatcher.shutdown(timeout=2)
 
 
 class ThreadServer:
@@ -105,17 +211,22 @@ class ThreadServer:
 
     def __init__(self, port: int = 0):
         self.server = make_server(port)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True, name="elt-endpoint")
+        self.thread = threading.Thread(target=self._run, daemon=True, name="elt-endpoint")
         self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.server.run()
+        except (OSError, ValueError):  # the loop's sockets closed under it by stop()
+            pass
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self.server.effective_port}"
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.thread.join()
+        _stop(self.server)
+        self.thread.join(timeout=10)
 
 
 class ProcessServer:
@@ -156,7 +267,6 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"error: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    host, port = server.server_address[:2]
     parent = os.getppid()
 
     def watch_parent() -> None:  # the pipeline's process died (even by SIGKILL): no server left behind
@@ -165,9 +275,9 @@ def main(argv: list[str] | None = None) -> int:
         os._exit(0)
 
     threading.Thread(target=watch_parent, daemon=True).start()
-    print(f"http://{host}:{port}", flush=True)
+    print(f"http://127.0.0.1:{server.effective_port}", flush=True)
     try:
-        server.serve_forever()
+        server.run()
     except (KeyboardInterrupt, SystemExit):
         pass
     return 0

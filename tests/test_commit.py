@@ -1,0 +1,139 @@
+"""The commit protocol's rounds under races and lost answers, on the local folder store: what is
+on disk under silver/ is exactly what the object's manifest names current, whatever happened."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from elt_sdk.cli import main
+from elt_sdk.commit import COMMITTED, DUPLICATE, SILVER, Attempt, Committer, OutputFile, manifest_key
+from elt_sdk.source import ObjectVersion, SourceRef
+from elt_sdk.store import Conflict, LocalStore
+
+KEY = "bronze/shipments/a.jsonl"
+V1 = ObjectVersion("etag-1", "0001", 1)
+V2 = ObjectVersion("etag-2", "0002", 2)
+
+
+def ref(version: ObjectVersion = V1) -> SourceRef:
+    return SourceRef(f"file:///{KEY}", version.etag, 0, KEY, version)
+
+
+def attempt(tmp: Path, committer: Committer, name: str, version: ObjectVersion = V1, parts: int = 2) -> Attempt:
+    """An attempt whose silver files are staged (as the transform's are, before its commit)."""
+    files = []
+    for part in range(parts):
+        local = tmp / f"{name}-{part}.parquet"
+        local.write_bytes(f"{name} part {part}".encode())
+        f = OutputFile(SILVER, "shipments", "2025-06-01", part, 10, local=local)
+        files.append(committer.stage(f, ref(version), name))
+    return Attempt(ref(version), files, {"shipments": {"written": 10 * parts}}, {}, 1, name)
+
+
+def silver_files(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in (root / "silver").rglob("*") if p.is_file()}
+
+
+def manifest(root: Path) -> dict:
+    return json.loads((root / manifest_key(KEY)).read_text())
+
+
+def test_an_attempt_that_loses_its_last_write_removes_the_files_it_put(tmp_path):
+    """Attempt A writes pending, then B commits the same version while A copies: B's garbage
+    collection ran before A's files existed, so only A can remove them."""
+    root = tmp_path / "out"
+    store = LocalStore(root)
+
+    class Racing(Committer):
+        raced = False
+
+        def _promote(self, finals):
+            if not Racing.raced:
+                Racing.raced = True
+                assert Committer(store).commit(attempt(tmp_path, Committer(store), "b")).status == COMMITTED
+            super()._promote(finals)
+
+    a = Racing(store)
+    outcome = a.commit(attempt(tmp_path, a, "a"))
+    assert outcome.status == COMMITTED and Racing.raced
+    current = manifest(root)["current"]["files"]["silver"]
+    assert silver_files(root) == set(current) and len(current) == 2
+    assert all(Path(root / k).read_bytes().startswith(b"a part") for k in current)
+
+
+def test_a_last_write_that_landed_but_answered_conflict_keeps_the_commit(tmp_path):
+    """A retried conditional write whose first try landed answers 412: the manifest names this
+    round current, so the commit stands and its files stay."""
+    root = tmp_path / "out"
+
+    class LostAnswer(LocalStore):
+        calls = 0
+
+        def put_if(self, key, data, match):
+            token = super().put_if(key, data, match)
+            LostAnswer.calls += 1
+            if LostAnswer.calls == 2:  # step 4 of the first round
+                raise Conflict(key)
+            return token
+
+    store = LostAnswer(root)
+    c = Committer(store)
+    outcome = c.commit(attempt(tmp_path, c, "a"))
+    assert outcome.status == COMMITTED
+    doc = manifest(root)
+    assert doc["pending"] is None and silver_files(root) == set(doc["current"]["files"]["silver"])
+    assert len(silver_files(root)) == 2 and LostAnswer.calls == 2  # one round: nothing copied again
+
+
+def test_a_staged_file_gone_because_another_attempt_committed_is_a_duplicate(tmp_path):
+    root = tmp_path / "out"
+    store = LocalStore(root)
+    c = Committer(store)
+    late = attempt(tmp_path, c, "late")
+    assert c.commit(attempt(tmp_path, c, "first")).status == COMMITTED
+    committed = silver_files(root)
+    store.delete([late.files[1].staged])  # the winner's clean-up took it
+    assert Committer(store).commit(late).status == DUPLICATE
+    assert silver_files(root) == committed == set(manifest(root)["current"]["files"]["silver"])
+
+
+def test_repair_removes_what_a_crashed_commit_left_visible(tmp_path):
+    root = tmp_path / "out"
+    store = LocalStore(root)
+    c = Committer(store)
+    assert c.commit(attempt(tmp_path, c, "v1")).status == COMMITTED
+    good = silver_files(root)
+
+    class Killed(Committer):
+        def _promote(self, finals):
+            super()._promote(finals)
+            raise RuntimeError("killed between steps 3 and 4")
+
+    k = Killed(store)
+    try:
+        k.commit(attempt(tmp_path, k, "v2", V2))
+    except RuntimeError:
+        pass
+    assert len(silver_files(root)) == 4 and manifest(root)["pending"]
+    runner = CliRunner()
+    young = runner.invoke(main, ["repair", "--silver", str(root), "--json"])  # default: older than 1h
+    assert young.exit_code == 0, young.output
+    assert json.loads(young.stdout)["manifests"] == 0 and len(silver_files(root)) == 4
+    done = runner.invoke(main, ["repair", "--silver", str(root), "--older-than", "0", "--json"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["files_removed"] == 2
+    assert silver_files(root) == good == set(manifest(root)["current"]["files"]["silver"])
+    bad = runner.invoke(main, ["repair", "--silver", str(root), "--older-than", "soon"])
+    assert bad.exit_code == 2 and "--older-than" in bad.output
+
+
+def test_no_failure_marker_for_a_version_a_newer_one_replaced(tmp_path):
+    root = tmp_path / "out"
+    store = LocalStore(root)
+    c = Committer(store)
+    assert c.commit(attempt(tmp_path, c, "v2", V2)).status == COMMITTED
+    assert c.mark_failed(ref(V1), "boom") is None
+    assert not (root / "quarantine").exists() and manifest(root).get("failed") is None
+    assert c.mark_failed(ref(ObjectVersion("etag-3", "0003", 3)), "boom") is not None

@@ -1,0 +1,93 @@
+"""The embedded endpoint's server (local/server.py): what it changes in moto's app and in how
+requests are served, checked over real HTTP with boto3."""
+from __future__ import annotations
+
+import logging
+import threading
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from elt_sdk.local.server import ThreadServer
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv = ThreadServer()
+    yield srv
+    srv.stop()
+
+
+def client(server: ThreadServer, service: str, **config):
+    return boto3.client(service, endpoint_url=server.url, region_name="us-east-2", aws_access_key_id="x",
+                        aws_secret_access_key="x", config=Config(**{"max_pool_connections": 16, **config}))
+
+
+def test_an_empty_put_with_expect_continue_is_answered(server):
+    s3 = client(server, "s3", read_timeout=5, retries={"max_attempts": 1})
+    s3.create_bucket(Bucket="empty-put", CreateBucketConfiguration={"LocationConstraint": "us-east-2"})
+    s3.put_object(Bucket="empty-put", Key="a", Body=b"")  # boto3 sends Expect: 100-continue, Content-Length: 0
+    assert s3.get_object(Bucket="empty-put", Key="a")["Body"].read() == b""
+
+
+def test_connections_are_kept_alive(server):
+    s3 = client(server, "s3")
+    s3.create_bucket(Bucket="keep-alive", CreateBucketConfiguration={"LocationConstraint": "us-east-2"})
+    opened: list[str] = []
+
+    class Count(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            message = record.getMessage()
+            if "Starting new HTTP connection" in message or "Resetting dropped connection" in message:
+                opened.append(message)
+
+    log = logging.getLogger("urllib3.connectionpool")
+    handler, level = Count(), log.level
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
+    try:
+        for i in range(50):
+            s3.put_object(Bucket="keep-alive", Key=f"k{i}", Body=b"x" * 100)
+            s3.get_object(Bucket="keep-alive", Key=f"k{i}")["Body"].read()
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+    assert len(opened) <= 1, opened
+
+
+def test_queues_lose_nothing_and_count_right_under_concurrent_sends_and_deletes(server):
+    sqs = client(server, "sqs")
+    url = sqs.create_queue(QueueName="fast-queues")["QueueUrl"]
+    sent = 400
+
+    def send(start: int) -> None:
+        for i in range(start, sent, 4):
+            sqs.send_message(QueueUrl=url, MessageBody=str(i))
+
+    received: set[str] = set()
+
+    def consume() -> None:
+        while len(received) < sent:
+            msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+            for m in msgs:
+                received.add(m["Body"])
+            if msgs:
+                sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                                                                for i, m in enumerate(msgs)])
+
+    threads = [threading.Thread(target=send, args=(k,)) for k in range(4)] + [threading.Thread(target=consume)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert received == {str(i) for i in range(sent)}
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert (attrs["ApproximateNumberOfMessages"], attrs["ApproximateNumberOfMessagesNotVisible"]) == ("0", "0")
+    sqs.send_message(QueueUrl=url, MessageBody="late", DelaySeconds=60)
+    sqs.send_message(QueueUrl=url, MessageBody="now")
+    got = sqs.receive_message(QueueUrl=url, VisibilityTimeout=60)["Messages"]
+    assert [m["Body"] for m in got] == ["now"]
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert (attrs["ApproximateNumberOfMessages"], attrs["ApproximateNumberOfMessagesNotVisible"],
+            attrs["ApproximateNumberOfMessagesDelayed"]) == ("0", "1", "1")
