@@ -34,6 +34,7 @@ import threading
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Callable
 
 import boto3
 import pyarrow.parquet as pq
@@ -133,6 +134,19 @@ def body_for(key: str, version: Version, rng: random.Random) -> bytes:
                                      b"\xff\xfe garbage"]))
     body = b"\n".join(lines) + b"\n"
     return gzip.compress(body, mtime=0) if rng.random() < 0.25 else body
+
+
+def invoke(run: Callable[[str, str | None], None], fault: str | None, twice: bool, figure: str) -> None:
+    """``run("a", fault)``; with ``twice``, also ``run("b", None)`` at the same time (``figure`` counts it)."""
+    if not twice:
+        run("a", fault)
+        return
+    threads = [threading.Thread(target=run, args=(n, fault if n == "a" else None)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    FIGURES[figure] += 1
 
 
 class PipelineMachine(RuleBasedStateMachine):
@@ -260,15 +274,8 @@ class PipelineMachine(RuleBasedStateMachine):
             finally:
                 FAULTS.disarm()
 
-        if twice:  # at-least-once: the same messages handled by two invocations at once
-            threads = [threading.Thread(target=run, args=(n, fault if n == "a" else None)) for n in ("a", "b")]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            FIGURES["concurrent duplicate deliveries"] += 1
-        else:
-            run("a", fault)
+        # at-least-once: the same messages handled by two invocations at once
+        invoke(run, fault, twice, "concurrent duplicate deliveries")
         outcome = results["a"]
         failed = ids if not isinstance(outcome, dict) else {f["itemIdentifier"] for f in outcome["batchItemFailures"]}
         for m in msgs:
@@ -312,15 +319,7 @@ class PipelineMachine(RuleBasedStateMachine):
             finally:
                 FAULTS.disarm()
 
-        if twice:
-            threads = [threading.Thread(target=run, args=(n, fault if n == "a" else None)) for n in ("a", "b")]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            FIGURES["concurrent committer invocations"] += 1
-        else:
-            run("a", fault)
+        invoke(run, fault, twice, "concurrent committer invocations")
         outcome = results["a"]
         if fault == "lost ack":
             FIGURES["fault: lost ack"] += 1

@@ -198,6 +198,10 @@ class Committer:
         if file.local is None:
             return file
         key = f"{self.staging_prefix(source, attempt_id)}{file.area}-{file.dataset}-{file.dt or 'q'}-c{file.chunk:04d}-p{file.part:04d}"
+        return self._put_staged(file, key)
+
+    def _put_staged(self, file: OutputFile, key: str) -> OutputFile:
+        """Move ``file``'s local copy to ``key`` of its store (a rename in a local folder)."""
         store = self.stores[file.area]
         if isinstance(store, LocalStore):
             store.move_file(key, file.local)
@@ -480,13 +484,7 @@ class IcebergHandoff(Committer):
         if file.area != SILVER or file.local is None:
             return super().stage(file, source, attempt_id)
         key = layout.iceberg_data_key(file.dataset, file.dt or "", source, file.part, attempt_id, chunk=file.chunk)
-        store = self.stores[SILVER]
-        if isinstance(store, LocalStore):
-            store.move_file(key, file.local)
-        else:
-            store.put_file(key, file.local)
-            file.local.unlink(missing_ok=True)
-        file.local, file.staged = None, key
+        self._put_staged(file, key)
         file.elt_version = self.file_columns(source, attempt_id)[ELT_VERSION]
         return file
 
