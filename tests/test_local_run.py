@@ -54,6 +54,24 @@ def test_local_run_on_given_files_and_bad_path(tmp_path):
     assert bad.returncode == 2 and bad.stderr.strip() == "Error: no such file or folder: nowhere"
 
 
+def test_compact_and_repair_work_on_what_local_run_wrote(tmp_path):
+    folder = tmp_path / "data" / "bronze" / "shipments"
+    folder.mkdir(parents=True)
+    for n in range(3):  # three objects, one day: three small files
+        lines = [json.dumps({"record_type": "shipments", "event_time": "2025-06-01T12:00:00Z",
+                             "shipment_id": f"S{n}-{i}", "origin": "A", "destination": "B", "carrier": "C",
+                             "weight_kg": 1.5}) for i in range(20)]
+        (folder / f"f{n}.jsonl").write_text("\n".join(lines) + "\n")
+    assert cli("local", "run", "data", "--out", "o", cwd=tmp_path).returncode == 0
+    compact = cli("compact", "--silver", "o", "--dataset", "shipments", "--dt", "2025-06-01", "--in-place", "--json",
+                  cwd=tmp_path)
+    assert compact.returncode == 0, compact.stderr
+    report = json.loads(compact.stdout)
+    assert (report["files_before"], report["files_after"], report["rows"]) == (3, 1, 60)
+    repair = cli("repair", "--silver", "o", "--json", cwd=tmp_path)
+    assert repair.returncode == 0 and json.loads(repair.stdout)["manifests"] == 0
+
+
 def test_settings_precedence_file_env_flags(tmp_path):
     cfg = tmp_path / "elt-sdk.toml"
     cfg.write_text('[pipeline]\nbatch_size = 7\nmax_receive_count = 3\ntransform_timeout_s = 100\n')

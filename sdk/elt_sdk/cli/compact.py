@@ -79,7 +79,8 @@ def command(dataset: str, dt: str, target_mb: float, in_place: bool, output_pref
         click.echo(f"an interrupted compaction of this partition was found: {report.recovered}")
     if report.nothing_to_do:
         click.echo(f"nothing to compact in {dataset} dt={dt} in {where}: "
-                   f"{report.input_files} small live file(s), {report.files_after or report.input_files} file(s) in all")
+                   f"{report.input_files} small live file(s), {report.files_after or report.input_files} file(s) in all"
+                   " (live: named current by an object's commit record under _elt/objects/)")
         return
     click.echo(f"compacted {dataset} dt={dt} {'in place' if in_place else 'to ' + output_prefix}: "
                f"{report.input_files} file(s) -> {report.output_files}, {report.rows:,} rows verified equal, "

@@ -298,12 +298,16 @@ def _swap_in(fresh: Path, out: Path) -> None:
 
 
 def collect(rt: LocalRuntime, out: Path, result: LocalRunResult) -> None:
-    """Copy silver, quarantine and the DLQ out; count rows from what was actually written."""
+    """Copy silver (with its commit records), quarantine and the DLQ out; count rows from what was
+    actually written."""
     s3, sqs, res = rt.endpoint.client("s3"), rt.endpoint.client("sqs"), rt.resources
     iceberg = rt.settings.silver_format == "iceberg"
     areas = [(res.quarantine_bucket or res.silver_bucket, layout.QUARANTINE_PREFIX)]
     if not iceberg:  # Iceberg silver is copied table by table, below
         areas.insert(0, (res.silver_bucket, layout.SILVER_PREFIX))
+        # the commit records too, so OUT is what 'transform --out' writes: compact and repair work on it
+        areas += [(res.silver_bucket, f"{layout.META_PREFIX}objects/"),
+                  (res.silver_bucket, f"{layout.META_PREFIX}partitions/")]
     wanted = [(bucket, obj["Key"]) for bucket, prefix in areas
               for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
               for obj in page.get("Contents", [])]
