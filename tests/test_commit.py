@@ -137,3 +137,70 @@ def test_no_failure_marker_for_a_version_a_newer_one_replaced(tmp_path):
     assert c.mark_failed(ref(V1), "boom") is None
     assert not (root / "quarantine").exists() and manifest(root).get("failed") is None
     assert c.mark_failed(ref(ObjectVersion("etag-3", "0003", 3)), "boom") is not None
+
+
+def test_own_files_a_lost_round_could_not_delete_are_collected_by_the_next(tmp_path):
+    """The race above, and the losing attempt's delete of its own files fails once (S3 503)."""
+    root = tmp_path / "out"
+    store = LocalStore(root)
+
+    class FlakyDelete(LocalStore):
+        fail = False
+
+        def delete(self, keys):
+            if FlakyDelete.fail and any(k.startswith("silver/") for k in keys):
+                FlakyDelete.fail = False
+                raise OSError("SlowDown")
+            return super().delete(keys)
+
+    class Racing(Committer):
+        raced = False
+
+        def _promote(self, finals):
+            first = not Racing.raced
+            if first:
+                Racing.raced = True
+                assert Committer(store).commit(attempt(tmp_path, Committer(store), "b")).status == COMMITTED
+            super()._promote(finals)
+            FlakyDelete.fail = first
+
+    a = Racing(FlakyDelete(root))
+    assert a.commit(attempt(tmp_path, a, "a")).status == COMMITTED
+    assert silver_files(root) == set(manifest(root)["current"]["files"]["silver"])
+
+
+def test_a_landed_last_write_never_overwrites_what_came_after_it(tmp_path):
+    """A's last write lands but answers Conflict; before A looks, B (a newer version) writes its
+    pending entry, puts its files and dies. A's commit stands and B's entry stays for repair."""
+    root = tmp_path / "out"
+    plain = LocalStore(root)
+    c0 = Committer(plain)
+    assert c0.commit(attempt(tmp_path, c0, "v0", ObjectVersion("etag-0", "0000", 0))).status == COMMITTED
+
+    class Killed(Committer):
+        def _promote(self, finals):
+            super()._promote(finals)
+            raise RuntimeError("killed between steps 3 and 4")
+
+    class LostAnswer(LocalStore):
+        calls = 0
+
+        def put_if(self, key, data, match):
+            token = super().put_if(key, data, match)
+            LostAnswer.calls += 1
+            if LostAnswer.calls == 2:
+                b = Killed(plain)
+                try:
+                    b.commit(attempt(tmp_path, b, "b", V2))
+                except RuntimeError:
+                    pass
+                raise Conflict(key)
+            return token
+
+    a = Committer(LostAnswer(root))
+    assert a.commit(attempt(tmp_path, a, "a", V1)).status == COMMITTED
+    doc = manifest(root)
+    assert doc["pending"] and doc["pending"]["version"]["etag"] == "etag-2"  # B's entry kept
+    assert Committer(plain).repair(0)["files_removed"] >= 2
+    assert silver_files(root) == set(manifest(root)["current"]["files"]["silver"])
+    assert all((root / k).read_bytes().startswith(b"a part") for k in manifest(root)["current"]["files"]["silver"])

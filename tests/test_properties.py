@@ -70,3 +70,32 @@ def test_byte_range_chunks_cover_every_line_exactly_once(parts, chunk_bytes, blo
     assert [line for _, line in whole] == [(b"{" + p).rstrip(b"\r") for p in parts if (b"{" + p).rstrip(b"\r").strip()]
     for offset, line in whole:
         assert body[offset:offset + len(line)] == line
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 70), min_size=1, max_size=12), st.integers(1, 64), st.integers(1, 64), st.booleans())
+def test_lines_over_the_limit_are_refused_once_whatever_the_chunks_and_reads(sizes, chunk_bytes, block_bytes,
+                                                                               trailing_newline):
+    """A line over max_line_bytes is one reject, in exactly one chunk, wherever chunk and read
+    boundaries fall (one starting at a chunk's end, one ending the object without a newline)."""
+    from elt_sdk.framing import Limits
+
+    body = b"\n".join(b"{" + b"x" * n for n in sizes) + (b"\n" if trailing_newline else b"")
+    src, limits = _Bytes(body), Limits(max_line_bytes=20)
+
+    def items(blocks):
+        out = []
+        for b in blocks:
+            out += [("reject", r.offset, r.size) for r in b.rejects]
+            out += [("line", b.offset(i), len(line)) for i, line in enumerate(b.lines) if line.strip()]
+        return sorted(out, key=lambda x: x[1])
+
+    whole = items(read_blocks(src, None, block_bytes, limits))
+    chunked = items(b for c in plan_chunks(len(body), chunk_bytes)
+                    for b in read_blocks(src, c if c.start or len(body) > chunk_bytes else None, block_bytes, limits))
+    assert chunked == whole
+    expected, offset = [], 0
+    for n in sizes:
+        expected.append(("reject" if n + 1 > 20 else "line", offset, n + 1))
+        offset += n + 2
+    assert whole == expected

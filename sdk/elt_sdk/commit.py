@@ -18,7 +18,9 @@ carry a round id unique to the attempt's try, so garbage is never a key anyone w
 deleting it never takes a current file. An attempt whose step-4 write loses deletes its own
 round's final keys before it starts again: another attempt may have collected them as garbage
 before its copies landed (unless the write did land and only its answer was lost: the manifest
-then names this round current, and the commit stands). A step 3 that fails removes what it put. What readers see: the previous version's rows until step 3, both
+then names this round current, and the commit stands; step 5 then leaves the manifest alone if
+anyone wrote it since). Own keys it could not delete go into its next round's garbage. A step 3
+that fails removes what it put. What readers see: the previous version's rows until step 3, both
 versions' during steps 3-5 (a few requests), the new version's after. A crash before step 4
 leaves the previous version current; its staged files expire (lifecycle on ``_elt/staging/``)
 and files it promoted are removed by the next commit of the same key (or ``elt-sdk repair``).
@@ -263,9 +265,11 @@ class Committer:
     def _commit(self, source: SourceRef, files: list[OutputFile], counts: dict[str, dict[str, int]],
                 fingerprint: dict[str, str]) -> Outcome:
         """Steps 1-5 above, in rounds until one wins. What differs by silver format is in the
-        methods below it calls (``_promoted``, ``_collectable``, ``_current``, ``_landed``)."""
+        methods below it calls (``_promoted``, ``_collectable``, ``_replaced``, ``_current``,
+        ``_landed``)."""
         mkey = manifest_key(source.key)
         version = source.object_version
+        carry: dict[str, list[str]] = {}  # keys of a lost round this attempt could not delete itself
         for n in range(MAX_ROUNDS):
             got = self._read.pop(source.key, False) if n == 0 else False
             if got is False:
@@ -273,11 +277,12 @@ class Committer:
             doc, token = (json.loads(got[0]), got[1]) if got else ({}, None)
             cur = doc.get("current")
             if cur and ObjectVersion.from_dict(cur["version"]).newer_than(version):
+                self._delete_quietly(carry)
                 return Outcome(SUPERSEDED)
             round_id = uuid.uuid4().hex[:8]
             finals = [(f, f.final(source, round_id)) for f in self._promoted(files)]
             mine = _by_area((f.area, key) for f, key in finals)
-            garbage = _merge(doc.get("garbage"), self._collectable((doc.get("pending") or {}).get("files")))
+            garbage = _merge(doc.get("garbage"), self._collectable((doc.get("pending") or {}).get("files")), carry)
             base = {"key": source.key, "source": source.uri, "updated_at": self.clock()}
             try:
                 token = self.silver.put_if(mkey, _dump({**base, "current": cur, "failed": doc.get("failed"),
@@ -295,19 +300,21 @@ class Committer:
                 raise
             garbage = _merge(garbage, self._collectable((cur or {}).get("files")), self._replaced(cur))
             current = self._current(source, version, round_id, mine, files, counts, fingerprint, cur)
+            payload = _dump({**base, "current": current, "pending": None, "failed": None, "garbage": garbage})
             try:
-                token = self.silver.put_if(mkey, _dump({**base, "current": current, "pending": None, "failed": None,
-                                                        "garbage": garbage}), token)
+                token = self.silver.put_if(mkey, payload, token)
             except Conflict:
-                token = self._won_anyway(mkey, round_id)
-                if token is None:  # another attempt moved first and may have collected ours already
-                    self._delete_quietly(mine)
+                won, token = self._won_anyway(mkey, round_id, payload)
+                if not won:  # another attempt moved first and may have collected ours before they landed
+                    carry = self._delete_quietly(mine)  # what stays goes into the next round's garbage
                     continue
+                # won: with token None (the manifest changed after our write), step 5 leaves it as it is
             partitions = self._landed(source, version, files, finals, current, garbage, base, mkey, token)
             if doc.get("failed"):
                 self.stores[QUARANTINE].delete([failure_key(source.key)])
             return Outcome(COMMITTED, partitions, {f.dataset: key for f, key in finals if f.area == QUARANTINE},
                            ObjectVersion.from_dict(cur["version"]) if cur else None)
+        self._delete_quietly(carry)
         raise CommitContention(f"{source.uri}: {MAX_ROUNDS} commit rounds lost to concurrent writers of this "
                                "object; the message is retried (many replays of one key at once?)")
 
@@ -344,19 +351,25 @@ class Committer:
                 pass
         return _partitions(finals)
 
-    def _won_anyway(self, mkey: str, round_id: str) -> str | None:
-        """After a step-4 write answered Conflict: the manifest's token if it names this round
-        current (the write landed; a retry of the same request was refused), else None."""
+    def _won_anyway(self, mkey: str, round_id: str, payload: bytes) -> tuple[bool, str | None]:
+        """After a step-4 write answered Conflict: did it land (a retry of the same request was
+        refused)? ``(True, token)`` if the manifest is still exactly what it wrote; ``(True, None)``
+        if it names this round current but changed since (another attempt's pending entry, a
+        compaction's claim: step 5 must not write over it); ``(False, None)`` if it did not land."""
         got = self.silver.get_bytes(mkey)
         if got and ((json.loads(got[0]).get("current") or {}).get("round")) == round_id:
-            return got[1]
-        return None
+            return True, got[1] if got[0] == payload else None
+        return False, None
 
-    def _delete_quietly(self, keys: dict[str, list[str]]) -> None:
+    def _delete_quietly(self, keys: dict[str, list[str]]) -> dict[str, list[str]]:
+        """Delete this attempt's own keys, best effort; the keys that may remain (all of them if
+        the delete failed), for the caller to record as garbage."""
+        keys = {area: k for area, k in keys.items() if area != SEGMENTS and k}
         try:
-            self._collect({area: k for area, k in keys.items() if area != SEGMENTS})
-        except Exception:  # noqa: BLE001 - best effort: the pending entry still names them (repair)
-            pass
+            self._collect(keys)
+        except Exception:  # noqa: BLE001 - best effort, see above
+            return keys
+        return {}
 
     def _promote(self, finals: list[tuple[OutputFile, str]]) -> None:
         """Step 3. If it fails part way, what it put goes again (nothing names those keys
@@ -404,6 +417,10 @@ class Committer:
         for _ in range(MAX_ROUNDS):  # record it in the manifest, so the next commit removes the marker
             got = self.silver.get_bytes(mkey)
             doc, token = (json.loads(got[0]), got[1]) if got else ({"key": source.key, "source": source.uri}, None)
+            cur = doc.get("current")
+            if cur and ObjectVersion.from_dict(cur["version"]).newer_than(version):  # landed meanwhile
+                self.stores[QUARANTINE].delete([key])
+                return None
             doc["failed"] = {"version": version.to_dict(), "error": error, "at": self.clock()}
             try:
                 self.silver.put_if(mkey, _dump(doc), token)

@@ -188,7 +188,9 @@ def _lines(ref: SourceRef, stream: BinaryIO, block_bytes: int, limits: Limits, *
                         return  # no line starts in this chunk
                     continue
                 if len(buf) > limit:  # a line too long to hold: skip it, keep a sample
-                    sample, size, ended = buf[:RAW_SAMPLE_BYTES], len(buf), False
+                    if end is not None and offset >= end:
+                        return  # it starts where this chunk ends: the next chunk's line
+                    sample, size, ended, pending = buf[:RAW_SAMPLE_BYTES], len(buf), False, b""
                     while not ended:
                         more = stream.read(block_bytes)
                         if not more:
@@ -244,7 +246,7 @@ def _with_long_lines_cut(ref: SourceRef, buf: bytes, lineno: int, offset: int, l
     while start < len(buf):
         nl = buf.find(b"\n", start)
         stop = len(buf) if nl < 0 else nl + 1
-        if stop - start - 1 > limit:
+        if stop - start - (nl >= 0) > limit:  # the line's bytes, without its newline (the last may have none)
             yield _oversized(ref, buf[start:start + RAW_SAMPLE_BYTES], stop - start - (nl >= 0), lineno, offset + start,
                              limit, "line")
             lineno += 1
@@ -254,7 +256,7 @@ def _with_long_lines_cut(ref: SourceRef, buf: bytes, lineno: int, offset: int, l
         while run_end < len(buf):
             nl = buf.find(b"\n", run_end)
             stop = len(buf) if nl < 0 else nl + 1
-            if stop - run_end - 1 > limit:
+            if stop - run_end - (nl >= 0) > limit:
                 break
             run_end = stop
         block = RawBlock(ref, buf[start:run_end], lineno, offset + start)

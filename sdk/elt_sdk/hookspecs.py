@@ -40,6 +40,8 @@ that keeps state between calls needs a lock.
   ``output.write_silver`` raises (before it appends anything) for a value with no partition: the
   object fails (its attempt leaves nothing in silver; it is retried). A wrapper's own
   ``ValueError`` fails the object too: rows the inner write appended are never written twice.
+  (A write hook that appends through ``write_silver`` more than once per call must let only its
+  first call raise ``RowValueError``: the batch is then split and written again.)
 - ``elt_datasets`` raising or declaring an invalid dataset: the plugin is reported broken
   (``elt-sdk plugins``) and not loaded; other plugins load.
 """

@@ -125,7 +125,12 @@ class S3Store:
                 raise Missing(src) from None
             if error_code(exc) not in ("InvalidRequest", "EntityTooLarge"):
                 raise
-            self.client.copy({"Bucket": self.bucket, "Key": src}, self.bucket, dst)  # multipart copy
+            try:
+                self.client.copy({"Bucket": self.bucket, "Key": src}, self.bucket, dst)  # multipart copy
+            except ClientError as again:
+                if error_code(again) in ("NoSuchKey", "404"):
+                    raise Missing(src) from None
+                raise
 
     def list(self, prefix: str) -> Iterator[str]:
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):

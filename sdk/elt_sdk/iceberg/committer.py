@@ -157,7 +157,7 @@ class IcebergCommitter:
             self._commit_table(dataset, by_table[dataset], results)
         return list(results.values())
 
-    def mark_failed(self, message: CommitMessage, error: str, attempts: int | None = None) -> str:
+    def mark_failed(self, message: CommitMessage, error: str, attempts: int | None = None) -> str | None:
         """The object version's failure marker (the transform's), for a message that will never commit."""
         return self.manifests.mark_failed(message.ref, error, stage="commit", attempts=attempts, datasets=message.tables)
 
