@@ -134,11 +134,6 @@ class Outcome:
     status: str
     partitions: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     quarantine_keys: dict[str, str] = field(default_factory=dict)
-    replaced: ObjectVersion | None = None
-
-    @property
-    def landed(self) -> bool:
-        return self.status == COMMITTED
 
 
 def manifest_key(key: str) -> str:
@@ -312,8 +307,7 @@ class Committer:
             partitions = self._landed(source, version, files, finals, current, garbage, base, mkey, token)
             if doc.get("failed"):
                 self.stores[QUARANTINE].delete([failure_key(source.key)])
-            return Outcome(COMMITTED, partitions, {f.dataset: key for f, key in finals if f.area == QUARANTINE},
-                           ObjectVersion.from_dict(cur["version"]) if cur else None)
+            return Outcome(COMMITTED, partitions, {f.dataset: key for f, key in finals if f.area == QUARANTINE})
         self._delete_quietly(carry)
         raise CommitContention(f"{source.uri}: {MAX_ROUNDS} commit rounds lost to concurrent writers of this "
                                "object; the message is retried (many replays of one key at once?)")

@@ -29,6 +29,9 @@ def silver_key(dataset: str, dt: str, source: SourceRef, part: int, round_id: st
     return f"{silver_partition(dataset, dt)}{source.source_id}-{round_id}-c{c:04d}-p{part:04d}.parquet"
 
 
+LOCAL_ICEBERG_CATALOG = "iceberg.db"
+"""A local output folder's Iceberg catalog (sqlite), beside its silver/: its presence says the silver is tables."""
+
 ICEBERG_PARTITION = "dt"
 """An Iceberg table's day partition field (day of the event time, the same days as plain silver's dt)."""
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from elt_sdk.cli.context import UsageProblem, emit_json
-from elt_sdk.cli.silver import silver_option, silver_store
+from elt_sdk.cli.silver import silver_option, stores
 from elt_sdk.cli.targeting import TargetSpec, target_options
 
 
@@ -30,13 +30,8 @@ def command(older_than: str, as_json: bool, silver_dir: Path | None, target: Tar
         age = parse_duration(older_than)
     except ValueError as exc:
         raise UsageProblem(f"--older-than: {exc}") from None
-    if silver_dir is not None:
-        store, where = silver_store(target, silver_dir)
-        committer = Committer(store)
-    else:
-        t = target.resolve()
-        committer, where = Committer(*t.stores()), f"s3://{t.silver_bucket} ({t.description})"
-    report = committer.repair(older_than_s=age)
+    silver, quarantine, where = stores(target, silver_dir)
+    report = Committer(silver, quarantine).repair(older_than_s=age)
     if as_json:
         emit_json({**report, "silver": where})
     else:

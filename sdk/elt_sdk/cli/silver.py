@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 import click
 
+from elt_sdk import layout
 from elt_sdk.cli.context import UsageProblem
 from elt_sdk.cli.targeting import TargetSpec
 
@@ -29,20 +30,27 @@ def local_root(path: Path) -> Path:
 
 def silver_store(target: TargetSpec, silver_dir: Path | None) -> tuple[Any, str]:
     """The silver ``Store`` and a description of it."""
+    silver, _, where = stores(target, silver_dir)
+    return silver, where
+
+
+def stores(target: TargetSpec, silver_dir: Path | None) -> tuple[Any, Any, str]:
+    """The silver and quarantine ``Store``s (one folder locally) and a description of silver."""
     if silver_dir is not None:
         if target.given:
             raise UsageProblem("--silver reads a local folder: it does not go with a stack option")
         from elt_sdk.store import LocalStore
 
         root = local_root(silver_dir)
-        return LocalStore(root), str(root)
+        return LocalStore(root), LocalStore(root), str(root)
     t = target.resolve()
-    return t.stores()[0], f"s3://{t.silver_bucket} ({t.description})"
+    silver, quarantine = t.stores()
+    return silver, quarantine, f"s3://{t.silver_bucket} ({t.description})"
 
 
 def local_iceberg(root: Path, namespace: str) -> Any:
     """The Iceberg warehouse of a local output folder (``DIR/iceberg.db``), or None (plain silver)."""
-    if not (root / "iceberg.db").is_file():
+    if not (root / layout.LOCAL_ICEBERG_CATALOG).is_file():
         return None
     try:
         from elt_sdk.iceberg.catalog import local_warehouse

@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 import click
 
+from elt_sdk import layout
 from elt_sdk.layout import bronze_key
 from elt_sdk.cli.context import RunFailure, UsageProblem, emit_json, emit_table, progress, state, warn_broken
 from elt_sdk.pipeline import Transformer
@@ -135,7 +136,7 @@ def check_format(out: Path, silver_format: str) -> None:
 
     silver = out / SILVER_PREFIX
     plain = silver.is_dir() and any(silver.glob("*/dt=*"))
-    iceberg = (out / "iceberg.db").is_file()
+    iceberg = (out / layout.LOCAL_ICEBERG_CATALOG).is_file()
     if silver_format == "iceberg" and plain:
         raise UsageProblem(f"{out} holds plain Parquet silver (silver/<dataset>/dt=...): choose another --out for "
                            "Iceberg tables")

@@ -20,7 +20,7 @@ from pyiceberg.table import Table
 
 from elt_sdk import layout
 
-LOCAL_CATALOG_FILE = "iceberg.db"
+LOCAL_CATALOG_FILE = layout.LOCAL_ICEBERG_CATALOG
 """A local output folder's catalog, beside its ``silver/``."""
 TABLE_PROPERTIES = {
     "format-version": "2",
@@ -140,10 +140,6 @@ def local_warehouse(folder: Path, namespace: str) -> Warehouse:
     folder.mkdir(parents=True, exist_ok=True)
     root = folder.as_uri()
     return Warehouse(open_catalog(f"sqlite:///{folder / LOCAL_CATALOG_FILE}", root=root), namespace, root)
-
-
-def has_local_catalog(folder: Path) -> bool:
-    return (Path(folder) / LOCAL_CATALOG_FILE).is_file()
 
 
 def from_environment(env: Mapping[str, str] | None = None) -> Warehouse:
