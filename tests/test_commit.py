@@ -204,3 +204,70 @@ def test_a_landed_last_write_never_overwrites_what_came_after_it(tmp_path):
     assert Committer(plain).repair(0)["files_removed"] >= 2
     assert silver_files(root) == set(manifest(root)["current"]["files"]["silver"])
     assert all((root / k).read_bytes().startswith(b"a part") for k in manifest(root)["current"]["files"]["silver"])
+
+
+class CountingStore(LocalStore):
+    """Counts manifest reads and conditional writes (each a request on S3)."""
+
+    def __init__(self, root: Path):
+        super().__init__(root)
+        self.reads, self.writes, self._writing = 0, 0, False
+
+    def get_bytes(self, key):
+        if key.startswith("_elt/objects/") and not self._writing:  # not the folder store's own compare
+            self.reads += 1
+        return super().get_bytes(key)
+
+    def put_if(self, key, data, match):
+        self.writes += 1
+        self._writing = True
+        try:
+            return super().put_if(key, data, match)
+        finally:
+            self._writing = False
+
+
+def test_an_object_assumed_new_commits_without_reading_its_manifest(tmp_path):
+    root = tmp_path / "out"
+    store = CountingStore(root)
+    c = Committer(store)
+    first = attempt(tmp_path, c, "a")
+    first.skip_if_current = True
+    c.assume_new(first.source)
+    assert c.commit(first).status == COMMITTED
+    assert (store.reads, store.writes) == (0, 2)  # pending and current, no read
+    assert silver_files(root) == set(manifest(root)["current"]["files"]["silver"]) and len(silver_files(root)) == 2
+
+
+def test_a_duplicate_delivery_assumed_new_ends_duplicate_and_leaves_silver_as_it_was(tmp_path):
+    """The refused first write sends the round back to reading: the manifest names this very
+    version current, so the duplicate's files go and the committed ones stay."""
+    root = tmp_path / "out"
+    store = CountingStore(root)
+    assert Committer(store).commit(attempt(tmp_path, Committer(store), "a")).status == COMMITTED
+    committed = silver_files(root)
+    store.reads = store.writes = 0
+    c = Committer(store)
+    dup = attempt(tmp_path, c, "dup")
+    dup.skip_if_current = True
+    c.assume_new(dup.source)
+    assert c.commit(dup).status == DUPLICATE
+    assert (store.reads, store.writes) == (1, 1)  # the refused write, then the read that settles it
+    assert silver_files(root) == committed == set(manifest(root)["current"]["files"]["silver"])
+    assert not list((root / "_elt" / "staging").rglob("*dup*"))
+
+
+def test_a_newer_version_assumed_new_replaces_the_older_one(tmp_path):
+    """A key that has a manifest costs one refused write more; the commit goes on as usual."""
+    root = tmp_path / "out"
+    store = LocalStore(root)
+    assert Committer(store).commit(attempt(tmp_path, Committer(store), "old", V1)).status == COMMITTED
+    c = Committer(store)
+    newer = attempt(tmp_path, c, "new", V2)
+    newer.skip_if_current = True
+    c.assume_new(newer.source)
+    assert c.commit(newer).status == COMMITTED
+    current = manifest(root)["current"]
+    assert current["version"]["etag"] == "etag-2"
+    assert silver_files(root) == set(current["files"]["silver"])
+    assert all((root / k).read_bytes().startswith(b"new part") for k in current["files"]["silver"])

@@ -265,7 +265,7 @@ def test_iam_least_privilege(default_stack, all_on_stack):
     failures = logical(t, "AWS::SQS::Queue", "IngestFailures")  # where Lambda puts events ingest gave up on
     ingest = {("s3:GetObject", bronze, "/*"), ("s3:ListBucket", bronze, ""), ("sqs:SendMessage", queue, ""),
               *{(a, failures, "") for a in ("sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl")},
-              *{(a, table, "") for a in ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+              *{(a, table, "") for a in ("dynamodb:PutItem", "dynamodb:DeleteItem",
                                           "dynamodb:GetItem")}, *logs_of("Ingest")}
     assert grants(t, "Ingest") == ingest  # no silver, no quarantine, no writes to S3
     _, full = all_on_stack

@@ -91,3 +91,52 @@ def test_queues_lose_nothing_and_count_right_under_concurrent_sends_and_deletes(
     attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     assert (attrs["ApproximateNumberOfMessages"], attrs["ApproximateNumberOfMessagesNotVisible"],
             attrs["ApproximateNumberOfMessagesDelayed"]) == ("0", "1", "1")
+
+
+def test_download_copies_what_gets_would_in_one_request(server, tmp_path):
+    """The archive route answers the latest version of each object under the prefixes, none
+    deleted, byte for byte what one GET per key copies."""
+    from elt_sdk.local.endpoint import EmbeddedEndpoint
+    from elt_sdk.local.runtime import _download_by_gets
+
+    s3 = client(server, "s3")
+    s3.create_bucket(Bucket="archive", CreateBucketConfiguration={"LocationConstraint": "us-east-2"})
+    s3.put_bucket_versioning(Bucket="archive", VersioningConfiguration={"Status": "Enabled"})
+    blobs = {f"silver/ds/dt=2025-06-0{i % 3 + 1}/f{i}.parquet": bytes(range(256)) * (i * 7 + 1) for i in range(12)}
+    blobs["_elt/objects/m.json"] = b'{"current": null}'
+    blobs["silver/ds/empty"] = b""
+    for key, body in blobs.items():
+        s3.put_object(Bucket="archive", Key=key, Body=body)
+    s3.put_object(Bucket="archive", Key="silver/ds/dt=2025-06-01/f0.parquet", Body=b"second version")
+    s3.delete_object(Bucket="archive", Key="silver/ds/dt=2025-06-02/f1.parquet")  # a delete marker
+    s3.put_object(Bucket="archive", Key="elsewhere/x", Body=b"not asked for")
+
+    endpoint = EmbeddedEndpoint()
+    endpoint.url = server.url
+    prefixes = ["silver/", "_elt/objects/"]
+    assert endpoint.download("archive", prefixes, tmp_path / "tar") == len(blobs) - 1
+    _download_by_gets(s3, "archive", prefixes, tmp_path / "gets")
+
+    def tree(root):
+        return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+    got = tree(tmp_path / "tar")
+    assert got == tree(tmp_path / "gets")
+    assert got["silver/ds/dt=2025-06-01/f0.parquet"] == b"second version"
+    assert "silver/ds/dt=2025-06-02/f1.parquet" not in got and "elsewhere/x" not in got
+    assert got["silver/ds/empty"] == b"" and got["_elt/objects/m.json"] == b'{"current": null}'
+    with pytest.raises(OSError):  # no such bucket: the caller falls back to GETs
+        endpoint.download("no-such-bucket", prefixes, tmp_path / "none")
+
+
+def test_download_never_writes_outside_its_folder(server, tmp_path):
+    from elt_sdk.local.endpoint import EmbeddedEndpoint
+
+    s3 = client(server, "s3")
+    s3.create_bucket(Bucket="archive-escape", CreateBucketConfiguration={"LocationConstraint": "us-east-2"})
+    s3.put_object(Bucket="archive-escape", Key="silver/../../escaped", Body=b"x")
+    endpoint = EmbeddedEndpoint()
+    endpoint.url = server.url
+    with pytest.raises(Exception, match="outside"):
+        endpoint.download("archive-escape", ["silver/"], tmp_path / "out")
+    assert not (tmp_path / "escaped").exists() and not (tmp_path.parent / "escaped").exists()

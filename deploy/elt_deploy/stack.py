@@ -90,7 +90,7 @@ class PipelineStack(cdk.Stack):
             settings_mod.ENV_TABLE: self.table.table_name})
         p.objects(self.ingest, self.bronze, READ, [""])
         p.list_bucket(self.ingest, self.bronze)
-        p.allow(self.ingest, ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:GetItem"],
+        p.allow(self.ingest, ["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:GetItem"],
                 [self.table.table_arn])
         p.allow(self.ingest, ["sqs:SendMessage"], [self.queue.queue_arn])
         self.ingest.configure_async_invoke(retry_attempts=2, on_failure=destinations.SqsDestination(self.ingest_failures))

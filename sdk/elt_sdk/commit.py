@@ -6,7 +6,10 @@ A transform attempt writes its files aside (local temporary files, or staged key
 (``_elt/objects/<object id>.json`` in the silver store), which names the files of the version
 that is current and is only ever changed by a conditional write (``Store.put_if``):
 
-1. read the manifest; if it names a newer version, this attempt is superseded: drop its files;
+1. read the manifest; if it names a newer version, this attempt is superseded: drop its files
+   (and if it names this very version, a duplicate delivery ends here, a replay goes on). An
+   object most likely new (``assume_new``) skips the read: its step 2 writes only if there is
+   no manifest, and a refusal starts again at 1, reading;
 2. write the manifest with this attempt as ``pending`` (its final keys), and every file of
    another attempt's abandoned ``pending`` as garbage;
 3. put the files at their final keys (upload, or copy from staging);
@@ -123,6 +126,9 @@ class Attempt:
     fingerprint: dict[str, str] = field(default_factory=dict)
     chunk_count: int = 1
     attempt_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    skip_if_current: bool = False
+    """A round that finds this version current, by the same plugin versions, ends ``DUPLICATE``
+    (its files dropped) instead of replacing it: a duplicate delivery, not a replay."""
 
     @property
     def version(self) -> ObjectVersion:
@@ -166,14 +172,27 @@ class Committer:
         """Is this version already current, written by the same plugin versions? (A duplicate
         delivery need not be transformed again; a replay after a plugin upgrade is.)"""
         got = self.silver.get_bytes(manifest_key(source.key))
+        self._remember(source.key, got)
+        return bool(got) and self._names_current(json.loads(got[0]), source, fingerprint)
+
+    def assume_new(self, source: SourceRef) -> None:
+        """Let this object's commit start as if it had no manifest yet: the first round writes it
+        only if none exists (``put_if`` with no version) instead of reading it first. That saves
+        a request per object seen for the first time, the common case of a feed; an object that
+        has a manifest costs one refused write more, and its rounds go on as usual. Use with
+        ``Attempt.skip_if_current``, which stands in for the ``is_committed`` check not made."""
+        self._remember(source.key, None)
+
+    def _remember(self, key: str, got: tuple[bytes, str] | None) -> None:
         if len(self._read) > 10_000:  # attempts that failed before their commit left theirs
             self._read.clear()
-        self._read[source.key] = got
-        cur = json.loads(got[0]).get("current") if got else None
-        if not cur:
-            return False
-        version = source.object_version
-        return version.same_as(ObjectVersion.from_dict(cur["version"])) and cur.get("fingerprint") == fingerprint
+        self._read[key] = got
+
+    def _names_current(self, doc: dict[str, Any], source: SourceRef, fingerprint: dict[str, str]) -> bool:
+        """Does a manifest name this version current, written by the same plugin versions?"""
+        cur = doc.get("current")
+        return bool(cur) and source.object_version.same_as(ObjectVersion.from_dict(cur["version"])) \
+            and cur.get("fingerprint") == fingerprint
 
     def is_superseded(self, source: SourceRef) -> bool:
         cur = self.current(source.key)
@@ -223,7 +242,8 @@ class Committer:
         if attempt.chunk_count > 1:
             return self._commit_chunk(attempt)
         try:
-            return self._commit(attempt.source, attempt.files, attempt.counts, attempt.fingerprint)
+            return self._commit(attempt.source, attempt.files, attempt.counts, attempt.fingerprint,
+                                skip_if_current=attempt.skip_if_current)
         finally:
             self.discard(attempt.files)
 
@@ -258,7 +278,7 @@ class Committer:
         return outcome
 
     def _commit(self, source: SourceRef, files: list[OutputFile], counts: dict[str, dict[str, int]],
-                fingerprint: dict[str, str]) -> Outcome:
+                fingerprint: dict[str, str], *, skip_if_current: bool = False) -> Outcome:
         """Steps 1-5 above, in rounds until one wins. What differs by silver format is in the
         methods below it calls (``_promoted``, ``_collectable``, ``_replaced``, ``_current``,
         ``_landed``)."""
@@ -274,6 +294,9 @@ class Committer:
             if cur and ObjectVersion.from_dict(cur["version"]).newer_than(version):
                 self._delete_quietly(carry)
                 return Outcome(SUPERSEDED)
+            if skip_if_current and self._names_current(doc, source, fingerprint):
+                self._delete_quietly(carry)
+                return Outcome(DUPLICATE)
             round_id = uuid.uuid4().hex[:8]
             finals = [(f, f.final(source, round_id)) for f in self._promoted(files)]
             mine = _by_area((f.area, key) for f, key in finals)
@@ -477,12 +500,8 @@ class IcebergHandoff(Committer):
         version = source.object_version
         return {ELT_SOURCE: source.key, ELT_VERSION: f"{version.token}-{attempt_id}"}
 
-    def is_committed(self, source: SourceRef, fingerprint: dict[str, str]) -> bool:
+    def _names_current(self, doc: dict[str, Any], source: SourceRef, fingerprint: dict[str, str]) -> bool:
         """Committed here means handed off: current, its commit message sent, and not marked failed."""
-        got = self.silver.get_bytes(manifest_key(source.key))
-        if not got:
-            return False
-        doc = json.loads(got[0])
         cur, failed = doc.get("current"), doc.get("failed")
         version = source.object_version
         if not cur or cur.get("handoff") != "sent" or cur.get("fingerprint") != fingerprint:
@@ -514,7 +533,7 @@ class IcebergHandoff(Committer):
         super().discard(f for f in files if f.staged not in keep)
 
     def _commit(self, source: SourceRef, files: list[OutputFile], counts: dict[str, dict[str, int]],
-                fingerprint: dict[str, str]) -> Outcome:
+                fingerprint: dict[str, str], *, skip_if_current: bool = False) -> Outcome:
         if any(f.staged is None for f in files if f.area == SILVER):
             raise ValueError("Iceberg silver files must be staged before the handoff")
         return super()._commit(source, files, counts, fingerprint)

@@ -148,11 +148,15 @@ class Transformer:
         return {"elt-sdk": __version__, **{ds.name: f"{ds.plugin}:{ds.version}" for ds in datasets}}
 
     def transform_object(self, source: Source, target: Committer | Store, *, chunk: Chunk | None = None,
-                         chunk_count: int = 1, dataset: str | None = None, force: bool = True) -> ObjectReport:
+                         chunk_count: int = 1, dataset: str | None = None, force: bool = True,
+                         first_delivery: bool = False) -> ObjectReport:
         """Transform one object (or one chunk of it) and commit the result. ``dataset`` forces a
         dataset; otherwise the key's prefix decides, and an object under no dataset's prefix is
         routed record by record. Without ``force``, a version already committed by the same
-        plugin versions is skipped (``outcome`` says so)."""
+        plugin versions is skipped (``outcome`` says so): checked before the transform, or, for
+        a whole object on its ``first_delivery`` (most likely new), by the commit itself, which
+        then spends no request on reading a manifest that is not there yet
+        (``Committer.assume_new``)."""
         started = time.perf_counter()
         committer = target if isinstance(target, Committer) else Committer(target)
         ds = self.registry.dataset(dataset) if dataset else self.registry.route_key(source.key)
@@ -160,9 +164,12 @@ class Transformer:
                         version=source.version)
         report = ObjectReport(uri=source.uri, chunk=ref.chunk)
         fp = self.fingerprint([ds] if ds else self.registry.datasets.values())
-        if not force and committer.is_committed(ref, fp):
-            report.outcome = DUPLICATE
-            return report
+        if not force:
+            if first_delivery and chunk_count == 1:
+                committer.assume_new(ref)
+            elif committer.is_committed(ref, fp):
+                report.outcome = DUPLICATE
+                return report
         attempt_id = uuid.uuid4().hex[:10]
         out = ObjectOutput(ref, stage=lambda f: committer.stage(f, ref, attempt_id),
                            columns=committer.file_columns(ref, attempt_id), **self.output_options)
@@ -189,7 +196,7 @@ class Transformer:
                 check()
             counts = {name: {"records_in": c.records_in, "written": c.written, "quarantined": c.quarantined}
                       for name, c in report.counts.items()}
-            outcome = committer.commit(Attempt(ref, files, counts, fp, chunk_count, attempt_id))
+            outcome = committer.commit(Attempt(ref, files, counts, fp, chunk_count, attempt_id, skip_if_current=not force))
         except BaseException:
             committer.discard(out.files)
             raise

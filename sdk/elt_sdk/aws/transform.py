@@ -54,7 +54,7 @@ class SqsTransform:
             pointer = None
             try:
                 pointer = ObjectPointer.from_json(record["body"])
-                self.process(pointer, message_id)
+                self.process(pointer, message_id, receives)
             except StaleObject as exc:
                 logs.warning(log, "object changed or deleted since its event; dropping message",
                              message_id=message_id, error=str(exc))
@@ -71,7 +71,9 @@ class SqsTransform:
                     self._mark(pointer, f"{type(exc).__name__}: {exc}", "transform", receives)
         return {"batchItemFailures": failures}
 
-    def process(self, pointer: ObjectPointer, message_id: str = "-") -> ObjectReport:
+    def process(self, pointer: ObjectPointer, message_id: str = "-", receives: int = 1) -> ObjectReport:
+        """One object's message; on its first receive the object is most likely new (a retry
+        is most likely a duplicate: checked before transforming it again)."""
         version = pointer.version
         if pointer.force:  # a replay of the content that is current is that same version, replaced
             cur = self.committer.current(pointer.identity)
@@ -82,7 +84,7 @@ class SqsTransform:
         try:
             report = self.transformer.transform_object(source, self.committer, chunk=pointer.chunk,
                                                        chunk_count=pointer.chunk_count, dataset=pointer.dataset,
-                                                       force=pointer.force)
+                                                       force=pointer.force, first_delivery=receives <= 1)
         except UnknownDataset as exc:
             raise ObjectRefused(str(exc)) from None
         totals = report.totals()

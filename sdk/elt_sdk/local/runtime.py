@@ -308,20 +308,14 @@ def collect(rt: LocalRuntime, out: Path, result: LocalRunResult) -> None:
         # the commit records too, so OUT is what 'transform --out' writes: compact and repair work on it
         areas += [(res.silver_bucket, f"{layout.META_PREFIX}objects/"),
                   (res.silver_bucket, f"{layout.META_PREFIX}partitions/")]
-    wanted = [(bucket, obj["Key"]) for bucket, prefix in areas
-              for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-              for obj in page.get("Contents", [])]
-
-    def fetch(item: tuple[str, str]) -> None:
-        bucket, key = item
-        target = out / key
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(8, thread_name_prefix="elt-collect") as pool:
-        list(pool.map(fetch, wanted))
+    by_bucket: dict[str, list[str]] = {}
+    for bucket, prefix in areas:
+        by_bucket.setdefault(bucket, []).append(prefix)
+    for bucket, prefixes in by_bucket.items():
+        try:  # one request per bucket
+            rt.endpoint.download(bucket, prefixes, out)
+        except OSError:  # the server could not answer it: one GET per object, as any S3 client
+            _download_by_gets(s3, bucket, prefixes, out)
     silver, quarantine = out / layout.SILVER_PREFIX, out / layout.QUARANTINE_PREFIX
     names = {p.name for base in (silver, quarantine) if base.exists() for p in base.iterdir()
              if p.is_dir() and p.name != layout.FAILED}
@@ -351,6 +345,24 @@ def collect(rt: LocalRuntime, out: Path, result: LocalRunResult) -> None:
     with (out / "dlq" / "ingest-failed-events.jsonl").open("w") as fh:
         for event in rt.ingest.given_up:
             fh.write(json.dumps(event) + "\n")
+
+
+def _download_by_gets(s3: Any, bucket: str, prefixes: list[str], out: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    keys = [obj["Key"] for prefix in prefixes
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            for obj in page.get("Contents", [])]
+
+    def fetch(key: str) -> None:
+        target = (out / key).resolve()
+        if not target.is_relative_to(out.resolve()):
+            raise ValueError(f"s3://{bucket}/{key}: a key that would land outside {out}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+    with ThreadPoolExecutor(8, thread_name_prefix="elt-collect") as pool:
+        list(pool.map(fetch, keys))
 
 
 def drain_messages(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
