@@ -61,11 +61,13 @@ class RawBlock:
     """
 
     def __init__(self, source: SourceRef, data: bytes, first_lineno: int = 1, first_offset: int = 0,
-                 rejects: list[Reject] | None = None, size: int | None = None):
+                 rejects: list[Reject] | None = None, size: int | None = None, *, line_count: int | None = None):
         self.size = len(data) if size is None else size
         """Bytes of the object this block covers (``data`` may have one newline more)."""
         if data and not data.endswith(b"\n"):
             data += b"\n"
+        if line_count is not None:  # the caller counted them already (framing does, to number lines)
+            self.__dict__["line_count"] = line_count
         self.source = source
         self.data = data
         self.first_lineno = first_lineno

@@ -232,15 +232,18 @@ def _lines(ref: SourceRef, stream: BinaryIO, block_bytes: int, limits: Limits, *
                 buf = buf[: nl + 1]
             done = True
         if buf:
-            yield from _with_long_lines_cut(ref, buf, lineno, offset, limit)
-            lineno += buf.count(b"\n") + (not buf.endswith(b"\n"))
+            lines = buf.count(b"\n") + (not buf.endswith(b"\n"))  # counted once: the block keeps it
+            yield from _with_long_lines_cut(ref, buf, lineno, offset, limit, lines)
+            lineno += lines
             offset += len(buf)
 
 
-def _with_long_lines_cut(ref: SourceRef, buf: bytes, lineno: int, offset: int, limit: int) -> Iterator[RawBlock]:
-    """``buf`` as blocks, a line over the limit (one that fit in a read) turned into its reject."""
+def _with_long_lines_cut(ref: SourceRef, buf: bytes, lineno: int, offset: int, limit: int,
+                         lines: int) -> Iterator[RawBlock]:
+    """``buf`` (``lines`` lines) as blocks, a line over the limit (one that fit in a read)
+    turned into its reject."""
     if len(buf) <= limit or not _has_long_line(buf, limit):
-        yield RawBlock(ref, buf, lineno, offset)
+        yield RawBlock(ref, buf, lineno, offset, line_count=lines)
         return
     start = 0
     while start < len(buf):
