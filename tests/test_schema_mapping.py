@@ -250,3 +250,31 @@ def test_a_generated_schema_with_a_root_ref_defs_and_optional_unions_runs_on_bot
     assert [(r[0], [e["path"] for e in r[2]]) for r in by_record.rejects] == [
         (1, ["$.lines[0].sku"]), (2, ["$.lines[0].qty"]), (3, ["$.lines"])]
     assert_same(columnar_path(ds, lines), by_record)
+
+
+def test_a_key_repeated_where_silver_keeps_it_is_ambiguous_at_any_depth():
+    """Record path: a repeated key matters where silver keeps it (a schema property, in a struct,
+    in a list of structs, or anywhere inside a value kept whole as JSON text), not elsewhere."""
+    from elt_sdk.batch import decode_line
+    from elt_sdk.defaults.validate import ambiguity_errors
+
+    ds = Dataset(name="ambiguity", json_schema={
+        "type": "object", "required": ["id"],
+        "properties": {
+            "id": {"type": "string"},
+            "ship": {"type": "object", "properties": {"city": {"type": "string"}}},
+            "lines": {"type": "array", "items": {"type": "object", "properties": {"sku": {"type": "string"}}}},
+            "extra": {},  # any JSON: kept whole, as text
+        }})
+
+    def paths(line: str) -> list[str]:
+        return [e["path"] for e in ambiguity_errors(ds, decode_line(line.encode()))]
+
+    assert paths('{"id": "a", "id": "b"}') == ["$.id"]
+    assert paths('{"id": "a", "note": 1, "note": 2}') == []  # silver drops "note"
+    assert paths('{"id": "a", "ship": {"city": "x", "city": "y"}}') == ["$.ship.city"]
+    assert paths('{"id": "a", "ship": {"zip": 1, "zip": 2}}') == []
+    assert paths('{"id": "a", "lines": [{"sku": "1"}, {"sku": "2", "sku": "3"}]}') == ["$.lines[1].sku"]
+    assert paths('{"id": "a", "extra": [{"k": {"z": 1, "z": 2}}]}') == ["$.extra[0]"]
+    assert paths('{"id": "a", "extra": {"k": 1}, "ship": {"city": "x"}}') == []
+    assert ambiguity_errors(ds, ["not", "an", "object"]) == []

@@ -79,21 +79,43 @@ def ambiguity_errors(dataset: Dataset, record: Any) -> list[dict[str, str]]:
     if not isinstance(record, dict):
         return []
     return [{"path": path, "message": f"{path}: a key that appears twice in its object: which value is meant is ambiguous"}
-            for path in _ambiguous_paths(record, pa.struct(list(dataset.bronze_arrow_schema)), "$")]
+            for path in _ambiguous_paths(record, _kept_tree(dataset.bronze_arrow_schema), "$")]
 
 
-def _ambiguous_paths(value: Any, typ: pa.DataType | None, path: str) -> list[str]:
+_KEPT_TREES: dict[int, tuple[pa.Schema, dict[str, Any]]] = {}
+
+
+def _kept_tree(schema: pa.Schema) -> dict[str, Any]:
+    """What silver keeps of a record, once per schema (the record path asks for every record):
+    a struct as {name: subtree}, a list as ("list", item subtree), anything else None."""
+    got = _KEPT_TREES.get(id(schema))
+    if got is None or got[0] is not schema:
+        got = (schema, _tree(pa.struct(list(schema))))
+        _KEPT_TREES[id(schema)] = got
+    return got[1]
+
+
+def _tree(typ: pa.DataType) -> Any:
+    if pa.types.is_struct(typ):
+        return {f.name: _tree(f.type) for f in typ}
+    if pa.types.is_list(typ) or pa.types.is_large_list(typ):
+        return ("list", _tree(typ.value_type))
+    return None
+
+
+def _ambiguous_paths(value: Any, kept: Any, path: str) -> list[str]:
     if isinstance(value, dict):
-        if typ is None or not pa.types.is_struct(typ):  # kept whole (as JSON text): any repeat matters
+        if not isinstance(kept, dict):  # kept whole (as JSON text): any repeat matters
             return [path] if _any_ambiguity(value) else []
-        kept = {f.name: f.type for f in typ}
-        out = [f"{path}.{k}" for k in sorted(getattr(value, "duplicates", ())) if k in kept]
-        for k, t in kept.items():
-            if k in value:
-                out += _ambiguous_paths(value[k], t, f"{path}.{k}")
+        duplicates = getattr(value, "duplicates", None)
+        out = [f"{path}.{k}" for k in sorted(duplicates) if k in kept] if duplicates else []
+        for k, sub in kept.items():
+            v = value.get(k)
+            if isinstance(v, (dict, list)):  # only a container can hold a repeated key
+                out += _ambiguous_paths(v, sub, f"{path}.{k}")
         return out
     if isinstance(value, list):
-        item = typ.value_type if typ is not None and (pa.types.is_list(typ) or pa.types.is_large_list(typ)) else None
+        item = kept[1] if isinstance(kept, tuple) else None
         return [p for i, v in enumerate(value) for p in _ambiguous_paths(v, item, f"{path}[{i}]")]
     return []
 
