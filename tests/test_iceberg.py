@@ -200,6 +200,9 @@ def test_a_transform_redelivered_after_its_handoff_is_skipped(rig, tmp_path, reg
     second = rig.transformer.transform_object(source, rig.handoff, force=False)
     assert first.outcome == COMMITTED and second.outcome == DUPLICATE
     assert len(rig.handed) == 1
+    # delivered again as if new (no read before the transform): the commit finds it handed off
+    third = rig.transformer.transform_object(source, rig.handoff, force=False, first_delivery=True)
+    assert third.outcome == DUPLICATE and len(rig.handed) == 1
 
 
 def _handoff_file(rig: Rig, key: str, schema: pa.Schema, rows: dict, attempt: str = "") -> list[CommitMessage]:

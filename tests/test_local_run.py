@@ -130,3 +130,29 @@ def test_the_readmes_demo_summary_is_what_make_demo_prints(tmp_path):
     expected = [line for line in block if line != "..."]
     strip = lambda line: line.rsplit(" in ", 1)[0] if line.startswith("output:") else line  # noqa: E731
     assert [strip(x) for x in printed[:len(expected)]] == [strip(x) for x in expected]
+
+
+def test_results_are_copied_out_by_gets_when_the_endpoint_cannot_stream_them(tmp_path, monkeypatch):
+    """The archive stream cut short (or not served): local run falls back to one GET per object
+    and its output is the same."""
+    import tarfile
+
+    from elt_sdk.local.endpoint import EmbeddedEndpoint
+    from elt_sdk.local.runtime import LocalPipeline, Upload
+
+    def broken(self, bucket, prefixes, dest):
+        raise tarfile.ReadError("unexpected end of data")
+
+    monkeypatch.setattr(EmbeddedEndpoint, "download", broken)
+    uploads = []
+    for i in range(3):
+        path = tmp_path / f"in-{i}.jsonl"
+        path.write_text("".join(json.dumps({
+            "record_type": "shipments", "event_time": f"2025-06-0{1 + n % 2}T10:00:00Z", "shipment_id": f"S{i}-{n}",
+            "origin": "Oslo", "destination": "Rome", "carrier": "DHL", "weight_kg": 1.5}) + "\n" for n in range(4)))
+        uploads.append(Upload(path, f"bronze/shipments/in-{i}.jsonl"))
+    result = LocalPipeline(Settings(name_prefix="fallback"), out=tmp_path / "out").run(uploads)
+    assert result.datasets["shipments"] == {"records_in": 12, "written": 12, "quarantined": 0}
+    out = tmp_path / "out"
+    assert {p.parent.name for p in (out / "silver" / "shipments").rglob("*.parquet")} == {"dt=2025-06-01", "dt=2025-06-02"}
+    assert len(list((out / "_elt" / "objects").glob("*.json"))) == 3  # the commit records too

@@ -458,3 +458,62 @@ def test_replay_reads_the_latest_version_and_never_brings_an_old_one_back(endpoi
     drive(endpoint, settings, res)
     assert sorted(r["shipment_id"] for r in silver_rows(endpoint, res.silver_bucket)) == latest
     assert "Contents" not in s3.list_objects_v2(Bucket=res.quarantine_bucket, Prefix="quarantine/shipments/")
+
+
+def test_a_duplicate_first_delivery_is_dropped_at_its_commit_and_a_redriven_one_before_its_transform(
+        endpoint, stack, monkeypatch):
+    """A pointer received for the first time skips the manifest read (the object is most likely
+    new); delivered again once committed, the commit finds the version current and drops it. A
+    message ``dlq redrive`` sent back is checked before the transform. Neither adds rows, files
+    or dataset metrics."""
+    from elt_sdk import metrics
+    from elt_sdk.aws.dlq import redrive
+    from elt_sdk.aws.s3 import S3Store
+    from elt_sdk.aws.transform import SqsTransform
+    from elt_sdk.commit import Committer
+    from elt_sdk.pipeline import Transformer
+    from elt_sdk.plugins import load_registry
+
+    settings, res = stack
+    s3, sqs = endpoint.client("s3"), endpoint.client("sqs")
+    put = s3.put_object(Bucket=res.bronze_bucket, Key="bronze/shipments/dup.jsonl", Body=lines(6))
+    handlers.ingest_handler(s3_event(res.bronze_bucket, "bronze/shipments/dup.jsonl", put["ETag"].strip('"'), 1), ctx())
+    [pointer] = sqs.receive_message(QueueUrl=res.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0)["Messages"]
+    drive(endpoint, settings, res)
+    before = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=res.silver_bucket, Prefix="silver/")["Contents"])
+    assert len(silver_rows(endpoint, res.silver_bucket)) == 6
+
+    calls: list[str] = []
+
+    class Watched(Committer):
+        def is_committed(self, source, fingerprint):
+            calls.append("read first")
+            return super().is_committed(source, fingerprint)
+
+        def commit(self, attempt):
+            outcome = super().commit(attempt)
+            calls.append(f"commit: {outcome.status}")
+            return outcome
+
+    emitted: list[dict] = []
+    monkeypatch.setattr(metrics, "put", lambda ns, dims, values, *a, **k: emitted.append(dict(dims)))
+    app = SqsTransform(s3=s3, transformer=Transformer(load_registry()),
+                       committer=Watched(S3Store(s3, res.silver_bucket), S3Store(s3, res.quarantine_bucket)),
+                       silver_bucket=res.silver_bucket, metrics_namespace="t", sqs=sqs, dlq_url=res.dlq_url)
+
+    def deliver(body: str, attributes: dict) -> None:
+        assert app.handle({"Records": [{"messageId": "m", "body": body, "attributes": {"ApproximateReceiveCount": "1"},
+                                        "messageAttributes": attributes}]}) == {"batchItemFailures": []}
+
+    deliver(pointer["Body"], {})
+    assert calls == ["commit: already committed"]
+    sqs.send_message(QueueUrl=res.dlq_url, MessageBody=pointer["Body"])
+    assert redrive(sqs, res.dlq_url, res.queue_url, native=False).moved == 1
+    [back] = sqs.receive_message(QueueUrl=res.queue_url, MaxNumberOfMessages=10,
+                                 MessageAttributeNames=["All"])["Messages"]
+    deliver(back["Body"], {k: {"stringValue": v["StringValue"], "dataType": v["DataType"]}
+                           for k, v in back["MessageAttributes"].items()})
+    assert calls == ["commit: already committed", "read first"]  # skipped before any transform
+    assert not [d for d in emitted if "dataset" in d]
+    after = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=res.silver_bucket, Prefix="silver/")["Contents"])
+    assert after == before and len(silver_rows(endpoint, res.silver_bucket)) == 6

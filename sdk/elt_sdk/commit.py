@@ -158,9 +158,9 @@ class Committer:
         self.silver = silver
         self.clock = clock
         self._read: dict[str, tuple[bytes, str] | None] = {}
-        """The manifest each object's attempt read before transforming (``is_committed``): its
-        commit's first round starts from it instead of reading again; a stale one only loses
-        that round's conditional write."""
+        """The manifest each object's attempt read before transforming (``is_committed``), or
+        None for an object assumed new (``assume_new``): its commit's first round starts from it
+        instead of reading; a stale one only loses that round's conditional write."""
 
     # -- before an attempt ---------------------------------------------------------------------
 
@@ -536,7 +536,7 @@ class IcebergHandoff(Committer):
                 fingerprint: dict[str, str], *, skip_if_current: bool = False) -> Outcome:
         if any(f.staged is None for f in files if f.area == SILVER):
             raise ValueError("Iceberg silver files must be staged before the handoff")
-        return super()._commit(source, files, counts, fingerprint)
+        return super()._commit(source, files, counts, fingerprint, skip_if_current=skip_if_current)
 
     def _promoted(self, files: list[OutputFile]) -> list[OutputFile]:
         return [f for f in files if f.area != SILVER]  # silver files stay where they were staged

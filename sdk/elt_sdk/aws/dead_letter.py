@@ -9,6 +9,9 @@ from elt_sdk import logs
 log = logs.get("dlq")
 ERROR_ATTR = "elt_error"
 """The message attribute holding why a message was dead-lettered."""
+REDRIVEN_ATTR = "elt_redriven"
+"""Set on a message ``elt-sdk dlq redrive`` sent back to the queue: its first receive there is
+not a first delivery (the transform checks for a committed version before transforming)."""
 
 
 def dead_letter(sqs: Any, dlq_url: str | None, record: dict[str, Any], reason: str) -> bool:

@@ -6,8 +6,10 @@ queue, and deletes from the DLQ only what the queue accepted: interrupted anywhe
 in the DLQ (back after the receive's visibility timeout), in the queue, or both; never in
 neither. A message in both is a duplicate delivery, which the commit protocol absorbs (a version
 already committed is skipped; one committed twice replaces its own rows). Messages redriven this
-way are sent with ``force`` off, so an object whose version was committed meanwhile (by a replay,
-say) is skipped rather than transformed again, and without their ``elt_error`` attribute.
+way are sent with ``force`` off and marked ``elt_redriven``, so an object whose version was
+committed meanwhile (by a replay, say) is skipped rather than transformed again, and without
+their ``elt_error`` attribute. (SQS's own move task sends messages unchanged: one of those whose
+version was committed meanwhile is transformed again, and the commit then finds it a duplicate.)
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from typing import Any, Callable
 
 from elt_sdk import logs
 
-from elt_sdk.aws.dead_letter import ERROR_ATTR  # noqa: F401 - part of this module's interface
+from elt_sdk.aws.dead_letter import ERROR_ATTR, REDRIVEN_ATTR  # noqa: F401 - ERROR_ATTR: part of this module's interface
 
 log = logs.get("dlq")
 
@@ -150,7 +152,8 @@ def redrive(sqs: Any, dlq_url: str, queue_url: str, *, max_messages: int | None 
         if not msgs:
             break
         resp = sqs.send_message_batch(QueueUrl=queue_url, Entries=[
-            {"Id": str(n), "MessageBody": unforced(m.body), "MessageAttributes": _sendable(m.message_attributes)}
+            {"Id": str(n), "MessageBody": unforced(m.body),
+             "MessageAttributes": {**_sendable(m.message_attributes), REDRIVEN_ATTR: {"DataType": "String", "StringValue": "1"}}}
             for n, m in enumerate(msgs)])
         sent = {int(s["Id"]) for s in resp.get("Successful", [])}
         ok = [m for n, m in enumerate(msgs) if n in sent]

@@ -21,10 +21,10 @@ import time
 from typing import Any
 
 from elt_sdk import layout, logs, metrics
-from elt_sdk.aws.dead_letter import dead_letter
+from elt_sdk.aws.dead_letter import REDRIVEN_ATTR, dead_letter
 from elt_sdk.aws.messages import ObjectPointer
 from elt_sdk.aws.s3 import S3Source
-from elt_sdk.commit import COMMITTED, Committer
+from elt_sdk.commit import COMMITTED, DUPLICATE, SUPERSEDED, Committer
 from elt_sdk.errors import BadMessage, ObjectRefused
 from elt_sdk.pipeline import ObjectReport, Transformer
 from elt_sdk.plugins import UnknownDataset
@@ -54,7 +54,8 @@ class SqsTransform:
             pointer = None
             try:
                 pointer = ObjectPointer.from_json(record["body"])
-                self.process(pointer, message_id, receives)
+                self.process(pointer, message_id,
+                             first_delivery=receives <= 1 and REDRIVEN_ATTR not in (record.get("messageAttributes") or {}))
             except StaleObject as exc:
                 logs.warning(log, "object changed or deleted since its event; dropping message",
                              message_id=message_id, error=str(exc))
@@ -71,9 +72,10 @@ class SqsTransform:
                     self._mark(pointer, f"{type(exc).__name__}: {exc}", "transform", receives)
         return {"batchItemFailures": failures}
 
-    def process(self, pointer: ObjectPointer, message_id: str = "-", receives: int = 1) -> ObjectReport:
-        """One object's message; on its first receive the object is most likely new (a retry
-        is most likely a duplicate: checked before transforming it again)."""
+    def process(self, pointer: ObjectPointer, message_id: str = "-", first_delivery: bool = False) -> ObjectReport:
+        """One object's message. On its first delivery (from ingest, received once) the object
+        is most likely new; a retry or a redriven message is checked for a committed version
+        before it is transformed again."""
         version = pointer.version
         if pointer.force:  # a replay of the content that is current is that same version, replaced
             cur = self.committer.current(pointer.identity)
@@ -84,7 +86,7 @@ class SqsTransform:
         try:
             report = self.transformer.transform_object(source, self.committer, chunk=pointer.chunk,
                                                        chunk_count=pointer.chunk_count, dataset=pointer.dataset,
-                                                       force=pointer.force, first_delivery=receives <= 1)
+                                                       force=pointer.force, first_delivery=first_delivery)
         except UnknownDataset as exc:
             raise ObjectRefused(str(exc)) from None
         totals = report.totals()
@@ -93,10 +95,11 @@ class SqsTransform:
                   records_in=totals.records_in, written=totals.written, quarantined=totals.quarantined,
                   partitions=[f"{p.dataset}/dt={p.dt}" for p in report.partitions],
                   quarantine=sorted(report.quarantine_keys.values()), seconds=round(report.seconds, 3))
-        for name, c in report.counts.items():
-            metrics.put(self.namespace, {"dataset": name},
-                        {"Objects": c.objects, "RecordsIn": c.records_in, "RecordsWritten": c.written,
-                         "RecordsQuarantined": c.quarantined})
+        if report.outcome not in (DUPLICATE, SUPERSEDED):  # a skipped version's rows never land
+            for name, c in report.counts.items():
+                metrics.put(self.namespace, {"dataset": name},
+                            {"Objects": c.objects, "RecordsIn": c.records_in, "RecordsWritten": c.written,
+                             "RecordsQuarantined": c.quarantined})
         metrics.put(self.namespace, {"function": "transform"},
                     {"Bytes": report.bytes_read, "DurationMs": round(report.seconds * 1000, 1)},
                     {"Bytes": "Bytes", "DurationMs": "Milliseconds"})

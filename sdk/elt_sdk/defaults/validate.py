@@ -15,6 +15,7 @@ rows are the record path's whatever the path.
 from __future__ import annotations
 
 import logging
+import weakref
 from typing import Any
 
 import fastjsonschema
@@ -79,20 +80,19 @@ def ambiguity_errors(dataset: Dataset, record: Any) -> list[dict[str, str]]:
     if not isinstance(record, dict):
         return []
     return [{"path": path, "message": f"{path}: a key that appears twice in its object: which value is meant is ambiguous"}
-            for path in _ambiguous_paths(record, _kept_tree(dataset.bronze_arrow_schema), "$")]
+            for path in _ambiguous_paths(record, _kept_tree(dataset), "$")]
 
 
-_KEPT_TREES: dict[int, tuple[pa.Schema, dict[str, Any]]] = {}
+_KEPT_TREES: "weakref.WeakKeyDictionary[Dataset, dict[str, Any]]" = weakref.WeakKeyDictionary()
 
 
-def _kept_tree(schema: pa.Schema) -> dict[str, Any]:
-    """What silver keeps of a record, once per schema (the record path asks for every record):
+def _kept_tree(dataset: Dataset) -> dict[str, Any]:
+    """What silver keeps of a record, once per dataset (the record path asks for every record):
     a struct as {name: subtree}, a list as ("list", item subtree), anything else None."""
-    got = _KEPT_TREES.get(id(schema))
-    if got is None or got[0] is not schema:
-        got = (schema, _tree(pa.struct(list(schema))))
-        _KEPT_TREES[id(schema)] = got
-    return got[1]
+    tree = _KEPT_TREES.get(dataset)
+    if tree is None:
+        tree = _KEPT_TREES[dataset] = _tree(pa.struct(list(dataset.bronze_arrow_schema)))
+    return tree
 
 
 def _tree(typ: pa.DataType) -> Any:
