@@ -140,3 +140,25 @@ def test_download_never_writes_outside_its_folder(server, tmp_path):
     with pytest.raises(Exception, match="outside"):
         endpoint.download("archive-escape", ["silver/"], tmp_path / "out")
     assert not (tmp_path / "escaped").exists() and not (tmp_path.parent / "escaped").exists()
+
+
+def test_download_of_an_archive_that_breaks_off_is_an_oserror(server, tmp_path, monkeypatch):
+    """A stream cut short (a member's bytes missing) is the caller's cue to copy by GETs: OSError,
+    like a server that does not answer."""
+    from elt_sdk.local import server as server_module
+    from elt_sdk.local.endpoint import EmbeddedEndpoint
+
+    s3 = client(server, "s3")
+    s3.create_bucket(Bucket="archive-cut", CreateBucketConfiguration={"LocationConstraint": "us-east-2"})
+    s3.put_object(Bucket="archive-cut", Key="silver/a", Body=b"x" * 5000)
+    whole = server_module.tar_stream
+
+    def cut(members):
+        data = b"".join(whole(members))
+        yield data[:1500]  # the header and part of the first member
+
+    monkeypatch.setattr(server_module, "tar_stream", cut)  # the server runs in this process (a thread)
+    endpoint = EmbeddedEndpoint()
+    endpoint.url = server.url
+    with pytest.raises(OSError, match="ended early"):
+        endpoint.download("archive-cut", ["silver/"], tmp_path / "out")

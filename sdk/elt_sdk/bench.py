@@ -233,7 +233,6 @@ def many_objects(registry, *, objects: int, records: int, workers: int = 4, repe
     the embedded endpoint), each a whole process, on the same files."""
     import random
 
-
     ds = registry.dataset(dataset)
     runs: dict[str, list[float]] = {"transform": [], "local run": []}
     with tempfile.TemporaryDirectory(prefix="elt-bench-many-") as tmp:

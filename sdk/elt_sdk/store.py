@@ -145,8 +145,6 @@ class LocalStore:
                 parent = parent.parent
 
     def copy(self, src: str, dst: str) -> None:
-        if not self._path(src).is_file():
-            raise Missing(src)
         try:
             self.put_file(dst, self._path(src))
         except FileNotFoundError:

@@ -121,14 +121,14 @@ class S3Store:
         try:  # one request, server side, up to 5 GB
             self.client.copy_object(Bucket=self.bucket, Key=dst, CopySource={"Bucket": self.bucket, "Key": src})
         except ClientError as exc:
-            if error_code(exc) in ("NoSuchKey", "404"):
+            if error_code(exc) in NOT_FOUND:
                 raise Missing(src) from None
             if error_code(exc) not in ("InvalidRequest", "EntityTooLarge"):
                 raise
             try:
                 self.client.copy({"Bucket": self.bucket, "Key": src}, self.bucket, dst)  # multipart copy
             except ClientError as again:
-                if error_code(again) in ("NoSuchKey", "404"):
+                if error_code(again) in NOT_FOUND:
                     raise Missing(src) from None
                 raise
 

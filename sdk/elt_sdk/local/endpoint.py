@@ -61,8 +61,9 @@ class EmbeddedEndpoint:
     def download(self, bucket: str, prefixes: list[str], dest: Path) -> int:
         """Copy every object of ``bucket`` under ``prefixes`` to ``dest``/key, in one request (the
         server's tar stream: ``local/server.py``); the number of files written. OSError if the
-        server could not answer (the caller copies by S3 GETs instead); a key that would land
-        outside ``dest`` is refused (tarfile's ``data`` filter), never written."""
+        server could not answer, or not to the end (the caller copies by S3 GETs instead); a key
+        that would land outside ``dest`` is refused (tarfile's ``data`` filter), never written."""
+        import http.client
         import tarfile
         from urllib.parse import urlencode
         from urllib.request import urlopen
@@ -73,11 +74,14 @@ class EmbeddedEndpoint:
             raise OSError("this Python's tarfile has no 'data' filter")
         query = urlencode([("bucket", bucket)] + [("prefix", p) for p in prefixes])
         written = 0
-        with urlopen(f"{self.url}{ARCHIVE_PATH}?{query}", timeout=300) as resp, \
-                tarfile.open(fileobj=resp, mode="r|") as tar:  # noqa: S310 - our own loopback server
-            for member in tar:
-                tar.extract(member, dest, filter="data")
-                written += member.isfile()
+        try:
+            with urlopen(f"{self.url}{ARCHIVE_PATH}?{query}", timeout=300) as resp, \
+                    tarfile.open(fileobj=resp, mode="r|") as tar:  # noqa: S310 - our own loopback server
+                for member in tar:
+                    tar.extract(member, dest, filter="data")
+                    written += member.isfile()
+        except (tarfile.ReadError, http.client.HTTPException) as exc:  # the stream broke off
+            raise OSError(f"the archive of {bucket} ended early: {exc}") from exc
         return written
 
     def stop(self) -> None:

@@ -8,11 +8,9 @@ only ``AWS_ENDPOINT_URL`` differs.
 """
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import shutil
-import tarfile
 import tempfile
 import threading
 import time
@@ -316,8 +314,8 @@ def collect(rt: LocalRuntime, out: Path, result: LocalRunResult) -> None:
     for bucket, prefixes in by_bucket.items():
         try:  # one request per bucket
             rt.endpoint.download(bucket, prefixes, out)
-        except (OSError, tarfile.ReadError, http.client.HTTPException):  # the server could not answer it,
-            _download_by_gets(s3, bucket, prefixes, out)  # or not to the end: one GET per object, as any S3 client
+        except OSError:  # the server could not answer it, or not to the end: one GET per object
+            _download_by_gets(s3, bucket, prefixes, out)
     silver, quarantine = out / layout.SILVER_PREFIX, out / layout.QUARANTINE_PREFIX
     names = {p.name for base in (silver, quarantine) if base.exists() for p in base.iterdir()
              if p.is_dir() and p.name != layout.FAILED}
