@@ -60,6 +60,29 @@ def test_fields_the_schema_does_not_name_are_ignored_but_hide_no_nan(registry, s
     assert [p.extra_fields for p in second.plans.values()] == [True]
 
 
+def test_nan_or_infinity_in_an_unnamed_field_of_a_large_block(registry, shipments):
+    """Blocks from LITERAL_SEARCH_MIN on look for NaN/Infinity with RE2, not ``in``."""
+    lines = [line(shipment_id=f"S{i}", note="Nairobi \u00e9 Ice", extra={"n": i}) for i in range(3000)]
+    assert sum(len(x) + 1 for x in lines) > 4 * columnar.LITERAL_SEARCH_MIN
+    lines[1500] = lines[1500][:-1] + b',"score":NaN}'
+    lines[-1] = lines[-1][:-1] + b',"score":Infinity}'
+    transformer = Transformer(registry)
+    transform_lines(registry, shipments, lines[:10], transformer=transformer)  # learns the unnamed fields
+    result = transform_lines(registry, shipments, lines, transformer=transformer)
+    expect_verdicts(shipments, lines, result)
+    assert [q["line"] for q in result.quarantine] == [1501, 3000]
+
+
+@pytest.mark.parametrize("size", [columnar.LITERAL_SEARCH_MIN - 1, columnar.LITERAL_SEARCH_MIN, 1 << 20])
+def test_literal_search_agrees_with_in(size):
+    filler = (b'{"city":"Nairobi","n":"Nan","i":"Infinit\xff\xfe"}\n' * (size // 40 + 1))[:size]
+    for literal in ("NaN", "Infinity", "null"):
+        assert not columnar._contains(filler, literal)
+        for at in (0, size // 2, size - len(literal)):
+            data = filler[:at] + literal.encode() + filler[at + len(literal):]
+            assert len(data) == size and columnar._contains(data, literal), (literal, at)
+
+
 def test_invalid_utf8_anywhere_in_a_large_block(registry, shipments):
     lines = [line(shipment_id=f"S{i}", origin="São Paulo") for i in range(3000)]  # > 64 KiB: several windows
     for i in (0, 411, 412, 1999, 2999):

@@ -445,15 +445,15 @@ class ColumnarPlan:
     def _needs_screen(self, data: bytes) -> bool:
         """Whole-buffer tests a clean block passes in one pass (memchr or one RE2 scan)."""
         hazards = []
-        if self.null_sensitive and b"null" in data:
+        if self.null_sensitive and _contains(data, "null"):
             hazards.append(self.explicit_null)  # a null pyarrow cannot tell from absence, where null is not allowed
             if b"\\" in data:
                 hazards.append(ESCAPED_KEY_NULL)  # ... also after a key spelt with an escape (pyarrow decodes it)
         # NaN/Infinity: pyarrow reads them, strict JSON does not. In a schema column they fail the
         # read or the finiteness check; only fields the parse ignores can hide them.
         if self.extra_fields:
-            if not hazards:  # alone, two substring searches beat an RE2 pass
-                if b"NaN" in data or b"Infinity" in data:
+            if not hazards:  # alone, two literal searches beat one RE2 pass for either
+                if _contains(data, "NaN") or _contains(data, "Infinity"):
                     return True
             else:
                 hazards.append("NaN|Infinity")
@@ -573,6 +573,19 @@ def _values(array: pa.LargeBinaryArray) -> pa.Buffer:
     first, last = (int.from_bytes(offsets[i * 8:(i + 1) * 8], "little", signed=True)
                    for i in (array.offset, array.offset + len(array)))
     return array.buffers()[2][first:last]
+
+
+LITERAL_SEARCH_MIN = 64 << 10
+"""From this size, a literal is looked for by RE2 (whose search for a literal runs at memchr's
+speed: NaN in 0.2 ms per 4 MiB, against 3 ms for ``in``); below it ``in`` wins (an Arrow call
+costs ~40 µs)."""
+
+
+def _contains(data: bytes, literal: str) -> bool:
+    """``literal.encode() in data``, for a literal with no character RE2 treats specially."""
+    if len(data) < LITERAL_SEARCH_MIN:
+        return literal.encode() in data
+    return _buffer_matches(data, literal)
 
 
 def _buffer_matches(data: bytes, pattern: str | None) -> bool:
