@@ -162,3 +162,38 @@ def test_download_of_an_archive_that_breaks_off_is_an_oserror(server, tmp_path, 
     endpoint.url = server.url
     with pytest.raises(OSError, match="ended early"):
         endpoint.download("archive-cut", ["silver/"], tmp_path / "out")
+
+
+def test_a_wake_ends_long_polls_in_progress_and_long_polls_still_deliver(server):
+    """``POST /_elt/wake`` (what a stopping pipeline sends) ends a 20 s long poll at once, empty;
+    a long poll that is not woken still answers as soon as a message arrives."""
+    import time
+
+    from elt_sdk.local.endpoint import EmbeddedEndpoint
+
+    sqs = client(server, "sqs", read_timeout=30)
+    url = sqs.create_queue(QueueName="wake")["QueueUrl"]
+    answers: list[tuple[float, list]] = []
+
+    def poll() -> None:
+        started = time.monotonic()
+        got = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=20).get("Messages", [])
+        answers.append((time.monotonic() - started, got))
+
+    pollers = [threading.Thread(target=poll) for _ in range(3)]
+    for t in pollers:
+        t.start()
+    time.sleep(0.5)  # the three are waiting on the server
+    endpoint = EmbeddedEndpoint()
+    endpoint.url = server.url
+    endpoint.wake()
+    for t in pollers:
+        t.join(timeout=15)
+    assert len(answers) == 3 and all(not got and waited < 15 for waited, got in answers), answers
+
+    waiter = threading.Thread(target=poll)
+    waiter.start()
+    time.sleep(0.5)
+    sqs.send_message(QueueUrl=url, MessageBody="hello")
+    waiter.join(timeout=15)
+    assert len(answers) == 4 and [m["Body"] for m in answers[3][1]] == ["hello"] and answers[3][0] < 15

@@ -58,6 +58,20 @@ class EmbeddedEndpoint:
         except OSError:
             return {url: None for url in queue_urls}
 
+    def wake(self) -> None:
+        """End the SQS long polls in progress now, each with what it has (a stopping pipeline's
+        pollers need not wait out their last receive). Best effort: a server that cannot answer
+        lets them end on their own."""
+        from urllib.request import Request, urlopen
+
+        from elt_sdk.local.server import WAKE_PATH
+
+        try:
+            with urlopen(Request(f"{self.url}{WAKE_PATH}", method="POST"), timeout=5):  # noqa: S310 - loopback
+                pass
+        except OSError:
+            pass
+
     def download(self, bucket: str, prefixes: list[str], dest: Path) -> int:
         """Copy every object of ``bucket`` under ``prefixes`` to ``dest``/key, in one request (the
         server's tar stream: ``local/server.py``); the number of files written. OSError if the

@@ -179,8 +179,13 @@ class LocalRuntime:
 
     def stop(self) -> None:
         self._stop.set()
-        for t in self._threads:
-            t.join(timeout=30)
+        deadline = time.time() + 30
+        while self._threads and time.time() < deadline:
+            if self.endpoint.url:
+                self.endpoint.wake()  # again until all are done: a poll may have begun after a wake
+            for t in self._threads:
+                t.join(timeout=0.1)
+            self._threads = [t for t in self._threads if t.is_alive()]
         if self.ingest is not None:
             self.ingest.close()
         handlers.reset()

@@ -17,6 +17,9 @@ like the services it stands for, and cost what they cost:
   scans the queue twice per delete: a thousand objects uploaded at once made each S3
   notification, receive and delete cost a scan of the thousand; see ``fast_queues``).
 
+``POST /_elt/wake`` ends every SQS long poll in progress (each answers with what it has): a
+stopping pipeline need not wait out its pollers' last receive.
+
 ``GET /_elt/oldest-message-ages?queue=URL...`` answers, from the queues' own memory, how long
 the oldest message of each has waited (SQS tells that only through CloudWatch).
 
@@ -42,6 +45,7 @@ CONDITIONAL = ("HTTP_IF_MATCH", "HTTP_IF_NONE_MATCH")
 DYNAMODB_WRITES = ("DynamoDB_20120810.PutItem", "DynamoDB_20120810.UpdateItem", "DynamoDB_20120810.DeleteItem",
                    "DynamoDB_20120810.TransactWriteItems")
 AGES_PATH = "/_elt/oldest-message-ages"
+WAKE_PATH = "/_elt/wake"
 ARCHIVE_PATH = "/_elt/archive"
 
 
@@ -110,7 +114,42 @@ def fast_queues() -> None:
         raise models.ReceiptHandleIsInvalid()
 
     models.Queue.delete_message = delete_message
+    receive = models.SQSBackend.receive_message
+
+    def receive_message(self: Any, queue_name: str, count: int, wait_seconds_timeout: int, *args: Any,
+                        **kwargs: Any) -> Any:
+        """moto's long poll, which ``wake_long_polls`` can end: moto's own waits out its time."""
+        if not wait_seconds_timeout:
+            return receive(self, queue_name, count, 0, *args, **kwargs)
+        woken = _wakes[0]
+        deadline = time.monotonic() + int(wait_seconds_timeout)
+        queue = self.get_queue(queue_name)
+        while True:
+            result = receive(self, queue_name, count, 0, *args, **kwargs)
+            left = deadline - time.monotonic()
+            if result or left <= 0 or _wakes[0] != woken:
+                return result
+            with queue._messages_lock:  # a send notifies under it
+                queue._messages_lock.wait_for(lambda: queue.messages or _wakes[0] != woken, timeout=left)
+
+    models.SQSBackend.receive_message = receive_message
     models.Queue._elt_fast = True
+
+
+_wakes = [0]
+"""How many times long polls were woken: a poll ends when it changes."""
+
+
+def wake_long_polls() -> None:
+    """End every long poll in progress in this process's moto: each answers with what it has."""
+    from moto.sqs.models import sqs_backends
+
+    _wakes[0] += 1
+    for account in list(sqs_backends.values()):
+        for backend in list(account.values()):
+            for queue in list(backend.queues.values()):
+                with queue._messages_lock:
+                    queue._messages_lock.notify_all()
 
 
 def make_app() -> Callable:
@@ -138,6 +177,10 @@ def make_app() -> Callable:
             body = json.dumps(oldest_message_ages(environ.get("HTTP_X_ELT_REGION", "us-east-2"), queues)).encode()
             start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             return [body]
+        if environ.get("PATH_INFO") == WAKE_PATH and environ.get("REQUEST_METHOD") == "POST":
+            wake_long_polls()
+            start_response("204 No Content", [])
+            return []
         if environ.get("PATH_INFO") == ARCHIVE_PATH:
             query = parse_qs(environ.get("QUERY_STRING", ""))
             try:
@@ -272,6 +315,7 @@ class ThreadServer:
         return f"http://127.0.0.1:{self.server.effective_port}"
 
     def stop(self) -> None:
+        wake_long_polls()  # a poll in progress would hold a task thread for up to its wait
         _stop(self.server)
         self.thread.join(timeout=10)
 
@@ -308,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import signal
 
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))  # state lives in memory only: nothing to flush
     try:
         server = make_server(args.port)
     except OSError as exc:
