@@ -50,3 +50,16 @@ def test_bench_peers_run_on_the_clean_input_pinned_to_one_core():
     got = {(r["contender"], r["input"]) for r in report["results"]}
     assert {(p, "clean") for p in peers} <= got and not {(p, "invalid") for p in peers} & got
     assert report["cpus"] == 1
+
+
+def test_bench_many_objects_reports_the_local_runs_own_account():
+    res = CliRunner().invoke(main, ["bench", "--objects", "3", "--records", "10", "--repeat", "1", "--json"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    many = json.loads(res.stdout)
+    assert many["objects"] == 3 and many["transform_s"] > 0 and many["local_run_s"] > 0
+    assert many["local_run_requests"]["dynamodb PutItem"] == 6  # each object claimed and completed once
+    assert many["local_run_requests_per_object"] >= 8  # an upload, 3 for ingest, 4 for the transform
+    cpu = many["local_run_cpu_s"]
+    assert set(cpu) == {"pipeline", "endpoint"} and all(v > 0 for v in cpu.values())
+    assert abs(many["cpu_bound_s"] - sum(cpu.values()) / many["cpus"]) < 0.01

@@ -50,6 +50,12 @@ def test_local_run_on_given_files_and_bad_path(tmp_path):
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["datasets"] == {"tracking_events": {"records_in": 250, "written": 250, "quarantined": 0}}
+    # what the run asked of AWS, as the endpoint counted it: one object's claim and completion,
+    # its upload, the transform's read of it, and at least its pending manifest, file and commit
+    requests = summary["requests"]["by_operation"]
+    assert requests["dynamodb PutItem"] == 2 and requests["s3 GET object"] >= 1 and requests["s3 PUT object"] >= 4
+    assert summary["requests"]["total"] == sum(requests.values())
+    assert summary["cpu_s"]["pipeline"] > 0 and summary["cpu_s"]["endpoint"] > 0
     bad = cli("local", "run", "nowhere", cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.strip() == "Error: no such file or folder: nowhere"
 

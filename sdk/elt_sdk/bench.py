@@ -235,6 +235,7 @@ def many_objects(registry, *, objects: int, records: int, workers: int = 4, repe
 
     ds = registry.dataset(dataset)
     runs: dict[str, list[float]] = {"transform": [], "local run": []}
+    spent: list[tuple[float, dict[str, Any]]] = []  # (seconds, local run's summary) per local run
     with tempfile.TemporaryDirectory(prefix="elt-bench-many-") as tmp:
         folder = Path(tmp) / "bronze" / dataset
         folder.mkdir(parents=True)
@@ -257,14 +258,28 @@ def many_objects(registry, *, objects: int, records: int, workers: int = 4, repe
                 runs[name].append(time.perf_counter() - started)
                 if proc.returncode != 0:
                     raise RuntimeError(f"{name} failed: {proc.stderr.strip()[-1500:]}")
-                written = json.loads(proc.stdout)["written"]
-                if written != objects * records:
-                    raise RuntimeError(f"{name} wrote {written} rows, not {objects * records}")
+                summary = json.loads(proc.stdout)
+                if summary["written"] != objects * records:
+                    raise RuntimeError(f"{name} wrote {summary['written']} rows, not {objects * records}")
+                if name == "local run":
+                    spent.append((runs[name][-1], summary))
     med = {k: statistics.median(v) for k, v in runs.items()}
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    # the median local run's own account: the requests it made and the CPU both processes used
+    median_run = sorted(spent, key=lambda x: x[0])[len(spent) // 2][1]
+    cpu = median_run.get("cpu_s", {})
+    cpu_total = sum(cpu.values())
     return {"objects": objects, "records_per_object": records, "workers": workers, "repeat": repeat, "days": days,
             "transform_s": round(med["transform"], 2), "local_run_s": round(med["local run"], 2),
             "local_run_ms_per_object": round(med["local run"] / objects * 1000, 1),
-            "ratio": round(med["local run"] / med["transform"], 2), "cpus": os.cpu_count()}
+            "ratio": round(med["local run"] / med["transform"], 2), "cpus": cpus,
+            "local_run_requests_per_object": round(median_run.get("requests", {}).get("total", 0) / objects, 2),
+            "local_run_requests": median_run.get("requests", {}).get("by_operation", {}),
+            "local_run_cpu_s": cpu,
+            "local_run_cpu_ms_per_object": round(cpu_total / objects * 1000, 1),
+            # no schedule on these cores finishes before the CPU both processes used is spent
+            "cpu_bound_s": round(cpu_total / cpus, 2),
+            "cpu_bound_ratio": round(cpu_total / cpus / med["transform"], 2)}
 
 
 if __name__ == "__main__":

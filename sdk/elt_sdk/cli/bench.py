@@ -47,6 +47,11 @@ def command(records: int, invalid_rate: float, repeat: int, dataset: str, peers:
             click.echo(f"{objects:,} objects of {records} {dataset} records: elt-sdk transform {many['transform_s']} s, "
                        f"local run {many['local_run_s']} s ({many['local_run_ms_per_object']} ms per object, "
                        f"{many['ratio']}x the transform); median of {repeat}")
+            cpu = many["local_run_cpu_s"]
+            click.echo(f"local run's CPU: pipeline {cpu.get('pipeline', 0)} s + endpoint {cpu.get('endpoint', 0)} s "
+                       f"({many['local_run_cpu_ms_per_object']} ms per object, "
+                       f"{many['local_run_requests_per_object']} AWS requests per object): on {many['cpus']} cores "
+                       f"no run can take less than {many['cpu_bound_s']} s ({many['cpu_bound_ratio']}x the transform)")
         return
     if peers and not bench.available_peers():
         raise UsageProblem("--peers: neither duckdb nor polars is installed: pip install 'elt-sdk[bench]'")

@@ -58,6 +58,20 @@ class EmbeddedEndpoint:
         except OSError:
             return {url: None for url in queue_urls}
 
+    def stats(self) -> dict[str, Any]:
+        """``{"requests": {"s3 PUT object": n, ...}, "cpu_s": x}``: the requests the endpoint
+        served and its process's CPU seconds (the host's, for a server in this process); empty
+        if the server cannot answer."""
+        from urllib.request import urlopen
+
+        from elt_sdk.local.server import STATS_PATH
+
+        try:
+            with urlopen(f"{self.url}{STATS_PATH}", timeout=5) as resp:  # noqa: S310 - our own loopback server
+                return json.loads(resp.read())
+        except (OSError, ValueError):
+            return {}
+
     def wake(self) -> None:
         """End the SQS long polls in progress now, each with what it has (a stopping pipeline's
         pollers need not wait out their last receive). Best effort: a server that cannot answer

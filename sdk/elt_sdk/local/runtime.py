@@ -219,6 +219,10 @@ class LocalRunResult:
     seconds: float = 0.0
     out: str = ""
     failed_objects: list[str] = field(default_factory=list)
+    requests: dict[str, int] = field(default_factory=dict)
+    """AWS requests the endpoint served from the start to the drain, by operation."""
+    cpu_s: dict[str, float] = field(default_factory=dict)
+    """CPU seconds until the drain: this process (``pipeline``) and the endpoint's (``endpoint``)."""
 
     @property
     def totals(self) -> dict[str, int]:
@@ -229,7 +233,8 @@ class LocalRunResult:
         return {"objects": self.objects, "ingest": self.ingest, "datasets": self.datasets, **self.totals,
                 "skipped": self.ingest.get("skipped", 0), "dlq": len(self.dlq), "ingest_failed": self.ingest_given_up,
                 "transform_invocations": self.transform_invocations, "seconds": round(self.seconds, 2),
-                "out": self.out}
+                "out": self.out, "requests": {"total": sum(self.requests.values()), "by_operation": self.requests},
+                "cpu_s": self.cpu_s}
 
 
 OWNED_MARKER = ".elt-local-run.json"
@@ -260,7 +265,7 @@ class LocalPipeline:
     def run(self, uploads: list[Upload], *, duplicate_events: list[Upload] = (),
             on_progress: Callable[[dict[str, int]], None] | None = None) -> LocalRunResult:
         check_output_folder(self.out)
-        started = time.time()
+        started, cpu_started = time.time(), time.process_time()
         fresh = self.out.with_name(f".{self.out.name}.partial-{os.getpid()}")
         shutil.rmtree(fresh, ignore_errors=True)
         (fresh / "logs").mkdir(parents=True)
@@ -273,6 +278,11 @@ class LocalPipeline:
                     rt.deliver_again(up.key)
                 rt.wait(self.timeout_s, on_progress)
                 result = LocalRunResult(objects=len(uploads), out=str(self.out))
+                served = rt.endpoint.stats()
+                result.requests = served.get("requests", {})
+                result.cpu_s = {"pipeline": round(time.process_time() - cpu_started, 2)}
+                if "cpu_s" in served:
+                    result.cpu_s["endpoint"] = served["cpu_s"]
                 for counts in rt.ingest.stats.results:
                     for k, v in counts.items():
                         result.ingest[k] = result.ingest.get(k, 0) + v

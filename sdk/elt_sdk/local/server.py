@@ -20,6 +20,10 @@ like the services it stands for, and cost what they cost:
 ``POST /_elt/wake`` ends every SQS long poll in progress (each answers with what it has): a
 stopping pipeline need not wait out its pollers' last receive.
 
+``GET /_elt/stats`` answers how many requests the endpoint served, by service and operation
+(``s3 PUT object``, ``dynamodb PutItem``, ...), and the CPU seconds its process has used: what
+a local run asked of AWS, and what the stand-in cost to answer it.
+
 ``GET /_elt/oldest-message-ages?queue=URL...`` answers, from the queues' own memory, how long
 the oldest message of each has waited (SQS tells that only through CloudWatch).
 
@@ -46,6 +50,7 @@ DYNAMODB_WRITES = ("DynamoDB_20120810.PutItem", "DynamoDB_20120810.UpdateItem", 
                    "DynamoDB_20120810.TransactWriteItems")
 AGES_PATH = "/_elt/oldest-message-ages"
 WAKE_PATH = "/_elt/wake"
+STATS_PATH = "/_elt/stats"
 ARCHIVE_PATH = "/_elt/archive"
 
 
@@ -170,8 +175,27 @@ def make_app() -> Callable:
 
     app = Dispatcher(create_backend_app)
     lock = threading.Lock()
+    served: dict[str, int] = {}
+    counting = threading.Lock()
 
     def serve(environ, start_response):  # noqa: ANN001, ANN202 - WSGI
+        if environ.get("PATH_INFO", "").startswith("/_elt/"):
+            return own_route(environ, start_response)
+        operation = operation_of(environ)
+        with counting:
+            served[operation] = served.get(operation, 0) + 1
+        if any(h in environ for h in CONDITIONAL) or environ.get("HTTP_X_AMZ_TARGET") in DYNAMODB_WRITES:
+            with lock:
+                return list(app(environ, start_response))
+        return app(environ, start_response)
+
+    def own_route(environ, start_response):  # noqa: ANN001, ANN202 - WSGI
+        if environ.get("PATH_INFO") == STATS_PATH:
+            with counting:
+                requests = dict(sorted(served.items()))
+            body = json.dumps({"requests": requests, "cpu_s": round(time.process_time(), 3)}).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
         if environ.get("PATH_INFO") == AGES_PATH:
             queues = parse_qs(environ.get("QUERY_STRING", "")).get("queue", [])
             body = json.dumps(oldest_message_ages(environ.get("HTTP_X_ELT_REGION", "us-east-2"), queues)).encode()
@@ -192,12 +216,25 @@ def make_app() -> Callable:
                 return [body]
             start_response("200 OK", [("Content-Type", "application/x-tar")])
             return tar_stream(members)
-        if any(h in environ for h in CONDITIONAL) or environ.get("HTTP_X_AMZ_TARGET") in DYNAMODB_WRITES:
-            with lock:
-                return list(app(environ, start_response))
-        return app(environ, start_response)
+        return app(environ, start_response)  # moto answers what is not ours
 
     return serve
+
+
+def operation_of(environ: dict[str, Any]) -> str:
+    """``service Operation`` for the JSON protocols (DynamoDB, SQS: the target header names it);
+    for S3, the method and what it is on: ``s3 GET object``, ``s3 GET bucket?list-type``."""
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    scope = auth.split("Credential=", 1)[1].split(",", 1)[0].split("/") if "Credential=" in auth else []
+    service = scope[3] if len(scope) > 3 else "unsigned"
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    if target:
+        return f"{service} {target.rsplit('.', 1)[-1]}"
+    path = environ.get("PATH_INFO", "/").strip("/")
+    query = environ.get("QUERY_STRING", "")
+    what = "object" if "/" in path else "bucket" if path else "service"
+    first = query.split("&", 1)[0].split("=", 1)[0]
+    return f"{service} {environ.get('REQUEST_METHOD', '?')} {what}" + (f"?{first}" if first else "")
 
 
 def oldest_message_ages(region: str, queue_urls: list[str]) -> dict[str, float | None]:
