@@ -171,6 +171,29 @@ def test_bronze_folder_routes_the_dataset(tmp_path):
     assert counts["invoice_lines"]["quarantined"] == stats["malformed"] + stats["schema_invalid"]
 
 
+@pytest.mark.parametrize("linked", ["file", "folder"])
+def test_a_file_linked_into_a_bronze_folder_belongs_to_that_folder(tmp_path, linked):
+    """The link's place decides, not its target's (which has no bronze/<dataset>/ folder): else
+    the file is routed record by record, and its malformed lines, naming no dataset, are unrouted."""
+    gen_file, stats = gen(tmp_path, "invoice_lines", 50, 0.2, seed=9)
+    elsewhere = tmp_path / "elsewhere" / "a.jsonl"
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(gen_file.read_bytes())
+    folder = tmp_path / "bronze" / "invoice_lines"
+    folder.parent.mkdir(parents=True)
+    if linked == "file":
+        folder.mkdir()
+        (folder / "a.jsonl").symlink_to(elsewhere)
+    else:
+        folder.symlink_to(elsewhere.parent, target_is_directory=True)
+        (elsewhere.parent / "back").symlink_to(tmp_path / "bronze", target_is_directory=True)  # no loop
+    res = run("transform", str(tmp_path / "bronze"), "--out", str(tmp_path / "out"), "--json")
+    assert json.loads(res.stdout)["objects"] == 1
+    counts = json.loads(res.stdout)["datasets"]
+    assert set(counts) == {"invoice_lines"}, counts
+    assert counts["invoice_lines"]["quarantined"] == stats["malformed"] + stats["schema_invalid"]
+
+
 @pytest.mark.parametrize("args, message", [
     (["transform", "/no/such/file.jsonl", "--out", "x"], "no such file or folder: /no/such/file.jsonl"),
     (["transform", ".", "--out", "x", "--dataset", "nope"], "unknown dataset 'nope'"),

@@ -5,6 +5,7 @@ bronze key's id, the version's token and the commit round (``commit.py``), so a 
 which object version it holds and no two commits ever write the same key."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from elt_sdk.source import SourceRef
@@ -86,8 +87,9 @@ def replayed_key(key: str, *, bronze_prefix: str = BRONZE_PREFIX, replay_prefix:
 
 def bronze_key(path: "Path", prefix: str = BRONZE_PREFIX) -> str:
     """The bronze key a local file stands for: its path from a ``bronze/`` folder on, if it has
-    one, else ``bronze/<file name>`` (routed record by record)."""
-    parts = path.resolve().parts
+    one, else ``bronze/<file name>`` (routed record by record). The path is made absolute without
+    following links: a file linked into ``bronze/<dataset>/`` belongs where the link is."""
+    parts = Path(os.path.abspath(path)).parts
     root = tuple(prefix.strip("/").split("/"))
     for i in range(len(parts) - len(root) - 1, -1, -1):  # the last occurrence of the prefix's folders
         if parts[i:i + len(root)] == root:

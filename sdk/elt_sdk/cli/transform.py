@@ -26,7 +26,7 @@ def expand(paths: tuple[Path, ...]) -> list[Path]:
         if not p.exists():
             raise UsageProblem(f"no such file or folder: {p}")
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.name.endswith(SUFFIXES))
+            found = sorted(f for f in _files_under(p) if f.is_file() and f.name.endswith(SUFFIXES))
             if not found:
                 raise UsageProblem(f"no .json, .jsonl, .ndjson or .gz files under {p}")
             files.extend(found)
@@ -35,6 +35,21 @@ def expand(paths: tuple[Path, ...]) -> list[Path]:
         else:
             files.append(p)
     return files
+
+
+def _files_under(folder: Path) -> list[Path]:
+    """Every file below ``folder``, through linked folders too (``ln -s /data/feed
+    bronze/shipments``), each real folder once, so a link back up cannot loop."""
+    seen: set[str] = set()
+    found: list[Path] = []
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        found.extend(Path(root) / n for n in names)
+    return found
 
 
 def keyed(files: list[Path], bronze_prefix: str) -> list[tuple[Path, str]]:
