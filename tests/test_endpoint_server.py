@@ -183,12 +183,12 @@ def test_a_wake_ends_long_polls_in_progress_and_long_polls_still_deliver(server)
     pollers = [threading.Thread(target=poll) for _ in range(3)]
     for t in pollers:
         t.start()
-    time.sleep(0.5)  # the three are waiting on the server
     endpoint = EmbeddedEndpoint()
     endpoint.url = server.url
-    endpoint.wake()
-    for t in pollers:
-        t.join(timeout=15)
+    deadline = time.monotonic() + 15
+    while any(t.is_alive() for t in pollers) and time.monotonic() < deadline:
+        time.sleep(0.2)  # (a poll that began after a wake needs the next one)
+        endpoint.wake()
     assert len(answers) == 3 and all(not got and waited < 15 for waited, got in answers), answers
 
     waiter = threading.Thread(target=poll)
@@ -197,3 +197,39 @@ def test_a_wake_ends_long_polls_in_progress_and_long_polls_still_deliver(server)
     sqs.send_message(QueueUrl=url, MessageBody="hello")
     waiter.join(timeout=15)
     assert len(answers) == 4 and [m["Body"] for m in answers[3][1]] == ["hello"] and answers[3][0] < 15
+
+
+@pytest.mark.parametrize("environ, operation", [
+    ({"HTTP_X_AMZ_TARGET": "DynamoDB_20120810.PutItem",
+      "HTTP_AUTHORIZATION": "AWS4-HMAC-SHA256 Credential=x/20261201/us-east-2/dynamodb/aws4_request, Sig..."},
+     "dynamodb PutItem"),
+    ({"HTTP_X_AMZ_TARGET": "AmazonSQS.ReceiveMessage",
+      "HTTP_AUTHORIZATION": "AWS4-HMAC-SHA256 Credential=x/20261201/us-east-2/sqs/aws4_request, Sig..."},
+     "sqs ReceiveMessage"),
+    ({"REQUEST_METHOD": "PUT", "PATH_INFO": "/bronze-bucket/bronze/shipments/a.jsonl",
+      "HTTP_AUTHORIZATION": "AWS4-HMAC-SHA256 Credential=x/20261201/us-east-2/s3/aws4_request, Sig..."},
+     "s3 PUT object"),
+    ({"REQUEST_METHOD": "GET", "PATH_INFO": "/silver-bucket", "QUERY_STRING": "list-type=2&prefix=silver%2F",
+      "HTTP_AUTHORIZATION": "AWS4-HMAC-SHA256 Credential=x/20261201/us-east-2/s3/aws4_request, Sig..."},
+     "s3 GET bucket?list-type"),
+    ({"REQUEST_METHOD": "GET", "PATH_INFO": "/b/k"}, "unsigned GET object"),
+])
+def test_requests_are_counted_by_service_and_operation(environ, operation):
+    from elt_sdk.local.server import operation_of
+
+    assert operation_of(environ) == operation
+
+
+def test_stats_count_what_was_served(server):
+    import json
+    from urllib.request import urlopen
+
+    s3 = client(server, "s3")
+    s3.create_bucket(Bucket="counted", CreateBucketConfiguration={"LocationConstraint": "us-east-2"})
+    with urlopen(f"{server.url}/_elt/stats") as resp:
+        before = json.loads(resp.read())["requests"]
+    for i in range(3):
+        s3.put_object(Bucket="counted", Key=f"k{i}", Body=b"x")
+    with urlopen(f"{server.url}/_elt/stats") as resp:
+        after = json.loads(resp.read())
+    assert after["requests"]["s3 PUT object"] - before.get("s3 PUT object", 0) == 3 and after["cpu_s"] > 0

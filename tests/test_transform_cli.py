@@ -171,8 +171,8 @@ def test_bronze_folder_routes_the_dataset(tmp_path):
     assert counts["invoice_lines"]["quarantined"] == stats["malformed"] + stats["schema_invalid"]
 
 
-@pytest.mark.parametrize("linked", ["file", "folder"])
-def test_a_file_linked_into_a_bronze_folder_belongs_to_that_folder(tmp_path, linked):
+@pytest.mark.parametrize("linked", ["file", "folder", "alias", "cwd"])
+def test_a_file_linked_into_a_bronze_folder_belongs_to_that_folder(tmp_path, linked, monkeypatch):
     """The link's place decides, not its target's (which has no bronze/<dataset>/ folder): else
     the file is routed record by record, and its malformed lines, naming no dataset, are unrouted."""
     gen_file, stats = gen(tmp_path, "invoice_lines", 50, 0.2, seed=9)
@@ -184,10 +184,19 @@ def test_a_file_linked_into_a_bronze_folder_belongs_to_that_folder(tmp_path, lin
     if linked == "file":
         folder.mkdir()
         (folder / "a.jsonl").symlink_to(elsewhere)
-    else:
+    elif linked in ("folder", "cwd"):
         folder.symlink_to(elsewhere.parent, target_is_directory=True)
         (elsewhere.parent / "back").symlink_to(tmp_path / "bronze", target_is_directory=True)  # no loop
-    res = run("transform", str(tmp_path / "bronze"), "--out", str(tmp_path / "out"), "--json")
+    else:  # a real dataset folder and a link to it (named to come first): the real one keys the file
+        folder.mkdir()
+        (folder / "a.jsonl").write_bytes(elsewhere.read_bytes())
+        (folder.parent / "aaa_alias").symlink_to(folder, target_is_directory=True)
+    if linked == "cwd":  # cd bronze/invoice_lines (the link) && elt-sdk transform .
+        monkeypatch.chdir(folder)
+        monkeypatch.setenv("PWD", str(folder))
+        res = run("transform", ".", "--out", str(tmp_path / "out"), "--json")
+    else:
+        res = run("transform", str(tmp_path / "bronze"), "--out", str(tmp_path / "out"), "--json")
     assert json.loads(res.stdout)["objects"] == 1
     counts = json.loads(res.stdout)["datasets"]
     assert set(counts) == {"invoice_lines"}, counts

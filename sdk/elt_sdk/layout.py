@@ -85,11 +85,25 @@ def replayed_key(key: str, *, bronze_prefix: str = BRONZE_PREFIX, replay_prefix:
     return bronze_prefix + rel
 
 
+def _absolute(path: "Path") -> str:
+    """``path`` made absolute without following links, from the shell's working directory
+    (``$PWD``, which keeps the links it was reached through) when that is this process's."""
+    cwd = os.getcwd()  # the real path: links resolved
+    logical = os.environ.get("PWD", "")
+    if logical != cwd and os.path.isabs(logical):
+        try:
+            if os.path.samefile(logical, cwd):
+                cwd = logical
+        except OSError:
+            pass
+    return os.path.normpath(os.path.join(cwd, path))
+
+
 def bronze_key(path: "Path", prefix: str = BRONZE_PREFIX) -> str:
     """The bronze key a local file stands for: its path from a ``bronze/`` folder on, if it has
     one, else ``bronze/<file name>`` (routed record by record). The path is made absolute without
     following links: a file linked into ``bronze/<dataset>/`` belongs where the link is."""
-    parts = Path(os.path.abspath(path)).parts
+    parts = Path(_absolute(path)).parts
     root = tuple(prefix.strip("/").split("/"))
     for i in range(len(parts) - len(root) - 1, -1, -1):  # the last occurrence of the prefix's folders
         if parts[i:i + len(root)] == root:

@@ -48,10 +48,11 @@ def command(records: int, invalid_rate: float, repeat: int, dataset: str, peers:
                        f"local run {many['local_run_s']} s ({many['local_run_ms_per_object']} ms per object, "
                        f"{many['ratio']}x the transform); median of {repeat}")
             cpu = many["local_run_cpu_s"]
-            click.echo(f"local run's CPU: pipeline {cpu.get('pipeline', 0)} s + endpoint {cpu.get('endpoint', 0)} s "
-                       f"({many['local_run_cpu_ms_per_object']} ms per object, "
-                       f"{many['local_run_requests_per_object']} AWS requests per object): on {many['cpus']} cores "
-                       f"no run can take less than {many['cpu_bound_s']} s ({many['cpu_bound_ratio']}x the transform)")
+            click.echo(f"local run's account: {many['local_run_requests_per_object']} AWS requests per object; CPU "
+                       + (f"pipeline {cpu['pipeline']} s + endpoint {cpu['endpoint']} s "
+                          f"({many['local_run_cpu_ms_per_object']} ms per object): on {many['cpus']} cores no run can "
+                          f"take less than {many['cpu_bound_s']} s ({many['cpu_bound_ratio']}x the transform)"
+                          if many["cpu_bound_s"] else "unknown (the endpoint did not report its own)"))
         return
     if peers and not bench.available_peers():
         raise UsageProblem("--peers: neither duckdb nor polars is installed: pip install 'elt-sdk[bench]'")

@@ -39,7 +39,8 @@ def expand(paths: tuple[Path, ...]) -> list[Path]:
 
 def _files_under(folder: Path) -> list[Path]:
     """Every file below ``folder``, through linked folders too (``ln -s /data/feed
-    bronze/shipments``), each real folder once, so a link back up cannot loop."""
+    bronze/shipments``), each real folder once, so a link back up cannot loop; real folders are
+    walked before links to them, so a file keeps the key of where it really is."""
     seen: set[str] = set()
     found: list[Path] = []
     for root, dirs, names in os.walk(folder, followlinks=True):
@@ -48,6 +49,7 @@ def _files_under(folder: Path) -> list[Path]:
             dirs[:] = []
             continue
         seen.add(real)
+        dirs.sort(key=lambda d: (os.path.islink(os.path.join(root, d)), d))
         found.extend(Path(root) / n for n in names)
     return found
 

@@ -52,6 +52,8 @@ AGES_PATH = "/_elt/oldest-message-ages"
 WAKE_PATH = "/_elt/wake"
 STATS_PATH = "/_elt/stats"
 ARCHIVE_PATH = "/_elt/archive"
+OWN_PATHS = frozenset({AGES_PATH, WAKE_PATH, STATS_PATH, ARCHIVE_PATH})
+"""Answered by this module, never by moto (S3 bucket names cannot start with an underscore)."""
 
 
 def fast_queues() -> None:
@@ -134,8 +136,9 @@ def fast_queues() -> None:
             left = deadline - time.monotonic()
             if result or left <= 0 or _wakes[0] != woken:
                 return result
-            with queue._messages_lock:  # a send notifies under it
-                queue._messages_lock.wait_for(lambda: queue.messages or _wakes[0] != woken, timeout=left)
+            with queue._messages_lock:  # a send notifies under it; a delay or visibility running out
+                # does not, so look again each second (as moto does)
+                queue._messages_lock.wait_for(lambda: queue.messages or _wakes[0] != woken, timeout=min(left, 1.0))
 
     models.SQSBackend.receive_message = receive_message
     models.Queue._elt_fast = True
@@ -179,7 +182,7 @@ def make_app() -> Callable:
     counting = threading.Lock()
 
     def serve(environ, start_response):  # noqa: ANN001, ANN202 - WSGI
-        if environ.get("PATH_INFO", "").startswith("/_elt/"):
+        if environ.get("PATH_INFO") in OWN_PATHS:
             return own_route(environ, start_response)
         operation = operation_of(environ)
         with counting:
@@ -216,7 +219,9 @@ def make_app() -> Callable:
                 return [body]
             start_response("200 OK", [("Content-Type", "application/x-tar")])
             return tar_stream(members)
-        return app(environ, start_response)  # moto answers what is not ours
+        body = b'{"error": "POST only"}'
+        start_response("405 Method Not Allowed", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
 
     return serve
 
