@@ -136,6 +136,11 @@ def _polars_type(pl, typ):  # noqa: ANN001, ANN202
     return {pa.string(): pl.String, pa.int64(): pl.Int64, pa.float64(): pl.Float64, pa.bool_(): pl.Boolean}.get(typ, pl.String)
 
 
+def usable_cpus() -> int:
+    """The cores this process may run on (its affinity: a pinned run has fewer than the machine)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def peak_rss_mib() -> float:
     """This process's own peak RSS. ``ru_maxrss`` survives exec (a child inherits its parent's high-water
     mark), so read VmHWM, which belongs to the address space exec created."""
@@ -220,7 +225,7 @@ def run(registry, *, records: int, invalid_rate: float, repeat: int = 3, dataset
     reference = results.get(("pyarrow-native", "clean"))
     return {
         "records": records, "invalid_rate": invalid_rate, "repeat": repeat, "dataset": dataset,
-        "python": sys.version.split()[0], "cpus": cpus or os.cpu_count(),
+        "python": sys.version.split()[0], "cpus": cpus or usable_cpus(),
         "results": [m.to_dict(reference) for m in results.values()],
         "import": import_times(),
     }
@@ -235,7 +240,7 @@ def many_objects(registry, *, objects: int, records: int, workers: int = 4, repe
 
     ds = registry.dataset(dataset)
     runs: dict[str, list[float]] = {"transform": [], "local run": []}
-    spent: list[tuple[float, dict[str, Any]]] = []  # (seconds, local run's summary) per local run
+    accounts: list[dict[str, Any]] = []  # each local run's summary, in the order of runs["local run"]
     with tempfile.TemporaryDirectory(prefix="elt-bench-many-") as tmp:
         folder = Path(tmp) / "bronze" / dataset
         folder.mkdir(parents=True)
@@ -262,11 +267,12 @@ def many_objects(registry, *, objects: int, records: int, workers: int = 4, repe
                 if summary["written"] != objects * records:
                     raise RuntimeError(f"{name} wrote {summary['written']} rows, not {objects * records}")
                 if name == "local run":
-                    spent.append((runs[name][-1], summary))
+                    accounts.append(summary)
     med = {k: statistics.median(v) for k, v in runs.items()}
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cpus = usable_cpus()
     # the account of the local run nearest the median: the requests it made, the CPU both processes used
-    median_run = min(spent, key=lambda x: abs(x[0] - med["local run"]))[1]
+    times = runs["local run"]
+    median_run = accounts[min(range(len(times)), key=lambda i: abs(times[i] - med["local run"]))]
     cpu = median_run.get("cpu_s", {})
     cpu_total = sum(cpu.values()) if {"pipeline", "endpoint"} <= set(cpu) else None  # None: the endpoint's unknown
     return {"objects": objects, "records_per_object": records, "workers": workers, "repeat": repeat, "days": days,

@@ -43,17 +43,25 @@ class EmbeddedEndpoint:
             self._saved[k] = os.environ.pop(k, None)
         return self
 
-    def oldest_message_ages(self, queue_urls: list[str]) -> dict[str, float | None]:
-        """How long the oldest message of each queue has waited, from the server's memory."""
+    def _own_route(self, path: str, query: list[tuple[str, str]] = (), *, method: str = "GET",
+                   timeout_s: float = 5) -> Any:
+        """An open response from one of the server's own routes (``local/server.py``); OSError if
+        the server cannot answer (a URL not started yet included)."""
         from urllib.parse import urlencode
         from urllib.request import Request, urlopen
 
+        if not self.url:
+            raise OSError("the endpoint is not started")
+        request = Request(f"{self.url}{path}" + (f"?{urlencode(query)}" if query else ""), method=method,
+                          headers={"X-Elt-Region": self.region})
+        return urlopen(request, timeout=timeout_s)  # noqa: S310 - our own loopback server
+
+    def oldest_message_ages(self, queue_urls: list[str]) -> dict[str, float | None]:
+        """How long the oldest message of each queue has waited, from the server's memory."""
         from elt_sdk.local.server import AGES_PATH
 
-        request = Request(f"{self.url}{AGES_PATH}?{urlencode([('queue', u) for u in queue_urls])}",
-                          headers={"X-Elt-Region": self.region})
         try:
-            with urlopen(request, timeout=5) as resp:  # noqa: S310 - our own loopback server
+            with self._own_route(AGES_PATH, [("queue", u) for u in queue_urls]) as resp:
                 return json.loads(resp.read())
         except OSError:
             return {url: None for url in queue_urls}
@@ -62,12 +70,10 @@ class EmbeddedEndpoint:
         """``{"requests": {"s3 PUT object": n, ...}, "cpu_s": x}``: the requests the endpoint
         served and its process's CPU seconds (the host's, for a server in this process); empty
         if the server cannot answer."""
-        from urllib.request import urlopen
-
         from elt_sdk.local.server import STATS_PATH
 
         try:
-            with urlopen(f"{self.url}{STATS_PATH}", timeout=5) as resp:  # noqa: S310 - our own loopback server
+            with self._own_route(STATS_PATH) as resp:
                 return json.loads(resp.read())
         except (OSError, ValueError):
             return {}
@@ -76,12 +82,10 @@ class EmbeddedEndpoint:
         """End the SQS long polls in progress now, each with what it has (a stopping pipeline's
         pollers need not wait out their last receive). Best effort: a server that cannot answer
         lets them end on their own."""
-        from urllib.request import Request, urlopen
-
         from elt_sdk.local.server import WAKE_PATH
 
         try:
-            with urlopen(Request(f"{self.url}{WAKE_PATH}", method="POST"), timeout=5):  # noqa: S310 - loopback
+            with self._own_route(WAKE_PATH, method="POST"):
                 pass
         except OSError:
             pass
@@ -93,18 +97,15 @@ class EmbeddedEndpoint:
         that would land outside ``dest`` is refused (tarfile's ``data`` filter), never written."""
         import http.client
         import tarfile
-        from urllib.parse import urlencode
-        from urllib.request import urlopen
 
         from elt_sdk.local.server import ARCHIVE_PATH
 
         if not hasattr(tarfile, "data_filter"):  # Python 3.11 before 3.11.4: no safe extraction
             raise OSError("this Python's tarfile has no 'data' filter")
-        query = urlencode([("bucket", bucket)] + [("prefix", p) for p in prefixes])
         written = 0
         try:
-            with urlopen(f"{self.url}{ARCHIVE_PATH}?{query}", timeout=300) as resp, \
-                    tarfile.open(fileobj=resp, mode="r|") as tar:  # noqa: S310 - our own loopback server
+            with self._own_route(ARCHIVE_PATH, [("bucket", bucket)] + [("prefix", p) for p in prefixes],
+                                 timeout_s=300) as resp, tarfile.open(fileobj=resp, mode="r|") as tar:
                 for member in tar:
                     tar.extract(member, dest, filter="data")
                     written += member.isfile()

@@ -181,8 +181,7 @@ class LocalRuntime:
         self._stop.set()
         deadline = time.time() + 30
         while self._threads and time.time() < deadline:
-            if self.endpoint.url:
-                self.endpoint.wake()  # again until all are done: a poll may have begun after a wake
+            self.endpoint.wake()  # again until all are done: a poll may have begun after a wake
             for t in self._threads:
                 t.join(timeout=0.1)
             self._threads = [t for t in self._threads if t.is_alive()]

@@ -196,14 +196,11 @@ def make_app() -> Callable:
         if environ.get("PATH_INFO") == STATS_PATH:
             with counting:
                 requests = dict(sorted(served.items()))
-            body = json.dumps({"requests": requests, "cpu_s": round(time.process_time(), 3)}).encode()
-            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-            return [body]
+            return _json(start_response, "200 OK", {"requests": requests, "cpu_s": round(time.process_time(), 3)})
         if environ.get("PATH_INFO") == AGES_PATH:
             queues = parse_qs(environ.get("QUERY_STRING", "")).get("queue", [])
-            body = json.dumps(oldest_message_ages(environ.get("HTTP_X_ELT_REGION", "us-east-2"), queues)).encode()
-            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-            return [body]
+            return _json(start_response, "200 OK",
+                         oldest_message_ages(environ.get("HTTP_X_ELT_REGION", "us-east-2"), queues))
         if environ.get("PATH_INFO") == WAKE_PATH and environ.get("REQUEST_METHOD") == "POST":
             wake_long_polls()
             start_response("204 No Content", [])
@@ -213,17 +210,18 @@ def make_app() -> Callable:
             try:
                 members = list(archive_members(query.get("bucket", [""])[0], query.get("prefix", [])))
             except LookupError as exc:  # no such bucket, or moto's internals moved: the caller reads by GETs
-                body = json.dumps({"error": str(exc)}).encode()
-                start_response("404 Not Found", [("Content-Type", "application/json"),
-                                                 ("Content-Length", str(len(body)))])
-                return [body]
+                return _json(start_response, "404 Not Found", {"error": str(exc)})
             start_response("200 OK", [("Content-Type", "application/x-tar")])
             return tar_stream(members)
-        body = b'{"error": "POST only"}'
-        start_response("405 Method Not Allowed", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-        return [body]
+        return _json(start_response, "405 Method Not Allowed", {"error": "POST only"})
 
     return serve
+
+
+def _json(start_response: Callable, status: str, payload: Any) -> list[bytes]:
+    body = json.dumps(payload).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
 
 
 def operation_of(environ: dict[str, Any]) -> str:
