@@ -233,3 +233,90 @@ def test_stats_count_what_was_served(server):
     with urlopen(f"{server.url}/_elt/stats") as resp:
         after = json.loads(resp.read())
     assert after["requests"]["s3 PUT object"] - before.get("s3 PUT object", 0) == 3 and after["cpu_s"] > 0
+
+
+def _stats(server: ThreadServer) -> dict:
+    import json
+    from urllib.request import urlopen
+
+    with urlopen(f"{server.url}/_elt/stats") as resp:
+        return json.loads(resp.read())
+
+
+def _s3_story(server: ThreadServer, bucket: str) -> list:
+    """What boto3 sees of plain and less plain object GETs and PUTs, and of the S3 events they
+    send, with what differs by nature (request ids, dates, version ids) left out."""
+    from botocore.exceptions import ClientError
+
+    s3, sqs = client(server, "s3"), client(server, "sqs")
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "us-east-2"})
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    queue = sqs.create_queue(QueueName=f"{bucket}-events")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
+        "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]})
+    sqs.purge_queue(QueueUrl=queue)  # the test event
+
+    def seen(call, **kwargs):
+        try:
+            r = call(Bucket=bucket, **kwargs)
+        except ClientError as exc:
+            return ("error", exc.response["Error"]["Code"], exc.response["ResponseMetadata"]["HTTPStatusCode"])
+        out = {k: v for k, v in r.items() if k not in ("ResponseMetadata", "LastModified", "VersionId")}
+        if "Body" in out:
+            out["Body"] = out["Body"].read()
+        headers = r["ResponseMetadata"]["HTTPHeaders"]
+        out["headers"] = sorted(h for h in headers if h not in ("date", "x-amzn-requestid", "server"))
+        out["versioned"] = bool(r.get("VersionId"))
+        return out
+
+    story = [seen(s3.put_object, Key="bronze/a.jsonl", Body=b'{"a": 1}\n'),
+             seen(s3.put_object, Key="silver/dt=2026-12-01/p.parquet", Body=b"PAR1", IfNoneMatch="*"),
+             seen(s3.put_object, Key="silver/dt=2026-12-01/p.parquet", Body=b"again", IfNoneMatch="*"),
+             seen(s3.put_object, Key="_meta/m.json", Body=b"{}", IfNoneMatch="*")]
+    etag = s3.head_object(Bucket=bucket, Key="_meta/m.json")["ETag"]
+    story += [seen(s3.put_object, Key="_meta/m.json", Body=b'{"v": 2}', IfMatch=etag),
+              seen(s3.put_object, Key="_meta/m.json", Body=b'{"v": 3}', IfMatch=etag),
+              seen(s3.put_object, Key="_meta/missing.json", Body=b"{}", IfMatch=etag),
+              seen(s3.put_object, Key="with meta/x y.json", Body=b"{}", Metadata={"who": "me"},
+                   ContentType="application/json"),
+              seen(s3.put_object, Key="empty", Body=b""),
+              seen(s3.get_object, Key="bronze/a.jsonl"),
+              seen(s3.get_object, Key="bronze/a.jsonl", ChecksumMode="ENABLED"),
+              seen(s3.get_object, Key="_meta/m.json", IfMatch=s3.head_object(Bucket=bucket, Key="_meta/m.json")["ETag"]),
+              seen(s3.get_object, Key="_meta/m.json", IfMatch=etag),
+              seen(s3.get_object, Key="with meta/x y.json"),
+              seen(s3.get_object, Key="empty"),
+              seen(s3.get_object, Key="no/such/key"),
+              seen(s3.get_object, Key="bronze/a.jsonl", Range="bytes=0-3")]
+    versions = s3.list_object_versions(Bucket=bucket)["Versions"]
+    story.append(sorted((v["Key"], v["Size"], v["ETag"]) for v in versions))
+    events = []
+    while msgs := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages"):
+        for m in msgs:
+            import json
+
+            record = json.loads(m["Body"])["Records"][0]
+            events.append((record["eventName"], record["s3"]["object"]["key"], record["s3"]["object"]["size"],
+                           record["s3"]["object"]["eTag"]))
+        sqs.delete_message_batch(QueueUrl=queue, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                                                          for i, m in enumerate(msgs)])
+    story.append(sorted(events))
+    return story
+
+
+def test_the_s3_fast_path_answers_what_moto_answers(server, monkeypatch):
+    from elt_sdk.local import server as server_module
+
+    before = _stats(server)["fast_path"]
+    fast = _s3_story(server, "fast-path")
+    answered_fast = _stats(server)["fast_path"] - before
+    monkeypatch.setattr(server_module, "FAST_PATH_OPERATIONS", frozenset())
+    moto = _s3_story(server, "moto-path")
+    assert _stats(server)["fast_path"] - before == answered_fast  # none the second time
+    assert fast == moto
+    # the plain ones only (5 PUTs, 4 GETs): never a failing precondition, metadata, a Range, a key
+    # with a space or a missing key
+    assert answered_fast == 9, answered_fast
+    assert fast[0]["versioned"] and "x-amz-checksum-crc32" in fast[0]["headers"]
+    assert fast[2][:2] == ("error", "PreconditionFailed") and fast[-1] != []

@@ -3,7 +3,7 @@ process (``python -m elt_sdk.local.server --port 0``, which prints the URL it se
 
 Its own process is what the local pipeline uses: moto's request handling is Python, and in the
 pipeline's process it would share one interpreter lock with the handlers that call it; apart,
-the two use both cores. Either way the app is moto's with four changes that make it behave
+the two use both cores. Either way the app is moto's with five changes that make it behave
 like the services it stands for, and cost what they cost:
 
 - conditional writes are atomic (moto checks an S3 ``If-Match``/``If-None-Match`` precondition,
@@ -14,15 +14,20 @@ like the services it stands for, and cost what they cost:
 - connections are kept alive (served by waitress: see ``make_server``);
 - a queue's work per request does not grow with its depth (moto computes every attribute of a
   queue, each a scan of all its messages reading the clock per message, on every send, and
-  scans the queue twice per delete: a thousand objects uploaded at once made each S3
-  notification, receive and delete cost a scan of the thousand; see ``fast_queues``).
+  scans the queue twice per delete, and a receive computed every attribute three times over for
+  each message it returned: a thousand objects uploaded at once made each S3 notification,
+  receive and delete cost scans of the thousand; see ``fast_queues``);
+- a plain S3 object GET or PUT is answered straight from moto's S3 backend, with the calls and
+  headers moto's own answer has (``s3_fast_path``: 0.56 ms of CPU for a PUT instead of 1.39 ms,
+  0.34 ms for a GET instead of 1.11 ms); anything less plain is moto's to answer.
 
 ``POST /_elt/wake`` ends every SQS long poll in progress (each answers with what it has): a
 stopping pipeline need not wait out its pollers' last receive.
 
 ``GET /_elt/stats`` answers how many requests the endpoint served, by service and operation
-(``s3 PUT object``, ``dynamodb PutItem``, ...), and the CPU seconds its process has used: what
-a local run asked of AWS, and what the stand-in cost to answer it.
+(``s3 PUT object``, ``dynamodb PutItem``, ...), how many of them the S3 fast path answered, and
+the CPU seconds its process has used: what a local run asked of AWS, and what the stand-in cost
+to answer it.
 
 ``GET /_elt/oldest-message-ages?queue=URL...`` answers, from the queues' own memory, how long
 the oldest message of each has waited (SQS tells that only through CloudWatch).
@@ -45,6 +50,8 @@ import time
 from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import parse_qs
 
+from elt_sdk.local import s3_fast_path
+
 CONDITIONAL = ("HTTP_IF_MATCH", "HTTP_IF_NONE_MATCH")
 DYNAMODB_WRITES = ("DynamoDB_20120810.PutItem", "DynamoDB_20120810.UpdateItem", "DynamoDB_20120810.DeleteItem",
                    "DynamoDB_20120810.TransactWriteItems")
@@ -52,13 +59,16 @@ AGES_PATH = "/_elt/oldest-message-ages"
 WAKE_PATH = "/_elt/wake"
 STATS_PATH = "/_elt/stats"
 ARCHIVE_PATH = "/_elt/archive"
+FAST_PATH_OPERATIONS = frozenset({"s3 GET object", "s3 PUT object"})
+"""Answered by ``s3_fast_path`` when plain (the request of a plain ``get_object``/``put_object``)."""
 OWN_PATHS = frozenset({AGES_PATH, WAKE_PATH, STATS_PATH, ARCHIVE_PATH})
 """Answered by this module, never by moto (S3 bucket names cannot start with an underscore)."""
 
 
 def fast_queues() -> None:
     """moto's SQS with the clock read once per scan, no attribute computed that a send does not
-    read, and one scan per delete. What a request answers is unchanged."""
+    read, one scan per delete, and each attribute a request asks for computed once. What a
+    request answers is unchanged."""
     from moto.sqs import models
 
     if getattr(models.Queue, "_elt_fast", False):
@@ -121,6 +131,31 @@ def fast_queues() -> None:
         raise models.ReceiptHandleIsInvalid()
 
     models.Queue.delete_message = delete_message
+
+    def retained(self: Any, queue_name: str, message: Any) -> bool:
+        # moto reads the period through get_queue_attributes: every attribute of the queue (each
+        # a scan of its messages) three times over, for each message a receive returns
+        period = self.get_queue(queue_name).message_retention_period
+        return int(period) + message.sent_timestamp / 1000 > time.time()
+
+    models.SQSBackend.is_message_valid_based_on_retention_period = retained
+    get_attributes = models.SQSBackend.get_queue_attributes
+
+    def get_queue_attributes(self: Any, queue_name: str, attribute_names: list[str]) -> dict[str, Any]:
+        # moto computes every attribute three times for each name asked for: once gives the same
+        queue = self.get_queue(queue_name)
+        known = {"All", *queue.BASE_ATTRIBUTES, *queue.FIFO_ATTRIBUTES, *queue.KMS_ATTRIBUTES}
+        if not attribute_names or any(name not in known for name in attribute_names) or "All" in attribute_names:
+            return get_attributes(self, queue_name, attribute_names)  # moto's answer, or its error
+        attributes = queue.attributes
+        return {name: attributes[name] for name in attribute_names if attributes.get(name) is not None}
+
+    models.SQSBackend.get_queue_attributes = get_queue_attributes
+
+    def any_visible(queue: Any) -> bool:
+        now = now_ms()
+        return any(now > m.visible_at and not now < m.delayed_until for m in queue._messages)
+
     receive = models.SQSBackend.receive_message
 
     def receive_message(self: Any, queue_name: str, count: int, wait_seconds_timeout: int, *args: Any,
@@ -138,7 +173,8 @@ def fast_queues() -> None:
                 return result
             with queue._messages_lock:  # a send notifies under it; a delay or visibility running out
                 # does not, so look again each second (as moto does)
-                queue._messages_lock.wait_for(lambda: queue.messages or _wakes[0] != woken, timeout=min(left, 1.0))
+                queue._messages_lock.wait_for(lambda: any_visible(queue) or _wakes[0] != woken,
+                                               timeout=min(left, 1.0))
 
     models.SQSBackend.receive_message = receive_message
     models.Queue._elt_fast = True
@@ -179,6 +215,7 @@ def make_app() -> Callable:
     app = Dispatcher(create_backend_app)
     lock = threading.Lock()
     served: dict[str, int] = {}
+    fast = [0]  # of which answered by s3_fast_path
     counting = threading.Lock()
 
     def serve(environ, start_response):  # noqa: ANN001, ANN202 - WSGI
@@ -189,14 +226,24 @@ def make_app() -> Callable:
             served[operation] = served.get(operation, 0) + 1
         if any(h in environ for h in CONDITIONAL) or environ.get("HTTP_X_AMZ_TARGET") in DYNAMODB_WRITES:
             with lock:
-                return list(app(environ, start_response))
+                return list(answer(operation, environ, start_response))
+        return answer(operation, environ, start_response)
+
+    def answer(operation: str, environ, start_response):  # noqa: ANN001, ANN202 - WSGI
+        if operation in FAST_PATH_OPERATIONS:
+            response = s3_fast_path.answer(environ, start_response)
+            if response is not None:
+                with counting:
+                    fast[0] += 1
+                return response
         return app(environ, start_response)
 
     def own_route(environ, start_response):  # noqa: ANN001, ANN202 - WSGI
         if environ.get("PATH_INFO") == STATS_PATH:
             with counting:
-                requests = dict(sorted(served.items()))
-            return _json(start_response, "200 OK", {"requests": requests, "cpu_s": round(time.process_time(), 3)})
+                requests, fast_path = dict(sorted(served.items())), fast[0]
+            return _json(start_response, "200 OK", {"requests": requests, "fast_path": fast_path,
+                                                    "cpu_s": round(time.process_time(), 3)})
         if environ.get("PATH_INFO") == AGES_PATH:
             queues = parse_qs(environ.get("QUERY_STRING", "")).get("queue", [])
             return _json(start_response, "200 OK",
