@@ -320,3 +320,20 @@ def test_the_s3_fast_path_answers_what_moto_answers(server, monkeypatch):
     assert answered_fast == 9, answered_fast
     assert fast[0]["versioned"] and "x-amz-checksum-crc32" in fast[0]["headers"]
     assert fast[2][:2] == ("error", "PreconditionFailed") and fast[-1] != []
+
+
+def test_named_queue_attributes_are_what_all_of_them_say(server):
+    from botocore.exceptions import ClientError
+
+    sqs = client(server, "sqs")
+    url = sqs.create_queue(QueueName="named-attributes", Attributes={"VisibilityTimeout": "7"})["QueueUrl"]
+    sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": "m"} for i in range(3)])
+    sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1)
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "VisibilityTimeout",
+             "MessageRetentionPeriod", "QueueArn"]
+    every = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    named = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    assert named == {k: every[k] for k in names}
+    assert (named["ApproximateNumberOfMessages"], named["ApproximateNumberOfMessagesNotVisible"]) == ("2", "1")
+    with pytest.raises(ClientError, match="InvalidAttributeName"):
+        sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout", "NoSuchAttribute"])
