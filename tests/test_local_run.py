@@ -160,3 +160,44 @@ def test_results_are_copied_out_by_gets_when_the_endpoint_cannot_stream_them(tmp
     out = tmp_path / "out"
     assert {p.parent.name for p in (out / "silver" / "shipments").rglob("*.parquet")} == {"dt=2025-06-01", "dt=2025-06-02"}
     assert len(list((out / "_elt" / "objects").glob("*.json"))) == 3  # the commit records too
+
+
+def test_each_function_runs_in_processes_of_its_own_and_reports_to_the_runtime(tmp_path):
+    """Ingest in one process, transform in two sharing the pollers, as Lambda runs each function
+    apart from the caller: their counts, results and logs reach the runtime, and stopping ends
+    every one of them."""
+    import io
+    import os
+
+    from elt_sdk.local.runtime import LocalRuntime
+
+    log = io.StringIO()
+    with LocalRuntime(Settings(name_prefix="apart"), workers=3, log_stream=log) as rt:
+        for n in range(4):
+            f = tmp_path / f"s{n}.jsonl"
+            f.write_text(json.dumps({"record_type": "shipments", "event_time": "2025-06-01T00:00:00Z",
+                                     "shipment_id": f"S{n}", "origin": "Oslo", "destination": "Rome", "carrier": "DHL",
+                                     "weight_kg": 1.0}) + "\n")
+            rt.upload(f, f"bronze/shipments/{f.name}")
+        rt.wait(120)
+        procs = rt.ingest.procs + rt.esm.procs
+        assert len(rt.ingest.procs) == 1 and len(rt.esm.procs) == 2
+        assert os.getpid() not in {p.pid for p in procs} and all(p.poll() is None for p in procs)
+        rt.stop_functions()
+        assert rt.esm.stats.succeeded == 4 and rt.esm.stats.errors == []
+        assert sum(r.get("objects", 0) for r in rt.ingest.stats.results) == 4
+        assert set(rt.ingest.delivered) == {f"bronze/shipments/s{n}.jsonl" for n in range(4)}
+        assert rt.esm.cpu_s > 0 and rt.ingest.cpu_s > 0
+    assert all(p.poll() is not None for p in procs)
+    messages = [json.loads(line).get("message") for line in log.getvalue().splitlines()]
+    assert "object enqueued" in messages, messages[:20]
+
+
+def test_a_function_whose_pollers_fail_is_the_runtimes_error():
+    from elt_sdk.local.endpoint import EmbeddedEndpoint
+    from elt_sdk.local.function import TRANSFORM, FunctionProcesses, FunctionSpec
+
+    with EmbeddedEndpoint(own_process=True) as ep:
+        fn = FunctionProcesses(FunctionSpec(TRANSFORM, f"{ep.url}/123456789012/no-such-queue", "t", 30, "us-east-2"))
+        assert fn.join(60)
+    assert isinstance(fn.error, RuntimeError) and "transform" in str(fn.error) and "QueueDoesNotExist" in str(fn.error)

@@ -134,7 +134,7 @@ def serve(settings: Settings, *, port: int = 0, workers: int = 2, folder: Path |
                            "events_queue_url": res.events_queue_url, "ingest_lambda": rt.ingest_function,
                            "transform_lambda": rt.transform_function, **res.iceberg_outputs()},
                 started_at=time.time(), workers=workers, folder=str(folder), logs=str(d / LOG_DIR),
-                functions=functions(settings.name_prefix, f"in the local stack's process {os.getpid()}"))
+                functions=functions(settings.name_prefix, f"in child processes of the local stack (pid {os.getpid()})"))
             _write_json(state_path, state.to_dict())
             if ready is not None:
                 ready(state)

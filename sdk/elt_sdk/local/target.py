@@ -13,7 +13,7 @@ def functions(settings_prefix: str, where: str) -> dict[str, str]:
 
 
 class LocalTarget(StackTarget):
-    """The pipeline ``runtime`` runs in this process."""
+    """The pipeline ``runtime`` runs from this process (its functions in child processes)."""
 
     def __init__(self, runtime: LocalRuntime):
         res = runtime.resources
@@ -24,5 +24,5 @@ class LocalTarget(StackTarget):
                    **res.iceberg_outputs()}
         super().__init__(LOCAL, f"embedded endpoint {runtime.endpoint.url}", outputs, runtime.settings,
                          endpoint_url=runtime.endpoint.url,
-                         functions=functions(runtime.settings.name_prefix, "in-process"))
+                         functions=functions(runtime.settings.name_prefix, "in child processes of this one"))
         self.rt = runtime

@@ -1,0 +1,227 @@
+"""A function of the local pipeline in a process of its own, as Lambda runs each function apart.
+
+``FunctionProcesses`` starts ``python -m elt_sdk.local.function SPEC`` (once, or a few times for
+the transform function) and reads, line by line, what their pollers did; a child runs the event source of ``esm.py`` (``AsyncInvoker`` for ingest,
+``EventSourceMapping`` for transform and the committer) around the Lambda handler, unchanged, with
+the parent's environment (the endpoint, the resources). In one process the handlers, the pollers
+and the uploads would share one interpreter lock: a local run of many small objects spent most of
+its time waiting for it while the second core idled.
+
+The child's stdout carries its account (one JSON line per poll that did something: counts, results,
+errors, the events it gave up on, the S3 events it delivered); its stderr, the handlers' JSON logs,
+which the parent copies into its log stream. Closing the child's stdin asks it to stop: it ends
+after the invocations in progress, and it also stops when the parent dies.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, replace
+from typing import IO, Any
+
+from elt_sdk.local.esm import Stats
+
+INGEST, TRANSFORM, COMMITTER = "ingest", "transform", "committer"
+
+
+@dataclass
+class FunctionSpec:
+    """What the child runs: which handler, fed from which queue, how many pollers."""
+    kind: str
+    queue_url: str
+    function_name: str
+    timeout_s: int
+    region: str = ""
+    batch_size: int = 10
+    pollers: int = 1
+    """Pollers in the process, each a thread (the ingest poller hands its events to eight threads,
+    as S3's asynchronous invocations overlap)."""
+    wait_s: int = 1
+
+
+class FunctionProcesses:
+    """The parent's view of a function running in ``processes`` processes that share
+    ``spec.pollers`` between them: ``stats``, ``given_up`` and ``delivered`` as ``AsyncInvoker``
+    and ``EventSourceMapping`` keep them, summed over the processes as they report; ``error`` once
+    one failed."""
+
+    def __init__(self, spec: FunctionSpec, log_stream: IO[str] | None = None, *, processes: int = 1):
+        self.spec = spec
+        self.stats = Stats()
+        self.given_up: list[dict[str, Any]] = []
+        self.delivered: dict[str, str] = {}
+        self.error: BaseException | None = None
+        self.cpu_s = 0.0
+        """The CPU seconds the processes used, once they have stopped."""
+        self._stopping = False
+        self._log_stream = log_stream
+        self._log_lock = threading.Lock()
+        processes = max(min(processes, spec.pollers), 1)
+        shares = [spec.pollers // processes + (i < spec.pollers % processes) for i in range(processes)]
+        self.procs = [subprocess.Popen([sys.executable, "-m", "elt_sdk.local.function",
+                                        json.dumps(asdict(replace(spec, pollers=share)))],
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       text=True, bufsize=1)
+                      for share in shares]
+        self._last_lines: dict[int, str] = {}
+        self._readers = [threading.Thread(target=target, args=(proc,), daemon=True,
+                                          name=f"elt-{spec.kind}-{what}-{proc.pid}")
+                         for proc in self.procs
+                         for target, what in ((self._read_account, "account"), (self._copy_logs, "logs"))]
+        for t in self._readers:
+            t.start()
+
+    def _read_account(self, proc: subprocess.Popen) -> None:
+        for line in proc.stdout:
+            try:
+                report = json.loads(line)
+            except ValueError:  # not the child's account (a library writing to the descriptor): no count
+                continue
+            with self.stats.lock:
+                for k in ("invocations", "messages", "succeeded", "failed"):
+                    setattr(self.stats, k, getattr(self.stats, k) + report.get(k, 0))
+                self.stats.results.extend(report.get("results", ()))
+                self.stats.errors.extend(report.get("errors", ()))
+                self.given_up.extend(report.get("given_up", ()))
+                self.delivered.update(report.get("delivered", {}))
+                self.cpu_s += report.get("cpu_s", 0.0)
+            if report.get("fatal"):
+                self.error = RuntimeError(f"the {self.spec.kind} function's pollers stopped: {report['fatal']}")
+        code = proc.wait()
+        if code and self.error is None and not self._stopping:
+            for t in self._readers:  # its last words, for the message
+                if t.name.endswith(f"logs-{proc.pid}"):
+                    t.join(timeout=5)
+            last = self._last_lines.get(proc.pid, "").strip()
+            self.error = RuntimeError(f"the {self.spec.kind} function's process exited with {code}"
+                                      + (f": {last}" if last else ""))
+
+    def _copy_logs(self, proc: subprocess.Popen) -> None:
+        for line in proc.stderr:
+            if line.strip():
+                self._last_lines[proc.pid] = line
+            if self._log_stream is not None:
+                with self._log_lock:
+                    self._log_stream.write(line)
+
+    def request_stop(self) -> None:
+        """Ask the processes to stop after the invocations in progress (see ``join``)."""
+        self._stopping = True
+        for proc in self.procs:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+
+    def join(self, timeout_s: float) -> bool:
+        """True once every process has exited and everything it reported was read."""
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                return False
+        for t in self._readers:
+            t.join(timeout=5)
+        return True
+
+    def kill(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def _poller(spec: FunctionSpec) -> Any:
+    from elt_sdk.aws import handlers
+    from elt_sdk.local.esm import AsyncInvoker, EventSourceMapping
+
+    sqs = handlers._client("sqs")  # noqa: SLF001 - the client the handlers use, on the same endpoint
+    if spec.kind == INGEST:
+        return AsyncInvoker(sqs, spec.queue_url, handlers.ingest_handler, function_name=spec.function_name,
+                            timeout_s=spec.timeout_s, wait_s=spec.wait_s)
+    handler = handlers.transform_handler if spec.kind == TRANSFORM else handlers.commit_handler
+    return EventSourceMapping(sqs, spec.queue_url, handler, function_name=spec.function_name, timeout_s=spec.timeout_s,
+                              batch_size=spec.batch_size, region=spec.region, wait_s=spec.wait_s)
+
+
+class _Account:
+    """The child's side: what changed in its poller's stats since the last report, as one line."""
+
+    def __init__(self, poller: Any, out: IO[str]):
+        self.poller, self.out = poller, out
+        self.sent = {"results": 0, "errors": 0, "given_up": 0, "invocations": 0, "messages": 0, "succeeded": 0,
+                     "failed": 0}
+        self.sent_delivered: dict[str, str] = {}
+        self.lock = threading.Lock()
+
+    def report(self, **extra: Any) -> None:
+        s = self.poller.stats
+        with self.lock, s.lock:
+            line: dict[str, Any] = {}
+            for k in ("invocations", "messages", "succeeded", "failed"):
+                if getattr(s, k) != self.sent[k]:
+                    line[k], self.sent[k] = getattr(s, k) - self.sent[k], getattr(s, k)
+            for k, items in (("results", s.results), ("errors", s.errors),
+                             ("given_up", getattr(self.poller, "given_up", []))):
+                if len(items) > self.sent[k]:
+                    line[k], self.sent[k] = items[self.sent[k]:], len(items)
+            delivered = {k: v for k, v in list(getattr(self.poller, "delivered", {}).items())
+                         if self.sent_delivered.get(k) != v}
+            if delivered:
+                line["delivered"] = delivered
+                self.sent_delivered.update(delivered)
+            line.update(extra)
+            if line:
+                self.out.write(json.dumps(line) + "\n")
+                self.out.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The child: poll until stdin closes (the parent asked, or died), reporting on stdout."""
+    from elt_sdk import logs
+
+    spec = FunctionSpec(**json.loads((argv or sys.argv[1:])[0]))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
+    logs.configure(sys.stderr, level=os.environ.get("ELT_LOG_LEVEL", "INFO").upper())
+    account_out = sys.stdout
+    sys.stdout = sys.stderr  # a handler's print() must not break the account
+    try:
+        poller = _poller(spec)
+    except Exception as exc:  # noqa: BLE001 - e.g. its queue does not exist: the parent says so
+        account_out.write(json.dumps({"fatal": f"{type(exc).__name__}: {exc}"}) + "\n")
+        return 1
+    account = _Account(poller, account_out)
+    stop = threading.Event()
+
+    def until_stdin_closes() -> None:
+        sys.stdin.read()
+        stop.set()
+
+    def loop() -> None:
+        try:
+            while not stop.is_set():
+                if poller.poll_once():
+                    account.report()
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent, which surfaces it
+            stop.set()
+            account.report(fatal=f"{type(exc).__name__}: {exc}")
+
+    threading.Thread(target=until_stdin_closes, daemon=True).start()
+    threads = [threading.Thread(target=loop, name=f"elt-{spec.kind}-{i}") for i in range(max(spec.pollers, 1))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if hasattr(poller, "close"):
+        poller.close()
+    account.report(cpu_s=time.process_time())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
