@@ -311,7 +311,7 @@ def test_the_s3_fast_path_answers_what_moto_answers(server, monkeypatch):
     before = _stats(server)["fast_path"]
     fast = _s3_story(server, "fast-path")
     answered_fast = _stats(server)["fast_path"] - before
-    monkeypatch.setattr(server_module, "FAST_PATH_OPERATIONS", frozenset())
+    monkeypatch.setattr(server_module, "FAST_PATHS", {})
     moto = _s3_story(server, "moto-path")
     assert _stats(server)["fast_path"] - before == answered_fast  # none the second time
     assert fast == moto
@@ -337,3 +337,56 @@ def test_named_queue_attributes_are_what_all_of_them_say(server):
     assert (named["ApproximateNumberOfMessages"], named["ApproximateNumberOfMessagesNotVisible"]) == ("2", "1")
     with pytest.raises(ClientError, match="InvalidAttributeName"):
         sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout", "NoSuchAttribute"])
+
+
+def _dynamodb_story(server: ThreadServer, table: str) -> list:
+    import json
+
+    from botocore.exceptions import ClientError
+
+    ddb = client(server, "dynamodb")
+    ddb.create_table(TableName=table, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+
+    def seen(**kwargs):
+        try:
+            r = ddb.put_item(**{"TableName": table, **kwargs})
+        except ClientError as exc:
+            return ("error", exc.response["Error"]["Code"], exc.response.get("Item"))
+        return json.loads(json.dumps({k: v for k, v in r.items() if k != "ResponseMetadata"}).replace(table, "T"))
+
+    claim = {"ConditionExpression": "attribute_not_exists(pk) OR #s = :failed",
+             "ExpressionAttributeNames": {"#s": "status"}, "ExpressionAttributeValues": {":failed": {"S": "FAILED"}},
+             "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
+    story = [seen(Item={"pk": {"S": "plain"}, "n": {"N": "1"}}),
+             seen(Item={"pk": {"S": "claimed"}, "status": {"S": "IN_PROGRESS"}}, **claim),
+             seen(Item={"pk": {"S": "claimed"}, "status": {"S": "IN_PROGRESS"}}, **claim),
+             seen(Item={"pk": {"S": "claimed"}, "status": {"S": "COMPLETED"}, "ttl": {"N": "99"}}),
+             seen(Item={"pk": {"S": "failed"}, "status": {"S": "FAILED"}}),
+             seen(Item={"pk": {"S": "failed"}, "status": {"S": "IN_PROGRESS"}}, **claim),
+             seen(Item={"pk": {"S": ""}}),
+             seen(Item={"pk": {"S": "unused"}}, ConditionExpression="attribute_not_exists(pk)",
+                  ExpressionAttributeNames={"#s": "status"}),
+             seen(Item={"pk": {"S": "old"}, "v": {"N": "2"}}, ReturnValues="ALL_OLD"),
+             seen(Item={"pk": {"S": "old"}, "v": {"N": "3"}}, ReturnValues="ALL_OLD"),
+             seen(Item={"pk": {"S": "capacity"}}, ReturnConsumedCapacity="TOTAL"),
+             seen(Item={"pk": {"S": "bad"}}, ConditionExpression="attribute_not_exists(pk) AND"),
+             seen(TableName=f"{table}-missing", Item={"pk": {"S": "x"}})]
+    story.append(sorted(ddb.scan(TableName=table)["Items"], key=lambda i: i["pk"]["S"]))
+    return story
+
+
+def test_the_dynamodb_fast_path_answers_what_moto_answers(server, monkeypatch):
+    from elt_sdk.local import server as server_module
+
+    before = _stats(server)["fast_path"]
+    fast = _dynamodb_story(server, "fast-path")
+    answered_fast = _stats(server)["fast_path"] - before
+    monkeypatch.setattr(server_module, "FAST_PATHS", {})
+    moto = _dynamodb_story(server, "moto-path")
+    assert fast == moto
+    # plain, the first claim, the completion, the failed one, its claim: never an error, a
+    # ReturnValues, a consumed capacity or a missing table
+    assert answered_fast == 5, answered_fast
+    assert fast[2][:2] == ("error", "ConditionalCheckFailedException") and fast[2][2]["status"] == {"S": "IN_PROGRESS"}
+    assert [row["pk"]["S"] for row in fast[-1]] == ["capacity", "claimed", "failed", "old", "plain"]

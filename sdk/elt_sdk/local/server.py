@@ -17,15 +17,15 @@ like the services it stands for, and cost what they cost:
   scans the queue twice per delete, and a receive computed every attribute three times over for
   each message it returned: a thousand objects uploaded at once made each S3 notification,
   receive and delete cost scans of the thousand; see ``fast_queues``);
-- a plain S3 object GET or PUT is answered straight from moto's S3 backend, with the calls and
-  headers moto's own answer has (``s3_fast_path``: 0.56 ms of CPU for a PUT instead of 1.39 ms,
-  0.34 ms for a GET instead of 1.11 ms); anything less plain is moto's to answer.
+- a plain S3 object GET or PUT, or DynamoDB ``PutItem``, is answered straight from moto's
+  backend, with the calls and headers moto's own answer has (``fast_path``: 0.56 ms of CPU for a
+  PUT instead of 1.39 ms, 0.34 ms for a GET instead of 1.11 ms); anything less plain is moto's.
 
 ``POST /_elt/wake`` ends every SQS long poll in progress (each answers with what it has): a
 stopping pipeline need not wait out its pollers' last receive.
 
 ``GET /_elt/stats`` answers how many requests the endpoint served, by service and operation
-(``s3 PUT object``, ``dynamodb PutItem``, ...), how many of them the S3 fast path answered, and
+(``s3 PUT object``, ``dynamodb PutItem``, ...), how many of them ``fast_path`` answered, and
 the CPU seconds its process has used: what a local run asked of AWS, and what the stand-in cost
 to answer it.
 
@@ -50,7 +50,7 @@ import time
 from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import parse_qs
 
-from elt_sdk.local import s3_fast_path
+from elt_sdk.local import fast_path
 
 CONDITIONAL = ("HTTP_IF_MATCH", "HTTP_IF_NONE_MATCH")
 DYNAMODB_WRITES = ("DynamoDB_20120810.PutItem", "DynamoDB_20120810.UpdateItem", "DynamoDB_20120810.DeleteItem",
@@ -59,8 +59,9 @@ AGES_PATH = "/_elt/oldest-message-ages"
 WAKE_PATH = "/_elt/wake"
 STATS_PATH = "/_elt/stats"
 ARCHIVE_PATH = "/_elt/archive"
-FAST_PATH_OPERATIONS = frozenset({"s3 GET object", "s3 PUT object"})
-"""Answered by ``s3_fast_path`` when plain (the request of a plain ``get_object``/``put_object``)."""
+FAST_PATHS = {"s3 GET object": fast_path.s3_object, "s3 PUT object": fast_path.s3_object,
+              "dynamodb PutItem": fast_path.dynamodb_put_item}
+"""Operations ``fast_path`` answers when they are plain (else moto does), by ``operation_of``."""
 OWN_PATHS = frozenset({AGES_PATH, WAKE_PATH, STATS_PATH, ARCHIVE_PATH})
 """Answered by this module, never by moto (S3 bucket names cannot start with an underscore)."""
 
@@ -215,7 +216,7 @@ def make_app() -> Callable:
     app = Dispatcher(create_backend_app)
     lock = threading.Lock()
     served: dict[str, int] = {}
-    fast = [0]  # of which answered by s3_fast_path
+    fast_answers = [0]  # of which answered by fast_path
     counting = threading.Lock()
 
     def serve(environ, start_response):  # noqa: ANN001, ANN202 - WSGI
@@ -230,19 +231,20 @@ def make_app() -> Callable:
         return answer(operation, environ, start_response)
 
     def answer(operation: str, environ, start_response):  # noqa: ANN001, ANN202 - WSGI
-        if operation in FAST_PATH_OPERATIONS:
-            response = s3_fast_path.answer(environ, start_response)
+        fast = FAST_PATHS.get(operation)
+        if fast is not None:
+            response = fast(environ, start_response)
             if response is not None:
                 with counting:
-                    fast[0] += 1
+                    fast_answers[0] += 1
                 return response
         return app(environ, start_response)
 
     def own_route(environ, start_response):  # noqa: ANN001, ANN202 - WSGI
         if environ.get("PATH_INFO") == STATS_PATH:
             with counting:
-                requests, fast_path = dict(sorted(served.items())), fast[0]
-            return _json(start_response, "200 OK", {"requests": requests, "fast_path": fast_path,
+                requests, answered_fast = dict(sorted(served.items())), fast_answers[0]
+            return _json(start_response, "200 OK", {"requests": requests, "fast_path": answered_fast,
                                                     "cpu_s": round(time.process_time(), 3)})
         if environ.get("PATH_INFO") == AGES_PATH:
             queues = parse_qs(environ.get("QUERY_STRING", "")).get("queue", [])
