@@ -243,6 +243,11 @@ def _stats(server: ThreadServer) -> dict:
         return json.loads(resp.read())
 
 
+def _fast(server: ThreadServer, service: str) -> int:
+    """Requests of ``service`` the fast path answered so far."""
+    return sum(n for op, n in _stats(server)["fast_path"].items() if op.startswith(f"{service} "))
+
+
 def _s3_story(server: ThreadServer, bucket: str) -> list:
     """What boto3 sees of plain and less plain object GETs and PUTs, and of the S3 events they
     send, with what differs by nature (request ids, dates, version ids) left out."""
@@ -308,12 +313,12 @@ def _s3_story(server: ThreadServer, bucket: str) -> list:
 def test_the_s3_fast_path_answers_what_moto_answers(server, monkeypatch):
     from elt_sdk.local import server as server_module
 
-    before = _stats(server)["fast_path"]
+    before = _fast(server, "s3")
     fast = _s3_story(server, "fast-path")
-    answered_fast = _stats(server)["fast_path"] - before
+    answered_fast = _fast(server, "s3") - before
     monkeypatch.setattr(server_module, "FAST_PATHS", {})
     moto = _s3_story(server, "moto-path")
-    assert _stats(server)["fast_path"] - before == answered_fast  # none the second time
+    assert _fast(server, "s3") - before == answered_fast  # none the second time
     assert fast == moto
     # the plain ones only (5 PUTs, 4 GETs): never a failing precondition, metadata, a Range, a key
     # with a space or a missing key
@@ -379,9 +384,9 @@ def _dynamodb_story(server: ThreadServer, table: str) -> list:
 def test_the_dynamodb_fast_path_answers_what_moto_answers(server, monkeypatch):
     from elt_sdk.local import server as server_module
 
-    before = _stats(server)["fast_path"]
+    before = _fast(server, "dynamodb")
     fast = _dynamodb_story(server, "fast-path")
-    answered_fast = _stats(server)["fast_path"] - before
+    answered_fast = _fast(server, "dynamodb") - before
     monkeypatch.setattr(server_module, "FAST_PATHS", {})
     moto = _dynamodb_story(server, "moto-path")
     assert fast == moto
@@ -390,3 +395,64 @@ def test_the_dynamodb_fast_path_answers_what_moto_answers(server, monkeypatch):
     assert answered_fast == 5, answered_fast
     assert fast[2][:2] == ("error", "ConditionalCheckFailedException") and fast[2][2]["status"] == {"S": "IN_PROGRESS"}
     assert [row["pk"]["S"] for row in fast[-1]] == ["capacity", "claimed", "failed", "old", "plain"]
+
+
+def _sqs_story(server: ThreadServer, name: str) -> list:
+    from botocore.exceptions import ClientError
+
+    sqs = client(server, "sqs")
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    fifo = sqs.create_queue(QueueName=f"{name}.fifo", Attributes={"FifoQueue": "true",
+                                                                  "ContentBasedDeduplication": "true"})["QueueUrl"]
+
+    def seen(call, **kwargs):
+        try:
+            r = call(**kwargs)
+        except ClientError as exc:
+            return ("error", exc.response["Error"]["Code"])
+        return {k: sorted((sorted((f, "id" if f in ("MessageId", "SequenceNumber") else v) for f, v in e.items())
+                           for e in v), key=str)
+                for k, v in r.items() if k != "ResponseMetadata"}
+
+    def entries(n, **extra):
+        return [{"Id": f"m{i}", "MessageBody": f"body {i}", **extra} for i in range(n)]
+
+    story = [seen(sqs.send_message_batch, QueueUrl=url, Entries=entries(2)),
+             seen(sqs.send_message_batch, QueueUrl=url, Entries=entries(1, MessageAttributes={
+                 "k": {"DataType": "String", "StringValue": "v"}})),
+             seen(sqs.send_message_batch, QueueUrl=url, Entries=entries(1, DelaySeconds=0)),
+             seen(sqs.send_message_batch, QueueUrl=url, Entries=entries(1) + entries(1)),
+             seen(sqs.send_message_batch, QueueUrl=url, Entries=[{"Id": "not ok!", "MessageBody": "x"}]),
+             seen(sqs.send_message_batch, QueueUrl=url, Entries=entries(11)),
+             seen(sqs.send_message_batch, QueueUrl=fifo, Entries=entries(1, MessageGroupId="g")),
+             seen(sqs.send_message_batch, QueueUrl=f"{url}-missing", Entries=entries(1))]
+    received = []
+    while msgs := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30).get("Messages"):
+        received += msgs
+    story.append(sorted(m["Body"] for m in received))
+    handles = [{"Id": f"d{i}", "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(received)]
+    story += [seen(sqs.delete_message_batch, QueueUrl=url, Entries=handles[:1] * 2),
+              seen(sqs.delete_message_batch, QueueUrl=url, Entries=handles[:2] + [{"Id": "x", "ReceiptHandle": "bogus"}]),
+              seen(sqs.delete_message_batch, QueueUrl=url, Entries=handles[:1]),
+              seen(sqs.delete_message_batch, QueueUrl=f"{url}-missing", Entries=handles[:1])]
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages",
+                                                                    "ApproximateNumberOfMessagesNotVisible"])
+    story.append(attrs["Attributes"])
+    return story
+
+
+def test_the_sqs_fast_path_answers_what_moto_answers(server, monkeypatch):
+    from elt_sdk.local import server as server_module
+
+    before = _fast(server, "sqs")
+    fast = _sqs_story(server, "fast-path")
+    answered_fast = _fast(server, "sqs") - before
+    monkeypatch.setattr(server_module, "FAST_PATHS", {})
+    moto = _sqs_story(server, "moto-path")
+    assert fast == moto
+    # the plain send, and the delete of two good handles and a bogus one, and of one deleted
+    # already: never attributes, a delay, a FIFO queue, a duplicate or a missing queue
+    assert answered_fast == 3, answered_fast
+    assert fast[8] == ["body 0", "body 0", "body 0", "body 1"]
+    assert fast[10]["Failed"] != [] and fast[-1] == {"ApproximateNumberOfMessages": "0",
+                                                     "ApproximateNumberOfMessagesNotVisible": "2"}

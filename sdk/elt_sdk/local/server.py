@@ -17,15 +17,15 @@ like the services it stands for, and cost what they cost:
   scans the queue twice per delete, and a receive computed every attribute three times over for
   each message it returned: a thousand objects uploaded at once made each S3 notification,
   receive and delete cost scans of the thousand; see ``fast_queues``);
-- a plain S3 object GET or PUT, or DynamoDB ``PutItem``, is answered straight from moto's
-  backend, with the calls and headers moto's own answer has (``fast_path``: 0.56 ms of CPU for a
+- a plain S3 object GET or PUT, DynamoDB ``PutItem`` or SQS message batch is answered straight
+  from moto's backend, with the calls and headers moto's own answer has (``fast_path``: 0.56 ms of CPU for a
   PUT instead of 1.39 ms, 0.34 ms for a GET instead of 1.11 ms); anything less plain is moto's.
 
 ``POST /_elt/wake`` ends every SQS long poll in progress (each answers with what it has): a
 stopping pipeline need not wait out its pollers' last receive.
 
 ``GET /_elt/stats`` answers how many requests the endpoint served, by service and operation
-(``s3 PUT object``, ``dynamodb PutItem``, ...), how many of them ``fast_path`` answered, and
+(``s3 PUT object``, ``dynamodb PutItem``, ...), how many of each ``fast_path`` answered, and
 the CPU seconds its process has used: what a local run asked of AWS, and what the stand-in cost
 to answer it.
 
@@ -60,7 +60,8 @@ WAKE_PATH = "/_elt/wake"
 STATS_PATH = "/_elt/stats"
 ARCHIVE_PATH = "/_elt/archive"
 FAST_PATHS = {"s3 GET object": fast_path.s3_object, "s3 PUT object": fast_path.s3_object,
-              "dynamodb PutItem": fast_path.dynamodb_put_item}
+              "dynamodb PutItem": fast_path.dynamodb_put_item, "sqs SendMessageBatch": fast_path.sqs_batch,
+              "sqs DeleteMessageBatch": fast_path.sqs_batch}
 """Operations ``fast_path`` answers when they are plain (else moto does), by ``operation_of``."""
 OWN_PATHS = frozenset({AGES_PATH, WAKE_PATH, STATS_PATH, ARCHIVE_PATH})
 """Answered by this module, never by moto (S3 bucket names cannot start with an underscore)."""
@@ -216,7 +217,7 @@ def make_app() -> Callable:
     app = Dispatcher(create_backend_app)
     lock = threading.Lock()
     served: dict[str, int] = {}
-    fast_answers = [0]  # of which answered by fast_path
+    fast_answers: dict[str, int] = {}  # of which answered by fast_path
     counting = threading.Lock()
 
     def serve(environ, start_response):  # noqa: ANN001, ANN202 - WSGI
@@ -236,14 +237,14 @@ def make_app() -> Callable:
             response = fast(environ, start_response)
             if response is not None:
                 with counting:
-                    fast_answers[0] += 1
+                    fast_answers[operation] = fast_answers.get(operation, 0) + 1
                 return response
         return app(environ, start_response)
 
     def own_route(environ, start_response):  # noqa: ANN001, ANN202 - WSGI
         if environ.get("PATH_INFO") == STATS_PATH:
             with counting:
-                requests, answered_fast = dict(sorted(served.items())), fast_answers[0]
+                requests, answered_fast = dict(sorted(served.items())), dict(sorted(fast_answers.items()))
             return _json(start_response, "200 OK", {"requests": requests, "fast_path": answered_fast,
                                                     "cpu_s": round(time.process_time(), 3)})
         if environ.get("PATH_INFO") == AGES_PATH:
