@@ -376,6 +376,9 @@ def _dynamodb_story(server: ThreadServer, table: str) -> list:
              seen(Item={"pk": {"S": "old"}, "v": {"N": "3"}}, ReturnValues="ALL_OLD"),
              seen(Item={"pk": {"S": "capacity"}}, ReturnConsumedCapacity="TOTAL"),
              seen(Item={"pk": {"S": "bad"}}, ConditionExpression="attribute_not_exists(pk) AND"),
+             seen(Item={"pk": {"S": "binary"}, "b": {"B": b"\x00\x01"}}),
+             seen(Item={"pk": {"S": "binary"}, "b": {"B": b"\x00\x01"}, "v": {"N": "2"}}, ConditionExpression="b = :b",
+                  ExpressionAttributeValues={":b": {"B": b"\x00\x01"}}),
              seen(TableName=f"{table}-missing", Item={"pk": {"S": "x"}})]
     story.append(sorted(ddb.scan(TableName=table)["Items"], key=lambda i: i["pk"]["S"]))
     return story
@@ -391,10 +394,11 @@ def test_the_dynamodb_fast_path_answers_what_moto_answers(server, monkeypatch):
     moto = _dynamodb_story(server, "moto-path")
     assert fast == moto
     # plain, the first claim, the completion, the failed one, its claim: never an error, a
-    # ReturnValues, a consumed capacity or a missing table
+    # ReturnValues, a consumed capacity, a binary value (moto decodes it) or a missing table
     assert answered_fast == 5, answered_fast
     assert fast[2][:2] == ("error", "ConditionalCheckFailedException") and fast[2][2]["status"] == {"S": "IN_PROGRESS"}
-    assert [row["pk"]["S"] for row in fast[-1]] == ["capacity", "claimed", "failed", "old", "plain"]
+    assert [row["pk"]["S"] for row in fast[-1]] == ["binary", "capacity", "claimed", "failed", "old", "plain"]
+    assert fast[-1][0]["v"] == {"N": "2"}  # the binary condition held
 
 
 def _sqs_story(server: ThreadServer, name: str) -> list:

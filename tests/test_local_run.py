@@ -55,6 +55,9 @@ def test_local_run_on_given_files_and_bad_path(tmp_path):
     requests = summary["requests"]["by_operation"]
     assert requests["dynamodb PutItem"] == 2 and requests["s3 GET object"] >= 1 and requests["s3 PUT object"] >= 4
     assert summary["requests"]["total"] == sum(requests.values())
+    # the plain ones took the endpoint's fast path: the claim, the completion, the upload, the read
+    fast = summary["requests"]["fast_path"]
+    assert fast["dynamodb PutItem"] == 2 and fast["s3 GET object"] >= 1 and fast["s3 PUT object"] >= 4
     assert summary["cpu_s"]["pipeline"] > 0 and summary["cpu_s"]["endpoint"] > 0
     bad = cli("local", "run", "nowhere", cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.strip() == "Error: no such file or folder: nowhere"

@@ -270,7 +270,7 @@ def many_objects(registry, *, objects: int, records: int, workers: int = 4, repe
                     accounts.append(summary)
     med = {k: statistics.median(v) for k, v in runs.items()}
     cpus = usable_cpus()
-    # the account of the local run nearest the median: the requests it made, the CPU both processes used
+    # the account of the local run nearest the median: the requests it made, the CPU its processes used
     times = runs["local run"]
     median_run = accounts[min(range(len(times)), key=lambda i: abs(times[i] - med["local run"]))]
     cpu = median_run.get("cpu_s", {})
@@ -283,7 +283,7 @@ def many_objects(registry, *, objects: int, records: int, workers: int = 4, repe
             "local_run_requests": median_run.get("requests", {}).get("by_operation", {}),
             "local_run_cpu_s": cpu,
             "local_run_cpu_ms_per_object": round(cpu_total / objects * 1000, 1) if cpu_total else None,
-            # no schedule on these cores finishes before the CPU both processes used is spent
+            # no schedule on these cores finishes before the CPU all its processes used is spent
             "cpu_bound_s": round(cpu_total / cpus, 2) if cpu_total else None,
             "cpu_bound_ratio": round(cpu_total / cpus / med["transform"], 2) if cpu_total else None}
 

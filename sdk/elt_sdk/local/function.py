@@ -1,16 +1,17 @@
-"""A function of the local pipeline in a process of its own, as Lambda runs each function apart.
+"""A function of the local pipeline in processes of its own, as Lambda runs each function apart.
 
-``FunctionProcesses`` starts ``python -m elt_sdk.local.function SPEC`` (once, or a few times for
-the transform function) and reads, line by line, what their pollers did; a child runs the event source of ``esm.py`` (``AsyncInvoker`` for ingest,
-``EventSourceMapping`` for transform and the committer) around the Lambda handler, unchanged, with
-the parent's environment (the endpoint, the resources). In one process the handlers, the pollers
-and the uploads would share one interpreter lock: a local run of many small objects spent most of
-its time waiting for it while the second core idled.
+``FunctionProcesses`` starts ``python -m elt_sdk.local.function SPEC`` (once, or a few times
+for the transform function) and reads, line by line, what their pollers did. A child runs the
+event source of ``esm.py`` (``AsyncInvoker`` for ingest, ``EventSourceMapping`` for transform
+and the committer) around the Lambda handler, unchanged, with the parent's environment (the
+endpoint, the resources). In one process the handlers, the pollers and the uploads would share
+one interpreter lock: a local run of many small objects spent most of its time waiting for it
+while the second core idled.
 
-The child's stdout carries its account (one JSON line per poll that did something: counts, results,
-errors, the events it gave up on, the S3 events it delivered); its stderr, the handlers' JSON logs,
-which the parent copies into its log stream. Closing the child's stdin asks it to stop: it ends
-after the invocations in progress, and it also stops when the parent dies.
+The child's stdout carries its account (one JSON line per poll that did something: counts,
+results, errors, the events it gave up on, the S3 events it delivered); its stderr, the
+handlers' JSON logs, which the parent copies into its log stream. Closing the child's stdin asks
+it to stop: it ends after the invocations in progress, and it also stops when the parent dies.
 """
 from __future__ import annotations
 
@@ -63,11 +64,16 @@ class FunctionProcesses:
         self._log_lock = threading.Lock()
         processes = max(min(processes, spec.pollers), 1)
         shares = [spec.pollers // processes + (i < spec.pollers % processes) for i in range(processes)]
-        self.procs = [subprocess.Popen([sys.executable, "-m", "elt_sdk.local.function",
-                                        json.dumps(asdict(replace(spec, pollers=share)))],
-                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                       text=True, bufsize=1)
-                      for share in shares]
+        self.procs: list[subprocess.Popen] = []
+        try:
+            for share in shares:  # a session of its own: Ctrl-C reaches the parent, which stops them in order
+                self.procs.append(subprocess.Popen(
+                    [sys.executable, "-m", "elt_sdk.local.function", json.dumps(asdict(replace(spec, pollers=share)))],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
+                    errors="replace", start_new_session=True))
+        except BaseException:
+            self.kill()
+            raise
         self._last_lines: dict[int, str] = {}
         self._readers = [threading.Thread(target=target, args=(proc,), daemon=True,
                                           name=f"elt-{spec.kind}-{what}-{proc.pid}")
@@ -80,7 +86,9 @@ class FunctionProcesses:
         for line in proc.stdout:
             try:
                 report = json.loads(line)
-            except ValueError:  # not the child's account (a library writing to the descriptor): no count
+            except ValueError:
+                report = None
+            if not isinstance(report, dict):  # not the child's account (a library writing to the descriptor)
                 continue
             with self.stats.lock:
                 for k in ("invocations", "messages", "succeeded", "failed"):
@@ -102,12 +110,21 @@ class FunctionProcesses:
                                       + (f": {last}" if last else ""))
 
     def _copy_logs(self, proc: subprocess.Popen) -> None:
+        """The child's JSON logs into the runtime's log stream (stderr without one); anything else
+        it writes there (a warning, a traceback) as a JSON line of its own. Reads to the end
+        whatever happens, so the child never blocks on a full pipe."""
         for line in proc.stderr:
-            if line.strip():
-                self._last_lines[proc.pid] = line
-            if self._log_stream is not None:
+            if not line.strip():
+                continue
+            self._last_lines[proc.pid] = line
+            if not line.startswith("{"):
+                line = json.dumps({"level": "WARNING", "logger": "elt_sdk.local.function", "function": self.spec.kind,
+                                   "pid": proc.pid, "message": line.rstrip("\n")}) + "\n"
+            try:
                 with self._log_lock:
-                    self._log_stream.write(line)
+                    (self._log_stream or sys.stderr).write(line)
+            except (OSError, ValueError):  # the stream closed under us: the line is dropped, not the child
+                pass
 
     def request_stop(self) -> None:
         """Ask the processes to stop after the invocations in progress (see ``join``)."""
@@ -127,9 +144,10 @@ class FunctionProcesses:
                 return False
         for t in self._readers:
             t.join(timeout=5)
-        return True
+        return not any(t.is_alive() for t in self._readers)
 
     def kill(self) -> None:
+        """End the processes now (what they did since their last report is not counted)."""
         for proc in self.procs:
             if proc.poll() is None:
                 proc.kill()
@@ -186,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     from elt_sdk import logs
 
     spec = FunctionSpec(**json.loads((argv or sys.argv[1:])[0]))
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # in a session of its own, but a kill -INT is the parent's to act on
     logs.configure(sys.stderr, level=os.environ.get("ELT_LOG_LEVEL", "INFO").upper())
     account_out = sys.stdout
     sys.stdout = sys.stderr  # a handler's print() must not break the account

@@ -2,8 +2,8 @@
 
 ``LocalRuntime`` is the running pipeline: moto's server, the resources from ``Settings``, the
 ingest function fed by S3 notifications and the transform function fed by N SQS pollers, each
-function in a process of its own (``function.py``), until ``stop()``. ``LocalPipeline.run`` is ``elt-sdk local run``: upload,
-wait for the queues to drain, copy the results out. The handlers are the Lambda ones, unchanged:
+function in processes of its own (``function.py``), until ``stop()``. ``LocalPipeline.run`` is
+``elt-sdk local run``: upload, wait for the queues to drain, copy the results out. The handlers are the Lambda ones, unchanged:
 only ``AWS_ENDPOINT_URL`` differs.
 """
 from __future__ import annotations
@@ -76,19 +76,21 @@ class LocalRuntime:
         os.environ.update(self.resources.handler_environment(cfg))  # the functions' environment, inherited
         handlers.reset()
         res = self.resources
-        self.ingest = FunctionProcesses(FunctionSpec(INGEST, res.events_queue_url, self.ingest_function,
-                                                   cfg.ingest_timeout_s), self.log_stream)
-        self.esm = FunctionProcesses(FunctionSpec(TRANSFORM, res.queue_url, self.transform_function,
-                                                cfg.transform_timeout_s, cfg.region, cfg.batch_size,
-                                                pollers=self.workers),
-                                     self.log_stream, processes=TRANSFORM_PROCESSES)
-        self._functions = [self.ingest, self.esm]
+        # each one kept as it starts: a later one failing to start leaves none behind (stop() ends them)
+        self.ingest = self._start(FunctionSpec(INGEST, res.events_queue_url, self.ingest_function,
+                                               cfg.ingest_timeout_s))
+        self.esm = self._start(FunctionSpec(TRANSFORM, res.queue_url, self.transform_function, cfg.transform_timeout_s,
+                                            cfg.region, cfg.batch_size, pollers=self.workers),
+                               processes=TRANSFORM_PROCESSES)
         if res.commit_queue_url:  # the committer: one poller, as reserved concurrency 1
-            self.committer = FunctionProcesses(FunctionSpec(COMMITTER, res.commit_queue_url,
-                                                          f"{cfg.name_prefix}-committer", cfg.commit_timeout_s,
-                                                          cfg.region, cfg.commit_batch_size), self.log_stream)
-            self._functions.append(self.committer)
+            self.committer = self._start(FunctionSpec(COMMITTER, res.commit_queue_url, f"{cfg.name_prefix}-committer",
+                                                      cfg.commit_timeout_s, cfg.region, cfg.commit_batch_size))
         return self
+
+    def _start(self, spec: FunctionSpec, processes: int = 1) -> FunctionProcesses:
+        function = FunctionProcesses(spec, self.log_stream, processes=processes)
+        self._functions.append(function)
+        return function
 
     @property
     def error(self) -> BaseException | None:
@@ -171,7 +173,8 @@ class LocalRuntime:
 
     def stop_functions(self) -> float:
         """Stop the functions after their invocations in progress; the CPU seconds they used. Their
-        accounts are complete afterwards (``LocalPipeline.run`` reads them then)."""
+        accounts are complete afterwards (``LocalPipeline.run`` reads them then), but for a process
+        that would not stop within 30 s: it is killed, and its last counts are lost with it."""
         for f in self._functions:
             f.request_stop()
         deadline = time.time() + 30
@@ -218,6 +221,8 @@ class LocalRunResult:
     failed_objects: list[str] = field(default_factory=list)
     requests: dict[str, int] = field(default_factory=dict)
     """AWS requests the endpoint served from the start to the drain, by operation."""
+    fast_path: dict[str, int] = field(default_factory=dict)
+    """Of which answered by the endpoint's fast path (``local/fast_path.py``), by operation."""
     cpu_s: dict[str, float] = field(default_factory=dict)
     """CPU seconds until the drain: this process and its functions' (``pipeline``), and the
     endpoint's (``endpoint``)."""
@@ -231,7 +236,8 @@ class LocalRunResult:
         return {"objects": self.objects, "ingest": self.ingest, "datasets": self.datasets, **self.totals,
                 "skipped": self.ingest.get("skipped", 0), "dlq": len(self.dlq), "ingest_failed": self.ingest_given_up,
                 "transform_invocations": self.transform_invocations, "seconds": round(self.seconds, 2),
-                "out": self.out, "requests": {"total": sum(self.requests.values()), "by_operation": self.requests},
+                "out": self.out, "requests": {"total": sum(self.requests.values()), "by_operation": self.requests,
+                             "fast_path": self.fast_path},
                 "cpu_s": self.cpu_s}
 
 
@@ -278,7 +284,7 @@ class LocalPipeline:
                 served = rt.endpoint.stats()
                 functions_cpu_s = rt.stop_functions()
                 result = LocalRunResult(objects=len(uploads), out=str(self.out))
-                result.requests = served.get("requests", {})
+                result.requests, result.fast_path = served.get("requests", {}), served.get("fast_path", {})
                 result.cpu_s = {"pipeline": round(time.process_time() - cpu_started + functions_cpu_s, 2)}
                 if "cpu_s" in served:
                     result.cpu_s["endpoint"] = served["cpu_s"]

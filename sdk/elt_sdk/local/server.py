@@ -416,8 +416,10 @@ class ProcessServer:
     def __init__(self, port: int = 0, timeout_s: float = 60.0):
         import subprocess
 
+        # a session of its own: Ctrl-C reaches the pipeline, which stops its functions before this
         self.proc = subprocess.Popen([sys.executable, "-m", "elt_sdk.local.server", "--port", str(port)],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, start_new_session=True)
         line = self.proc.stdout.readline().strip() if self.proc.stdout else ""
         if not line.startswith("http://"):
             err = self.proc.stderr.read() if self.proc.stderr else ""
