@@ -248,6 +248,20 @@ def _fast(server: ThreadServer, service: str) -> int:
     return sum(n for op, n in _stats(server)["fast_path"].items() if op.startswith(f"{service} "))
 
 
+def _told_twice(server: ThreadServer, monkeypatch, service: str, story) -> tuple[list, list, int]:
+    """``story`` with the fast path, then with moto alone; and how many of its requests the fast
+    path answered the first time."""
+    from elt_sdk.local import server as server_module
+
+    before = _fast(server, service)
+    fast = story(server, "fast-path")
+    answered_fast = _fast(server, service) - before
+    monkeypatch.setattr(server_module, "FAST_PATHS", {})
+    moto = story(server, "moto-path")
+    assert _fast(server, service) - before == answered_fast  # none the second time
+    return fast, moto, answered_fast
+
+
 def _s3_story(server: ThreadServer, bucket: str) -> list:
     """What boto3 sees of plain and less plain object GETs and PUTs, and of the S3 events they
     send, with what differs by nature (request ids, dates, version ids) left out."""
@@ -311,14 +325,7 @@ def _s3_story(server: ThreadServer, bucket: str) -> list:
 
 
 def test_the_s3_fast_path_answers_what_moto_answers(server, monkeypatch):
-    from elt_sdk.local import server as server_module
-
-    before = _fast(server, "s3")
-    fast = _s3_story(server, "fast-path")
-    answered_fast = _fast(server, "s3") - before
-    monkeypatch.setattr(server_module, "FAST_PATHS", {})
-    moto = _s3_story(server, "moto-path")
-    assert _fast(server, "s3") - before == answered_fast  # none the second time
+    fast, moto, answered_fast = _told_twice(server, monkeypatch, "s3", _s3_story)
     assert fast == moto
     # the plain ones only (5 PUTs, 4 GETs): never a failing precondition, metadata, a Range, a key
     # with a space or a missing key
@@ -385,13 +392,7 @@ def _dynamodb_story(server: ThreadServer, table: str) -> list:
 
 
 def test_the_dynamodb_fast_path_answers_what_moto_answers(server, monkeypatch):
-    from elt_sdk.local import server as server_module
-
-    before = _fast(server, "dynamodb")
-    fast = _dynamodb_story(server, "fast-path")
-    answered_fast = _fast(server, "dynamodb") - before
-    monkeypatch.setattr(server_module, "FAST_PATHS", {})
-    moto = _dynamodb_story(server, "moto-path")
+    fast, moto, answered_fast = _told_twice(server, monkeypatch, "dynamodb", _dynamodb_story)
     assert fast == moto
     # plain, the first claim, the completion, the failed one, its claim: never an error, a
     # ReturnValues, a consumed capacity, a binary value (moto decodes it) or a missing table
@@ -446,13 +447,7 @@ def _sqs_story(server: ThreadServer, name: str) -> list:
 
 
 def test_the_sqs_fast_path_answers_what_moto_answers(server, monkeypatch):
-    from elt_sdk.local import server as server_module
-
-    before = _fast(server, "sqs")
-    fast = _sqs_story(server, "fast-path")
-    answered_fast = _fast(server, "sqs") - before
-    monkeypatch.setattr(server_module, "FAST_PATHS", {})
-    moto = _sqs_story(server, "moto-path")
+    fast, moto, answered_fast = _told_twice(server, monkeypatch, "sqs", _sqs_story)
     assert fast == moto
     # the plain send, and the delete of two good handles and a bogus one, and of one deleted
     # already: never attributes, a delay, a FIFO queue, a duplicate or a missing queue

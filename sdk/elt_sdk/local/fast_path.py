@@ -65,27 +65,26 @@ UNEXPECTED = (ImportError, AttributeError, KeyError, TypeError, ValueError)
 
 def s3_object(environ: dict[str, Any], start_response: Callable) -> list[bytes] | None:
     """The response to a plain object GET or PUT, or None for moto to answer."""
-    try:
-        answer = _plan_s3(environ)
-    except UNEXPECTED:
-        return None
-    return answer(start_response) if answer is not None else None
+    return _answer(_plan_s3, environ, start_response)
 
 
 def dynamodb_put_item(environ: dict[str, Any], start_response: Callable) -> list[bytes] | None:
     """The response to a plain ``PutItem``, or None for moto to answer (the body left for it)."""
-    try:
-        answer = _plan_put_item(environ)
-    except UNEXPECTED:
-        return None
-    return answer(start_response) if answer is not None else None
+    return _answer(_plan_put_item, environ, start_response)
 
 
 def sqs_batch(environ: dict[str, Any], start_response: Callable) -> list[bytes] | None:
     """The response to a ``SendMessageBatch`` of plain messages or a ``DeleteMessageBatch``, or
     None for moto to answer (the body left for it)."""
+    return _answer(_plan_sqs_batch, environ, start_response)
+
+
+def _answer(plan: Callable[[dict[str, Any]], Answer | None], environ: dict[str, Any],
+            start_response: Callable) -> list[bytes] | None:
+    """Plan (where anything unexpected leaves the request to moto), then write and answer (where
+    nothing is caught: after a write, an error is the request's)."""
     try:
-        answer = _plan_sqs_batch(environ)
+        answer = plan(environ)
     except UNEXPECTED:
         return None
     return answer(start_response) if answer is not None else None
