@@ -89,6 +89,8 @@ class AsyncInvoker:
         self.given_up: list[dict[str, Any]] = []
         self.delivered: dict[str, str] = {}
         """The body of the last S3 event handled for each object key (to deliver one again)."""
+        self.deliveries: list[tuple[str, str]] = []
+        """(key, body) for each event handled, in order (``local/function.py`` reports the new ones)."""
         self._pool = ThreadPoolExecutor(max(concurrency, 1), thread_name_prefix="elt-ingest")
         self.wait_s = wait_s
 
@@ -114,6 +116,7 @@ class AsyncInvoker:
             key = record.get("s3", {}).get("object", {}).get("key")
             if key:
                 self.delivered[unquote_plus(key)] = m["Body"]
+                self.deliveries.append((unquote_plus(key), m["Body"]))
         attempt = int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
         try:
             result = self.handler(event, LambdaContext(self.function_name, self.timeout_s))

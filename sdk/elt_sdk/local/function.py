@@ -96,7 +96,7 @@ class FunctionProcesses:
                 self.stats.results.extend(report.get("results", ()))
                 self.stats.errors.extend(report.get("errors", ()))
                 self.given_up.extend(report.get("given_up", ()))
-                self.delivered.update(report.get("delivered", {}))
+                self.delivered.update(report.get("deliveries", ()))
                 self.cpu_s += report.get("cpu_s", 0.0)
             if report.get("fatal"):
                 self.error = RuntimeError(f"the {self.spec.kind} function's pollers stopped: {report['fatal']}")
@@ -172,9 +172,8 @@ class _Account:
 
     def __init__(self, poller: Any, out: IO[str]):
         self.poller, self.out = poller, out
-        self.sent = {"results": 0, "errors": 0, "given_up": 0, "invocations": 0, "messages": 0, "succeeded": 0,
-                     "failed": 0}
-        self.sent_delivered: dict[str, str] = {}
+        self.sent = {"results": 0, "errors": 0, "given_up": 0, "deliveries": 0, "invocations": 0, "messages": 0,
+                     "succeeded": 0, "failed": 0}
         self.lock = threading.Lock()
 
     def report(self, **extra: Any) -> None:
@@ -185,14 +184,11 @@ class _Account:
                 if getattr(s, k) != self.sent[k]:
                     line[k], self.sent[k] = getattr(s, k) - self.sent[k], getattr(s, k)
             for k, items in (("results", s.results), ("errors", s.errors),
-                             ("given_up", getattr(self.poller, "given_up", []))):
-                if len(items) > self.sent[k]:
-                    line[k], self.sent[k] = items[self.sent[k]:], len(items)
-            delivered = {k: v for k, v in list(getattr(self.poller, "delivered", {}).items())
-                         if self.sent_delivered.get(k) != v}
-            if delivered:
-                line["delivered"] = delivered
-                self.sent_delivered.update(delivered)
+                             ("given_up", getattr(self.poller, "given_up", [])),
+                             ("deliveries", getattr(self.poller, "deliveries", []))):
+                n = len(items)  # the invocation threads append as this reads
+                if n > self.sent[k]:
+                    line[k], self.sent[k] = items[self.sent[k]:n], n
             line.update(extra)
             if line:
                 self.out.write(json.dumps(line) + "\n")
