@@ -15,8 +15,11 @@ import pytest
 
 def start(args: list[str], cwd: Path, tmp: Path) -> subprocess.Popen:
     env = {**os.environ, "TMPDIR": str(tmp)}
+    # Ctrl-C as a terminal delivers it, whatever started the test run: a shell's background job
+    # (`cmd &`, nohup) starts its children with SIGINT ignored, and Python then installs no handler
     return subprocess.Popen([sys.executable, "-m", "elt_sdk.cli", *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_for(predicate, timeout: float = 60.0) -> None:
