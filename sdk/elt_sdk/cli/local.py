@@ -23,7 +23,8 @@ def command() -> None:
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("elt-out"),
               show_default=True, help="Where silver/, quarantine/, dlq/ and logs/ are copied.")
 @click.option("--workers", "-w", type=click.IntRange(1, 64), default=2, show_default=True,
-              help="Concurrent transform pollers (the event source mapping's concurrency).")
+              help="Concurrent transform pollers (the event source mapping's concurrency), shared by up to two "
+                   "processes.")
 @click.option("--records", type=click.IntRange(1), default=5000, show_default=True,
               help="Records per generated file, when no PATH is given.")
 @click.option("--invalid-rate", type=click.FloatRange(0, 1), default=0.02, show_default=True,
@@ -119,7 +120,7 @@ def run(paths: tuple[Path, ...], out: Path, workers: int, records: int, invalid_
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
               help="Port of the endpoint on 127.0.0.1 (0: a free one).")
 @click.option("--workers", "-w", type=click.IntRange(1, 64), default=2, show_default=True,
-              help="Concurrent transform pollers.")
+              help="Concurrent transform pollers, shared by up to two processes.")
 @click.option("--detach", "-d", is_flag=True, help="Run in the background (logs in .elt-local/logs/).")
 @click.option("--json", "as_json", is_flag=True, help="Print the stack's state as JSON once it serves.")
 def up(port: int, workers: int, detach: bool, as_json: bool) -> None:
