@@ -3,8 +3,8 @@
 ``LocalRuntime`` is the running pipeline: moto's server, the resources from ``Settings``, the
 ingest function fed by S3 notifications and the transform function fed by N SQS pollers, each
 function in processes of its own (``function.py``), until ``stop()``. ``LocalPipeline.run`` is
-``elt-sdk local run``: upload, wait for the queues to drain, copy the results out. The handlers are the Lambda ones, unchanged:
-only ``AWS_ENDPOINT_URL`` differs.
+``elt-sdk local run``: upload, wait for the queues to drain, copy the results out. The handlers
+are the Lambda ones, unchanged: only ``AWS_ENDPOINT_URL`` differs.
 """
 from __future__ import annotations
 
