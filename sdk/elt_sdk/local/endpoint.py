@@ -67,9 +67,10 @@ class EmbeddedEndpoint:
             return {url: None for url in queue_urls}
 
     def stats(self) -> dict[str, Any]:
-        """``{"requests": {"s3 PUT object": n, ...}, "cpu_s": x}``: the requests the endpoint
-        served and its process's CPU seconds (the host's, for a server in this process); empty
-        if the server cannot answer."""
+        """``{"requests": {"s3 PUT object": n, ...}, "fast_path": {...}, "cpu_s": x}``: the
+        requests the endpoint served by operation, those of them its fast path answered, and its
+        process's CPU seconds (the host's, for a server in this process); empty if the server
+        cannot answer."""
         from elt_sdk.local.server import STATS_PATH
 
         try:

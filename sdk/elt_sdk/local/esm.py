@@ -87,10 +87,9 @@ class AsyncInvoker:
         self.function_name, self.timeout_s, self.retry_attempts = function_name, timeout_s, retry_attempts
         self.stats = Stats()
         self.given_up: list[dict[str, Any]] = []
-        self.delivered: dict[str, str] = {}
-        """The body of the last S3 event handled for each object key (to deliver one again)."""
         self.deliveries: list[tuple[str, str]] = []
-        """(key, body) for each event handled, in order (``local/function.py`` reports the new ones)."""
+        """(object key, event body) for each S3 event handled, in order: to deliver one again
+        (``local/function.py`` reports the new ones; the last body for a key is the one to send)."""
         self._pool = ThreadPoolExecutor(max(concurrency, 1), thread_name_prefix="elt-ingest")
         self.wait_s = wait_s
 
@@ -115,7 +114,6 @@ class AsyncInvoker:
         for record in event.get("Records", []) if isinstance(event, dict) else []:
             key = record.get("s3", {}).get("object", {}).get("key")
             if key:
-                self.delivered[unquote_plus(key)] = m["Body"]
                 self.deliveries.append((unquote_plus(key), m["Body"]))
         attempt = int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
         try:

@@ -53,7 +53,7 @@ SENT_BY_BOTO3 = frozenset({
 PUT_ALSO = frozenset({"HTTP_EXPECT", "HTTP_IF_NONE_MATCH", "HTTP_X_AMZ_CHECKSUM_CRC32",
                       "HTTP_X_AMZ_SDK_CHECKSUM_ALGORITHM"})
 GET_ALSO = frozenset({"HTTP_X_AMZ_CHECKSUM_MODE"})
-CREDENTIAL = re.compile(r"Credential=([^/]+)/[^/]*/([^/]+)/")
+CREDENTIAL = re.compile(r"Credential=([^/,]+)/([^/,]*)/([^/,]+)/([^/,]+)/")
 PUT_ITEM = "DynamoDB_20120810.PutItem"
 SEND_BATCH, DELETE_BATCH = "AmazonSQS.SendMessageBatch", "AmazonSQS.DeleteMessageBatch"
 PUT_ITEM_FIELDS = frozenset({"TableName", "Item", "ConditionExpression", "ExpressionAttributeNames",
@@ -97,12 +97,19 @@ def _account_and_region(environ: dict[str, Any]) -> tuple[str, str] | None:
     from moto.iam.models import get_account_id_from
     from moto.utilities.utils import get_partition
 
-    match = CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
-    if not match or "HTTP_X_MOTO_ACCOUNT_ID" in environ or settings.INITIAL_NO_AUTH_ACTION_COUNT != float("inf") \
-            or get_partition(match.group(2)) != "aws":
+    scope = credential_scope(environ)
+    if scope is None or "HTTP_X_MOTO_ACCOUNT_ID" in environ or settings.INITIAL_NO_AUTH_ACTION_COUNT != float("inf") \
+            or get_partition(scope[2]) != "aws":
         return None
-    account = os.environ["MOTO_ACCOUNT_ID"] if "MOTO_ACCOUNT_ID" in os.environ else get_account_id_from(match.group(1))
-    return account, match.group(2)
+    account = os.environ["MOTO_ACCOUNT_ID"] if "MOTO_ACCOUNT_ID" in os.environ else get_account_id_from(scope[0])
+    return account, scope[2]
+
+
+def credential_scope(environ: dict[str, Any]) -> tuple[str, str, str, str] | None:
+    """(access key, date, region, service) from a SigV4 request's ``Authorization`` header, or
+    None for an unsigned request."""
+    match = CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+    return match.groups() if match else None  # type: ignore[return-value]
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:

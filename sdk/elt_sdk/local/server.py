@@ -18,8 +18,9 @@ like the services it stands for, and cost what they cost:
   each message it returned: a thousand objects uploaded at once made each S3 notification,
   receive and delete cost scans of the thousand; see ``fast_queues``);
 - a plain S3 object GET or PUT, DynamoDB ``PutItem`` or SQS message batch is answered straight
-  from moto's backend, with the calls and headers moto's own answer has (``fast_path``: 0.56 ms of CPU for a
-  PUT instead of 1.39 ms, 0.34 ms for a GET instead of 1.11 ms); anything less plain is moto's.
+  from moto's backend, with the calls and headers moto's own answer has (``fast_path``: 0.56 ms
+  of CPU for a PUT instead of 1.39 ms, 0.34 ms for a GET instead of 1.11 ms); anything less plain
+  is moto's.
 
 ``POST /_elt/wake`` ends every SQS long poll in progress (each answers with what it has): a
 stopping pipeline need not wait out its pollers' last receive.
@@ -82,9 +83,12 @@ def fast_queues() -> None:
     models.Message.visible = property(lambda m: now_ms() > m.visible_at)
     models.Message.delayed = property(lambda m: now_ms() < m.delayed_until)
 
+    def receivable(m: Any, now: float) -> bool:
+        return now > m.visible_at and not now < m.delayed_until
+
     def messages(queue: Any) -> list:
         now = now_ms()
-        return [m for m in queue._messages if now > m.visible_at and not now < m.delayed_until]
+        return [m for m in queue._messages if receivable(m, now)]
 
     def delayed(queue: Any) -> int:
         now = now_ms()
@@ -156,7 +160,7 @@ def fast_queues() -> None:
 
     def any_visible(queue: Any) -> bool:
         now = now_ms()
-        return any(now > m.visible_at and not now < m.delayed_until for m in queue._messages)
+        return any(receivable(m, now) for m in queue._messages)
 
     receive = models.SQSBackend.receive_message
 
@@ -277,9 +281,8 @@ def _json(start_response: Callable, status: str, payload: Any) -> list[bytes]:
 def operation_of(environ: dict[str, Any]) -> str:
     """``service Operation`` for the JSON protocols (DynamoDB, SQS: the target header names it);
     for S3, the method and what it is on: ``s3 GET object``, ``s3 GET bucket?list-type``."""
-    auth = environ.get("HTTP_AUTHORIZATION", "")
-    scope = auth.split("Credential=", 1)[1].split(",", 1)[0].split("/") if "Credential=" in auth else []
-    service = scope[3] if len(scope) > 3 else "unsigned"
+    scope = fast_path.credential_scope(environ)
+    service = scope[3] if scope else "unsigned"
     target = environ.get("HTTP_X_AMZ_TARGET")
     if target:
         return f"{service} {target.rsplit('.', 1)[-1]}"
