@@ -45,10 +45,15 @@ def test_transform_interrupted_exits_130_and_leaves_no_temporary_folder_and_no_r
     tmp.mkdir()
     src = big_input(tmp_path, 3_000_000)  # a few seconds of work
     proc = start(["transform", str(src), "--out", str(tmp_path / "out")], tmp_path, tmp)
+    started = time.monotonic()
     wait_for(lambda: any(tmp.glob("elt-out-*")))  # it is writing
+    signalled = time.monotonic() - started
     proc.send_signal(sig)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    out, err = proc.communicate(timeout=60)
+    # what it did instead, should it not stop: this failed twice in CI runs out of many (exit 0)
+    seen = (f"signalled at {signalled:.2f} s, exited at {time.monotonic() - started:.2f} s; "
+            f"stdout: {out[-500:]!r}; stderr: {err!r}")
+    assert proc.returncode == 130, seen
     assert "interrupted" in err
     assert not list(tmp.iterdir())  # elt-out-* gone
     assert not (tmp_path / "out" / "silver").exists()
