@@ -87,6 +87,18 @@ CASES = [
     Case("array of scalars and arrays", b'[1, "x", [2], null]', quarantined=4, stages={"validate"},
          message="must be a JSON object", filename="in.json"),
     Case("two objects on one line", line("S1") + line("S2") + b"\n", quarantined=1, stages={"parse"}),
+    # pyarrow reads newlines as white space: each of these has as many values as lines, not one per line
+    Case("an object with a null after it, then one across two lines",
+         line("S1") + b" null\n" + line("S2")[:-1] + b', "note":\n{"k": 1}}\n', quarantined=3, stages={"parse"}),
+    Case("two objects on one line, then one across two lines",
+         line("S1") + b"\t" + line("S2") + b"\n" + line("S3")[:-1] + b', "note":\n{"k": 1}}\n' + lines("S4"),
+         ["S4"], 3, {"parse"}),
+    Case("an object across two lines, the second starting with a brace",
+         lines("S1") + line("S2")[:-1] + b', "note":\n{"k": 1}}\n' + lines("S3"), ["S1", "S3"], 2, {"parse"}),
+    Case("a line starting with null, then an object across two lines",
+         lines("S1") + b"null " + line("S2")[:-1] + b', "note":\n{"k": 1}}\n', ["S1"], 2, {"parse"}),
+    Case("white space after a record", line("S1") + b" \t\n" + line("S2") + b" \r\n", ["S1", "S2"]),
+    Case("braces inside a string", lines("S1") + line("S2", origin="a} {b}\t{") + b"\n", ["S1", "S2"]),
     # values
     Case("a JSON scalar", b"42\n", quarantined=1, stages={"validate"}, message="must be a JSON object"),
     Case("an empty object", b"{}\n", quarantined=1, stages={"validate"}, message="required"),

@@ -179,8 +179,13 @@ def _lines(ref: SourceRef, stream: BinaryIO, block_bytes: int, limits: Limits, *
         if cr_only:  # \r cannot occur raw inside a JSON string: as white space or line end, it is one
             data = data.replace(b"\r", b"\n")
         if data:
-            buf = pending + data
-            cut = buf.rfind(b"\n")
+            nl = data.rfind(b"\n")
+            if nl >= 0:  # the usual case: the read is copied once (not joined, then cut)
+                buf = b"".join((pending, memoryview(data)[: nl + 1])) if pending or nl + 1 < len(data) else data
+                pending, cut = data[nl + 1:], len(buf) - 1
+            else:
+                buf = pending + data
+                cut = buf.rfind(b"\n")
             if cut < 0:
                 if skip_partial:  # still in the line the previous chunk owns: drop it as it streams
                     offset, pending = offset + len(buf), b""
@@ -212,7 +217,8 @@ def _lines(ref: SourceRef, stream: BinaryIO, block_bytes: int, limits: Limits, *
                     continue
                 pending = buf
                 continue
-            buf, pending = buf[: cut + 1], buf[cut + 1 :]
+            if nl < 0:
+                buf, pending = buf[: cut + 1], buf[cut + 1 :]
         else:
             buf, pending, done = pending, b"", True
             if not buf:

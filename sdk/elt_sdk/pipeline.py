@@ -14,11 +14,11 @@ whole only for reasons that are not one record's: its container cannot be read
 from __future__ import annotations
 
 import contextvars
+import queue
+import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -313,25 +313,47 @@ def _errors(exc: BaseException) -> list[dict[str, str]]:
 
 
 def ahead(fn: Callable[[T], R], items: Iterable[T], depth: int = PARSE_AHEAD) -> Iterator[tuple[T, R]]:
-    """``(item, fn(item))`` in order, computing ``fn`` for the next ``depth`` items on worker
-    threads while the caller works on this one: parsing the next blocks (pyarrow's reader and
-    Arrow kernels release the GIL) overlaps validating and writing this one. Items are taken
-    from ``items`` on the caller's thread, so a generator source is only ever advanced there."""
+    """``(item, fn(item))`` in order. One worker thread takes the items and computes ``fn`` for up
+    to ``depth`` of them ahead while the caller works on the current one: reading and framing the
+    next blocks and parsing them (file reads, pyarrow's reader and Arrow kernels release the GIL)
+    overlap validating and writing this one. Only that thread advances ``items``; when the caller
+    stops early, it is stopped and joined before ``items`` is closed (on the caller's thread)."""
     it = iter(items)
-    pool = ThreadPoolExecutor(depth, thread_name_prefix="elt-parse")
-    context = contextvars.copy_context()  # the worker sees what the caller set (its Transformer's plans)
+    done: "queue.SimpleQueue[tuple[bool, Any]]" = queue.SimpleQueue()
+    slots = threading.Semaphore(depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            while True:
+                slots.acquire()
+                if stop.is_set():
+                    return
+                try:
+                    item = next(it)
+                except StopIteration:
+                    break
+                done.put((True, (item, fn(item))))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, in order
+            done.put((False, exc))
+            return
+        done.put((False, None))
+
+    worker = threading.Thread(target=contextvars.copy_context().run, args=(produce,), name="elt-parse", daemon=True)
+    worker.start()
     try:
-        in_flight: deque[tuple[T, Future]] = deque()
-        for item in it:
-            in_flight.append((item, pool.submit(context.copy().run, fn, item)))
-            if len(in_flight) > depth:
-                done, future = in_flight.popleft()
-                yield done, future.result()
-        while in_flight:
-            done, future = in_flight.popleft()
-            yield done, future.result()
+        while True:
+            ok, value = done.get()
+            if not ok:
+                if value is not None:
+                    raise value
+                return
+            slots.release()
+            yield value
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)  # nothing runs on once its source is closed
+        stop.set()
+        slots.release()  # a worker waiting for a slot wakes up and sees the stop
+        worker.join()
         close = getattr(it, "close", None)
         if close is not None:
             close()
