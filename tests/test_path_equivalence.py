@@ -13,7 +13,8 @@ from elt_sdk import kernels as k
 from elt_sdk.batch import RawBlock, SourceRef
 from elt_sdk.defaults import columnar
 from test_values import rfc3339
-from validation_paths import Raw, WHEN, assert_same, columnar_path, dataset, dumps, record_path, reference_verdict
+from validation_paths import (Raw, WHEN, assert_same, columnar_path, dataset, dumps, line, record_path,
+                              reference_verdict)
 
 EXAMPLES = int(os.environ.get("ELT_EQUIVALENCE_EXAMPLES", "150"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None,
@@ -224,4 +225,18 @@ def test_a_nested_feed_is_validated_by_vector_checks():
     assert k.count_true(plan.accept(parsed._table)) == 200  # the vector checks accept every valid row
     by_record = record_path(ds, lines)
     assert [r[0] for r in by_record.rejects] == list(range(200, 207))
+    assert_same(columnar_path(ds, lines), by_record)
+
+
+def test_a_null_is_in_no_enum_or_const_unless_listed():
+    """A null value is in no enum or const set (the record path decides it, also where the
+    schema lists null): an optional field keeps its other fields on the vector checks."""
+    ds = dataset({"c": {"type": ["string", "null"], "const": "a"}, "e": {"type": ["integer", "null"], "enum": [1, 2]},
+                  "n": {"type": ["string", "null"], "enum": ["a", None]}})
+    assert columnar.why_no_plan(ds) is None
+    ok = {"c": "a", "e": 1, "n": "a"}
+    lines = [line(**{**ok, **change}) for change in ({}, {"c": None}, {"e": None}, {"n": None}, {"c": "b"}, {"e": 3})]
+    lines = lines * 3
+    by_record = record_path(ds, lines)
+    assert by_record.verdicts(6) == [True, False, False, True, False, False]
     assert_same(columnar_path(ds, lines), by_record)
