@@ -208,3 +208,26 @@ def test_a_plugin_validator_sees_a_settled_batch(registry, shipments):
     assert [r.line for r in parsed.rejects] == [2] and parsed._pending is None
     assert parsed.table is None  # not every row was parsed columnar: plugins use records
     assert parsed.reject(1, [], "validate").line == 3 and len(parsed) == 3
+
+
+def test_the_dt_of_a_utc_timestamp_is_its_utc_date_at_the_edges():
+    """write_silver takes the day of a UTC timestamp through a time-zone-naive view (10x cheaper
+    than converting through the zone): the same date as Python's, before 1970, on leap days, at
+    the ends of years 1-9999 and for offsets that cross midnight."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from elt_sdk import kernels as k
+    from elt_sdk.output import _wall_clock_if_utc
+
+    stamps = ["1969-12-31T23:59:59.999999+00:00", "1970-01-01T00:00:00+00:00", "0001-01-01T00:00:00+00:00",
+              "9999-12-31T23:59:59.999999+00:00", "1600-02-29T12:00:00+00:00", "1900-03-01T00:00:00+00:00",
+              "2025-06-01T23:30:00-05:00", "2025-06-02T00:30:00+05:00"]
+    column = pa.chunked_array([pa.array([dt.datetime.fromisoformat(s) for s in stamps[:4]], pa.timestamp("us", "UTC")),
+                               pa.array([dt.datetime.fromisoformat(s) for s in stamps[4:]], pa.timestamp("us", "UTC"))])
+    days = k.cast(_wall_clock_if_utc(column), pa.date32()).to_pylist()
+    assert days == [dt.datetime.fromisoformat(s).astimezone(dt.timezone.utc).date() for s in stamps]
+    assert _wall_clock_if_utc(column).type == pa.timestamp("us")
+    other = pa.chunked_array([pa.array([0], pa.timestamp("us", "Europe/Oslo"))])
+    assert _wall_clock_if_utc(other) is other  # another zone's wall clock is not the UTC date

@@ -13,6 +13,7 @@ in flight; a failure there surfaces on the next write or at ``close()``.
 """
 from __future__ import annotations
 
+import os
 import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -35,6 +36,9 @@ PENDING_BYTES = 12 << 20
 flushed as a (smaller) row group, so an object spread over many days does not hold a row group
 per day."""
 MAX_ROWS_PER_FILE = 1_000_000
+CLOSE_THREADS = min(os.cpu_count() or 1, 4)
+"""Partitions closed at once at the end of an object (each writes its last row group and footer):
+closing seven days one after another left one core idle for ~30 ms of a 1.2 s transform."""
 
 
 class _PartitionFile:
@@ -105,6 +109,17 @@ class _PartitionFile:
             self._finish(stage=False)
 
 
+def _wall_clock_if_utc(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A UTC timestamp column viewed as time-zone-naive timestamps of the same values (no copy):
+    their date32 cast gives the same UTC dates ~10x faster (0.05 ms per 22k rows, against 0.5 ms
+    through the time zone conversion). Any other column is returned as it is."""
+    typ = column.type
+    if not pa.types.is_timestamp(typ) or typ.tz not in ("UTC", "+00:00", "Etc/UTC"):
+        return column
+    naive = pa.timestamp(typ.unit)
+    return pa.chunked_array([chunk.view(naive) for chunk in column.chunks], naive)
+
+
 class ObjectOutput:
     """The outputs of one source object attempt. ``write_silver`` is what ``elt_write``'s default
     calls; ``close()`` returns the files for the commit, nothing is visible before it."""
@@ -153,7 +168,7 @@ class ObjectOutput:
             return
         field = dataset.event_time_field
         try:
-            days = k.cast(table.column(field), pa.date32())  # the UTC date
+            days = k.cast(_wall_clock_if_utc(table.column(field)), pa.date32())  # the UTC date
             distinct = k.unique(days)
             if len(distinct) == 1:
                 names = [distinct[0].as_py().isoformat()]
@@ -195,7 +210,13 @@ class ObjectOutput:
         """Finish every file; the files of this attempt, for the commit. They live in this
         output's temporary folder (or staging) until ``abort()`` (called by the commit's owner)."""
         self._wait()
-        self._writer.submit(lambda: [p.close() for _, p in sorted(self._partitions.items())]).result()
+        partitions = [p for _, p in sorted(self._partitions.items())]
+        if len(partitions) > 1 and CLOSE_THREADS > 1:  # the last row groups of several days, encoded side by side
+            with ThreadPoolExecutor(min(len(partitions), CLOSE_THREADS), thread_name_prefix="elt-parquet-close") as pool:
+                list(pool.map(_PartitionFile.close, partitions))
+            self.files.sort(key=lambda f: (f.dataset, f.dt or "", f.part))
+        else:
+            self._writer.submit(lambda: [p.close() for p in partitions]).result()
         for dataset, (fh, n) in sorted(self._quarantine.items()):
             fh.close()
             self.files.append(OutputFile(QUARANTINE, dataset, None, 0, n, self.source.chunk, local=Path(fh.name)))
