@@ -240,3 +240,46 @@ def test_a_null_is_in_no_enum_or_const_unless_listed():
     by_record = record_path(ds, lines)
     assert by_record.verdicts(6) == [True, False, False, True, False, False]
     assert_same(columnar_path(ds, lines), by_record)
+
+
+def _one_byte_changes(text: str) -> list[bytes]:
+    return [text[:i].encode() + bytes([c]) + text[i + 1:].encode() for i in range(len(text)) for c in range(256)]
+
+
+def test_plain_date_times_cast_by_arrow_exactly_when_the_strict_form_matches():
+    """``_plain_utc_times`` skips the strict pattern when every value is ``YYYY-MM-DDThh:mm:ssZ``
+    and Arrow casts them all: that is sound only if, for strings of that shape, Arrow's cast
+    succeeds exactly when the pattern matches."""
+    import re
+
+    import pyarrow as pa
+
+    strict = re.compile(columnar.STRICT_DATE_TIME)
+    candidates = set(_one_byte_changes("2025-06-01T12:34:56Z") + _one_byte_changes("2024-02-29T23:59:59Z"))
+    for year in ("1600", "1700", "1900", "2000", "2024", "2025", "0000", "0004", "2100", "9999"):
+        for month in range(14):
+            for day in (0, 1, 28, 29, 30, 31, 32):
+                candidates.add(f"{year}-{month:02d}-{day:02d}T00:00:00Z".encode())
+    for h, m, sec in ((23, 59, 59), (24, 0, 0), (0, 60, 0), (0, 0, 60), (99, 99, 99)):
+        candidates.add(f"2025-06-01T{h:02d}:{m:02d}:{sec:02d}Z".encode())
+    checked = 0
+    for raw in sorted(candidates):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            continue  # the screens refuse invalid UTF-8 before any column is read
+        checked += 1
+        fast = columnar._plain_utc_times(pa.chunked_array([pa.array([text])])) is not None
+        plain = len(raw) == 20 and raw[10:11] == b"T" and raw.endswith(b"Z")
+        assert fast == (plain and bool(strict.search(text))), text
+    assert checked > 5000
+
+
+def test_a_column_of_plain_date_times_with_one_odd_value_gets_the_record_paths_verdicts():
+    ds = dataset({"n": {"type": "integer"}})
+    plain = [line(n=i, event_time=f"2025-03-{1 + i % 28:02d}T10:00:00Z") for i in range(40)]
+    for odd in ("2025-02-29T10:00:00Z", "2024-02-29T10:00:00Z", "9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z",
+                "0000-06-01T00:00:00Z", "2025-03-05 10:00:00Z", "2025-03-05T10:00:00z", "2025-03-05T10:00:60Z"):
+        lines = plain[:20] + [line(n=99, event_time=odd)] + plain[20:]
+        by_record = record_path(ds, lines)
+        assert_same(columnar_path(ds, lines), by_record)

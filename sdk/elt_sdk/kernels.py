@@ -112,6 +112,11 @@ def ends_with(values: Datum, suffix: str) -> Datum:
     return call_function("ends_with", [values], MatchSubstringOptions(suffix))
 
 
+def find(values: Datum, literal: str) -> Datum:
+    """Where ``literal`` first occurs in each value (-1 where it does not)."""
+    return call_function("find_substring", [values], MatchSubstringOptions(literal))
+
+
 def matches(values: Datum, pattern: str) -> Datum:
     """RE2 search (unanchored unless the pattern anchors itself)."""
     return call_function("match_substring_regex", [values], MatchSubstringOptions(pattern))
@@ -131,6 +136,11 @@ def fill_null(values: Datum, fill: Any) -> Datum:
 
 def any_true(values: Datum) -> bool:
     return bool(call_function("any", [values], ScalarAggregateOptions(skip_nulls=True)).as_py())
+
+
+def all_true(values: Datum) -> bool:
+    """Every value true (nulls skipped)."""
+    return bool(call_function("all", [values], ScalarAggregateOptions(skip_nulls=True)).as_py())
 
 
 def count_true(mask: Datum) -> int:

@@ -242,9 +242,12 @@ def _mask_for(arr: pa.Array, node: Node) -> Any:
         if "pattern" in p:
             conds.append(k.matches(arr, ecma.to_re2(p["pattern"])))
         if kind in ("timestamp", "date"):
-            conds.append(k.matches(arr, STRICT_DATE_TIME if kind == "timestamp" else STRICT_DATE))
-            for prefix in EDGE_DATE_TIMES if kind == "timestamp" else EDGE_DATES:
-                conds.append(k.invert(k.starts_with(arr, prefix)))
+            times = _plain_utc_times(arr) if kind == "timestamp" else None
+            if times is None:
+                conds.append(k.matches(arr, STRICT_DATE_TIME if kind == "timestamp" else STRICT_DATE))
+            if times is None or not _within_safe_years(times):
+                for prefix in EDGE_DATE_TIMES if kind == "timestamp" else EDGE_DATES:
+                    conds.append(k.invert(k.starts_with(arr, prefix)))
     elif kind == "integer":
         lo, hi = _int_bounds(p)
         for bound, op in ((lo, "greater_equal"), (hi, "less_equal")):
@@ -325,6 +328,42 @@ def _value_set(values: list[Any], kind: str) -> pa.Array:
     # a float64 column holds exactly the numbers a JSON value below 2^53 could be (see _mask_for)
     return pa.array([float(v) for v in numbers if abs(v) < EXACT_FLOAT_INT and Fraction(float(v)) == Fraction(v)],
                     pa.float64())
+
+
+PLAIN_DATE_TIME_LENGTH = 20
+"""``YYYY-MM-DDThh:mm:ssZ``: the form most producers write."""
+SAFE_YEARS_US = (-62135510400_000_000, 253402214400_000_000)
+"""0001-01-02T00:00:00Z and 9999-12-31T00:00:00Z in microseconds: times between them are no
+``EDGE_DATE_TIMES`` prefix in the plain form."""
+
+
+def _plain_utc_times(arr: Any) -> Any:
+    """The values as UTC timestamps when every one is a date-time in the plain form
+    ``YYYY-MM-DDThh:mm:ssZ`` and Arrow casts them all; otherwise None, and ``STRICT_DATE_TIME``
+    decides value by value. For a string of that shape (20 bytes, ``T`` at 10, ``Z`` at 19),
+    Arrow's ISO 8601 cast succeeds exactly when the strict pattern matches: it checks every digit,
+    separator and range, calendar days and leap years included (a test compares the two on every
+    one-byte change of several such strings and on the ranges' edges). A cast and three cheap
+    kernels cost ~0.8 ms per 22k values, the pattern 2.1 ms (RE2's setup is paid per value)."""
+    if arr.null_count or not len(arr):
+        return None
+    lengths = k.call("min_max", k.binary_length(arr))
+    if lengths["min"].as_py() != PLAIN_DATE_TIME_LENGTH or lengths["max"].as_py() != PLAIN_DATE_TIME_LENGTH:
+        return None
+    if not k.all_true(k.ends_with(arr, "Z")) or \
+            not k.all_true(k.compare("equal", k.find(arr, "T"), 10)):
+        return None
+    try:
+        return k.cast(arr, pa.timestamp("us", "UTC"))
+    except ARROW_ERRORS:
+        return None
+
+
+def _within_safe_years(times: Any) -> bool:
+    """No time at the edges of years 1-9999 (where ``EDGE_DATE_TIMES`` send values to the record
+    path): the prefix checks can be skipped."""
+    extent = k.call("min_max", k.cast(times, pa.int64()))
+    return SAFE_YEARS_US[0] <= extent["min"].as_py() and extent["max"].as_py() < SAFE_YEARS_US[1]
 
 
 def _with_nulls(arr: pa.Array, node: Node, mask: Any) -> Any:
