@@ -231,3 +231,31 @@ def test_the_dt_of_a_utc_timestamp_is_its_utc_date_at_the_edges():
     assert _wall_clock_if_utc(column).type == pa.timestamp("us")
     other = pa.chunked_array([pa.array([0], pa.timestamp("us", "Europe/Oslo"))])
     assert _wall_clock_if_utc(other) is other  # another zone's wall clock is not the UTC date
+
+
+def test_silver_files_keep_dictionaries_only_for_columns_that_repeat(registry, tmp_path):
+    """A column of mostly distinct values (an id, a precise time) is written plain, one that
+    repeats keeps its dictionary, and nested columns keep theirs: judged on a file's first rows."""
+    import pyarrow as pa
+
+    from elt_sdk import parquet_encoding
+
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b"\n".join(line(shipment_id=f"S{i}", carrier=["DHL", "UPS"][i % 2], weight_kg=1 + i % 7)
+                               for i in range(2000)) + b"\n")
+    Transformer(registry).transform_object(LocalSource.from_path(src, key="bronze/shipments/in.jsonl"),
+                                           LocalStore(tmp_path / "out"), dataset="shipments")
+    [path] = (tmp_path / "out" / "silver" / "shipments").rglob("*.parquet")
+    group = pq.ParquetFile(path).metadata.row_group(0)
+    dictionary = {group.column(i).path_in_schema: "RLE_DICTIONARY" in group.column(i).encodings
+                  for i in range(group.num_columns)}
+    assert dictionary == {"record_type": True, "event_time": True, "shipment_id": False, "origin": True,
+                          "destination": True, "carrier": True, "weight_kg": True}
+
+    nested = pa.schema([("id", pa.string()), ("tag", pa.string()), ("s", pa.struct([("name", pa.string())])),
+                        ("items", pa.list_(pa.struct([("code", pa.string())])))])
+    rows = pa.table({"id": [f"x{i}" for i in range(1000)], "tag": ["a", "b"] * 500,
+                     "s": [{"name": f"n{i}"} for i in range(1000)], "items": [[{"code": f"c{i}"}] for i in range(1000)]},
+                    schema=nested)
+    assert parquet_encoding.dictionary_columns(nested, rows) == ["tag", "s.name", "items.list.element.code"]
+    assert parquet_encoding.dictionary_columns(nested, rows.slice(0, 100)) is True  # too few rows to judge

@@ -56,7 +56,7 @@ from typing import Any, Callable, Iterable, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from elt_sdk import faults, layout
+from elt_sdk import faults, layout, parquet_encoding
 from elt_sdk.partition import exists, listing, local_path, parquet_files
 from elt_sdk.store import Conflict, Store
 
@@ -208,16 +208,16 @@ class _Writer:
         self.buffered = 0
         self.estimate = 0.0
 
-    def _open(self) -> Output:
+    def _open(self, sample: pa.Table) -> Output:
         out = Output(path=self.tmp / f"out-{len(self.outputs):04d}-{uuid.uuid4().hex[:6]}.parquet")
         self.outputs.append(out)
-        self.writer = pq.ParquetWriter(out.path, self.schema, compression="snappy")
+        self.writer = parquet_encoding.open_writer(out.path, self.schema, sample)
         self.estimate = 0.0
         return out
 
     def add(self, table: pa.Table, seg_id: str, obj: str, bytes_per_row: float) -> None:
         while table.num_rows:
-            out = self.outputs[-1] if self.writer is not None else self._open()
+            out = self.outputs[-1] if self.writer is not None else self._open(table)
             room = table.num_rows
             if bytes_per_row > 0 and out.rows:
                 room = max(1, min(room, int((self.target_bytes - self.estimate) / bytes_per_row)))

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from elt_sdk import kernels as k
+from elt_sdk import parquet_encoding
 from elt_sdk.batch import Reject
 from elt_sdk.commit import EVENT_TIME_META, QUARANTINE, SILVER, OutputFile
 from elt_sdk.dataset import Dataset
@@ -84,7 +85,7 @@ class _PartitionFile:
             head, table = table.slice(0, room), table.slice(room)
             if self.writer is None:
                 self.path = Path(self.out.tmpdir.name) / f"{self.dataset.name}-{self.dt}-{self.part}.parquet"
-                self.writer = pq.ParquetWriter(self.path, self.out.file_schema(self.dataset), compression="snappy")
+                self.writer = parquet_encoding.open_writer(self.path, self.out.file_schema(self.dataset), head)
             self.writer.write_table(head, row_group_size=self.out.row_group_rows)
             self.file_rows += head.num_rows
             if self.file_rows >= self.out.max_rows_per_file:

@@ -32,7 +32,7 @@ from pyiceberg.table.snapshots import Operation
 from pyiceberg.table.update.snapshot import _ManifestMergeManager, _OverwriteFiles
 from pyiceberg.utils.properties import property_as_bool, property_as_int
 
-from elt_sdk import layout
+from elt_sdk import layout, parquet_encoding
 from elt_sdk.store import Store
 
 EPOCH = date(1970, 1, 1)
@@ -123,7 +123,7 @@ class FileWriter:
         if self._writer is None:
             self._dt, self._bytes = dt, 0
             self._path = Path(self.tmp.name) / f"{uuid.uuid4().hex}.parquet"
-            self._writer = pq.ParquetWriter(self._path, self.schema, compression="snappy")
+            self._writer = parquet_encoding.open_writer(self._path, self.schema, rows)
         for batch in rows.cast(self.schema).to_batches(self.row_group_rows):
             self._writer.write_batch(batch)
             self._bytes += batch.nbytes

@@ -1,0 +1,62 @@
+"""How silver Parquet files are encoded: snappy pages, and dictionaries only where they pay.
+
+Arrow's writer dictionary-encodes every column and falls back to plain values only once a
+column's dictionary passes 1 MiB in a row group. Silver row groups hold at most 64k rows, so a
+column of mostly distinct values (an id, a precise time) never falls back: each row group hashes
+every value into a dictionary as large as the data, which cost ~25 % of the write of the bench's
+partitions and made their files ~9 % larger. So a file's writer decides per top-level column
+from the first rows it is given: a column whose sampled values are mostly distinct is written
+plain, any other (and every nested column) keeps its dictionary. Every Parquet reader reads
+both encodings.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from elt_sdk import kernels as k
+
+COMPRESSION = "snappy"
+SAMPLE_ROWS = 4096
+"""Rows looked at to judge a column's cardinality."""
+MIN_SAMPLE_ROWS = 256
+"""Fewer rows than this tell nothing: every column keeps its dictionary."""
+_leaves: dict[pa.Schema, list[str]] = {}
+
+
+def open_writer(path: Path | str | Any, schema: pa.Schema, sample: pa.Table) -> pq.ParquetWriter:
+    """A writer for ``schema``, its dictionary columns chosen from ``sample`` (the first rows it
+    will write)."""
+    return pq.ParquetWriter(path, schema, compression=COMPRESSION, use_dictionary=dictionary_columns(schema, sample))
+
+
+def dictionary_columns(schema: pa.Schema, sample: pa.Table) -> list[str] | bool:
+    """The leaf columns worth a dictionary (True: all of them)."""
+    rows = min(sample.num_rows, SAMPLE_ROWS)
+    if rows < MIN_SAMPLE_ROWS:
+        return True
+    head = sample.slice(0, rows)
+    plain = {f.name for f in schema if _scalar(f.type) and f.name in head.column_names
+             and 2 * k.call("count_distinct", head.column(f.name)).as_py() > rows}
+    if not plain:
+        return True
+    return [path for path in leaf_paths(schema) if path.split(".", 1)[0] not in plain]
+
+
+def leaf_paths(schema: pa.Schema) -> list[str]:
+    """The Parquet column paths of ``schema``'s leaves (``a.b``, ``items.list.element.c``), as
+    ``use_dictionary`` names them."""
+    if schema not in _leaves:
+        buf = io.BytesIO()
+        pq.ParquetWriter(buf, schema).close()
+        parquet_schema = pq.ParquetFile(io.BytesIO(buf.getvalue())).schema
+        _leaves[schema] = [parquet_schema.column(i).path for i in range(len(parquet_schema))]
+    return _leaves[schema]
+
+
+def _scalar(typ: pa.DataType) -> bool:
+    return not (pa.types.is_nested(typ) or pa.types.is_dictionary(typ))
