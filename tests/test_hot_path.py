@@ -259,3 +259,18 @@ def test_silver_files_keep_dictionaries_only_for_columns_that_repeat(registry, t
                     schema=nested)
     assert parquet_encoding.dictionary_columns(nested, rows) == ["tag", "s.name", "items.list.element.code"]
     assert parquet_encoding.dictionary_columns(nested, rows.slice(0, 100)) is True  # too few rows to judge
+
+
+def test_crlf_lines_and_trailing_white_space_take_the_fast_path_blank_lines_the_screens(registry):
+    """One object per line is proved without counting ``}\\n{``: CRLF line ends and white space
+    after a record keep a block on pyarrow's direct read; a blank line sends it to the screens."""
+    from elt_sdk.defaults.parse import decode_rows
+
+    plan = columnar.ColumnarPlan(registry.dataset("shipments"), columnar._build(registry.dataset("shipments")))
+    records = [line(shipment_id=f"S{i}") for i in range(50)]
+    for body, direct in ((b"\r\n".join(records) + b"\r\n", True), (b" \n".join(records) + b"\n", True),
+                         (b"\n".join(records) + b"\n", True), (b"\n\n".join(records) + b"\n", False)):
+        parsed = plan.parse(RawBlock(SourceRef("mem://x", "e"), body), decode_rows)
+        assert (parsed._pending is None) == direct, body[:200]
+        parsed._settle()
+        assert len(parsed.rows) == 50 and parsed._table.num_rows == 50
