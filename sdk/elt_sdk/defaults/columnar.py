@@ -558,8 +558,9 @@ class ColumnarPlan:
 
     def _isolate(self, lines: pa.LargeBinaryArray, idx: list[int], extra: str,
                  text: Any = None) -> tuple[list[pa.Table], list[int], list[int]]:
-        """Parse the lines at ``idx`` in one go (``text``: JSON text holding exactly those
-        lines, if the caller has it); where pyarrow refuses, halve until the culprits stand alone."""
+        """Parse the lines at ``idx`` in one go (``text``: JSON text holding those lines and
+        only white space besides, if the caller has it); where pyarrow refuses, halve until the
+        culprits stand alone."""
         if not idx:
             return [], [], []
         if text is None:
