@@ -105,3 +105,40 @@ def test_the_endpoint_process_ends_with_the_pipeline_even_when_it_is_killed():
             return "\nState:\tZ" in fh.read()
 
     wait_for(gone, timeout=10)
+
+
+def test_pyarrows_first_conversions_import_nothing_once_the_transform_path_is_loaded():
+    """pyarrow swallows any exception raised while it lazily imports a module on its first
+    Python-to-Arrow conversion, KeyboardInterrupt included: an interrupt landing there was lost
+    (the command above then ran to the end). Loading the transform path imports those modules
+    up front, where an interrupt propagates."""
+    code = ("import sys, datetime; import elt_sdk.pipeline, elt_sdk.output; import pyarrow as pa\n"
+            "before = set(sys.modules)\n"
+            "pa.scalar(10); pa.scalar(1.5); pa.scalar('x'); pa.array([1, None]); pa.array([datetime.date(2020, 1, 1)])\n"
+            "pa.array([datetime.datetime(2020, 1, 1)]); pa.scalar(True)\n"
+            "print(sorted(set(sys.modules) - before))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_a_stop_that_was_swallowed_is_raised_again_before_anything_is_committed(registry, tmp_path):
+    """The command line's signal handler records the stop before raising: should the exception be
+    dropped on its way (by C++ code calling back into Python), the transform raises it again at
+    its next block or before its commit, and nothing reaches silver."""
+    from elt_sdk import interrupts
+    from elt_sdk.pipeline import Transformer
+    from elt_sdk.source import LocalSource
+    from elt_sdk.store import LocalStore
+
+    src = big_input(tmp_path, 1000)
+    interrupts.request()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            Transformer(registry).transform_object(LocalSource.from_path(src, key="bronze/shipments/big.jsonl"),
+                                                   LocalStore(tmp_path / "out"), dataset="shipments")
+    finally:
+        interrupts.clear()
+    assert not (tmp_path / "out" / "silver").exists()
+    report = Transformer(registry).transform_object(LocalSource.from_path(src, key="bronze/shipments/big.jsonl"),
+                                                    LocalStore(tmp_path / "out"), dataset="shipments")
+    assert report.totals().written == 1000  # once cleared, the next run goes through

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import pyarrow as pa
 
 from elt_sdk import __version__
+from elt_sdk import interrupts
 from elt_sdk import kernels as k
 from elt_sdk import layout
 from elt_sdk.batch import ParsedBatch, RawBlock, Reject
@@ -185,12 +186,14 @@ class Transformer:
             else:
                 parse = decode_block  # routed record by record: no dataset's parser applies yet
             for block, parsed in ahead(parse, read_blocks(source, chunk, self.block_bytes, self.limits)):
+                interrupts.check()  # a stop the signal handler's exception did not deliver
                 report.bytes_read += block.size
                 if ds is not None:
                     self._run(ds, parsed, out, report)
                 else:
                     self._route(parsed, out, report)
             files = out.close()
+            interrupts.check()  # never commit after a stop was asked for
             check = getattr(source, "check_unchanged", None)
             if check is not None:
                 check()

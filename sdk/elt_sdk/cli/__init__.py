@@ -33,13 +33,21 @@ class _Group(click.Group):
         import json
         import signal
 
+        from elt_sdk import interrupts
+
         def interrupt(signum, frame):  # noqa: ANN001 - signal's signature
+            interrupts.request()  # kept, should the exception below be swallowed on its way
             raise KeyboardInterrupt
 
         previous = signal.signal(signal.SIGTERM, interrupt)
+        previous_int = signal.getsignal(signal.SIGINT)
+        if previous_int is signal.default_int_handler:  # an ignored SIGINT (nohup, `cmd &`) stays ignored
+            signal.signal(signal.SIGINT, interrupt)
         args = [*getattr(ctx, "_protected_args", []), *ctx.args]
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            interrupts.check()  # a stop asked for and swallowed on the way: still an interrupted run
+            return result
         except KeyboardInterrupt:
             click.echo("interrupted: stopped, temporary files removed; nothing partial was committed (a commit cut short mid-copy is finished or undone by the next one, or by elt-sdk repair)", err=True)
             ctx.exit(130)
@@ -52,6 +60,9 @@ class _Group(click.Group):
             raise
         finally:
             signal.signal(signal.SIGTERM, previous)
+            if previous_int is signal.default_int_handler:
+                signal.signal(signal.SIGINT, previous_int)
+            interrupts.clear()
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
