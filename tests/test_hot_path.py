@@ -258,6 +258,11 @@ def test_silver_files_keep_dictionaries_only_for_columns_that_repeat(registry, t
                      "s": [{"name": f"n{i}"} for i in range(1000)], "items": [[{"code": f"c{i}"}] for i in range(1000)]},
                     schema=nested)
     assert parquet_encoding.dictionary_columns(nested, rows) == ["tag", "s.name", "items.list.element.code"]
+    dotted = pa.schema([("a", pa.string()), ("a.b", pa.string())])  # a leaf is its own field's, dots or not
+    assert parquet_encoding.dictionary_columns(dotted, pa.table({"a": ["x"] * 1000, "a.b": [f"{i}" for i in range(1000)]},
+                                                                schema=dotted)) == ["a"]
+    assert parquet_encoding.dictionary_columns(dotted, pa.table({"a": [f"{i}" for i in range(1000)], "a.b": ["x"] * 1000},
+                                                                schema=dotted)) == ["a.b"]
     assert parquet_encoding.dictionary_columns(nested, rows.slice(0, 100)) is True  # too few rows to judge
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, TextIO
@@ -75,7 +76,7 @@ class _PartitionFile:
         return tables
 
     def _write(self, tables: list[pa.Table]) -> None:
-        """On the writer thread: one row group (or more, past a file's row limit)."""
+        """On a writer thread: one row group (or more, past a file's row limit)."""
         table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
         for name, value in self.out.columns.items():  # the object's constant columns (Iceberg: _elt_source, ...)
             table = table.append_column(pa.field(name, pa.string(), nullable=False),
@@ -98,14 +99,18 @@ class _PartitionFile:
         self.writer.close()
         file = OutputFile(SILVER, self.dataset.name, self.dt, self.part, self.file_rows, self.out.source.chunk,
                           local=self.path)
-        self.out.files.append(self.out.stage(file) if stage and self.out.stage else file)
+        if stage and self.out.stage:
+            with self.out.staging:  # partitions may close side by side: one staging at a time
+                file = self.out.stage(file)
+        self.out.files.append(file)
         self.writer, self.path, self.file_rows = None, None, 0
         self.part += 1
 
-    def close(self) -> None:
-        """On the writer thread: the last row group, then the last part file."""
-        if self.pending_rows:
-            self._write(self._take_pending())
+    def close(self, last: list[pa.Table]) -> None:
+        """On a writer thread: the last row group (``last``: its rows, taken from this
+        partition's buffer by the caller), then the last part file."""
+        if last:
+            self._write(last)
         if self.writer is not None:
             self._finish(stage=False)
 
@@ -142,6 +147,7 @@ class ObjectOutput:
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="elt-parquet")
         self._in_flight: Future | None = None
         self.pending_bytes = 0
+        self.staging = threading.Lock()
 
     def in_background(self, fn, *args) -> None:
         """Run ``fn`` on the writer thread once the previous job is done (re-raising its error)."""
@@ -212,12 +218,13 @@ class ObjectOutput:
         output's temporary folder (or staging) until ``abort()`` (called by the commit's owner)."""
         self._wait()
         partitions = [p for _, p in sorted(self._partitions.items())]
+        last = [p._take_pending() for p in partitions]
         if len(partitions) > 1 and CLOSE_THREADS > 1:  # the last row groups of several days, encoded side by side
             with ThreadPoolExecutor(min(len(partitions), CLOSE_THREADS), thread_name_prefix="elt-parquet-close") as pool:
-                list(pool.map(_PartitionFile.close, partitions))
-            self.files.sort(key=lambda f: (f.dataset, f.dt or "", f.part))
+                list(pool.map(_PartitionFile.close, partitions, last))
         else:
-            self._writer.submit(lambda: [p.close() for p in partitions]).result()
+            self._writer.submit(lambda: [p.close(rows) for p, rows in zip(partitions, last)]).result()
+        self.files.sort(key=lambda f: (f.dataset, f.dt or "", f.part))
         for dataset, (fh, n) in sorted(self._quarantine.items()):
             fh.close()
             self.files.append(OutputFile(QUARANTINE, dataset, None, 0, n, self.source.chunk, local=Path(fh.name)))

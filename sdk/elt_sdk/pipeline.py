@@ -13,6 +13,7 @@ whole only for reasons that are not one record's: its container cannot be read
 """
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import queue
 import threading
@@ -185,13 +186,14 @@ class Transformer:
                     return hooks.elt_parse(dataset=ds, block=block)
             else:
                 parse = decode_block  # routed record by record: no dataset's parser applies yet
-            for block, parsed in ahead(parse, read_blocks(source, chunk, self.block_bytes, self.limits)):
-                interrupts.check()  # a stop the signal handler's exception did not deliver
-                report.bytes_read += block.size
-                if ds is not None:
-                    self._run(ds, parsed, out, report)
-                else:
-                    self._route(parsed, out, report)
+            with contextlib.closing(ahead(parse, read_blocks(source, chunk, self.block_bytes, self.limits))) as blocks:
+                for block, parsed in blocks:  # closing: the parse thread has stopped before anything is discarded
+                    interrupts.check()  # a stop the signal handler's exception did not deliver
+                    report.bytes_read += block.size
+                    if ds is not None:
+                        self._run(ds, parsed, out, report)
+                    else:
+                        self._route(parsed, out, report)
             files = out.close()
             interrupts.check()  # never commit after a stop was asked for
             check = getattr(source, "check_unchanged", None)
@@ -321,6 +323,8 @@ def ahead(fn: Callable[[T], R], items: Iterable[T], depth: int = PARSE_AHEAD) ->
     next blocks and parsing them (file reads, pyarrow's reader and Arrow kernels release the GIL)
     overlap validating and writing this one. Only that thread advances ``items``; when the caller
     stops early, it is stopped and joined before ``items`` is closed (on the caller's thread)."""
+    if depth < 1:
+        raise ValueError(f"depth must be at least 1, not {depth}")
     it = iter(items)
     done: "queue.SimpleQueue[tuple[bool, Any]]" = queue.SimpleQueue()
     slots = threading.Semaphore(depth)

@@ -120,11 +120,12 @@ class FileWriter:
             return
         if self._writer is not None and (dt != self._dt or self._bytes >= self.target_bytes):
             self._finish()
+        rows = rows.cast(self.schema)
         if self._writer is None:
             self._dt, self._bytes = dt, 0
             self._path = Path(self.tmp.name) / f"{uuid.uuid4().hex}.parquet"
             self._writer = parquet_encoding.open_writer(self._path, self.schema, rows)
-        for batch in rows.cast(self.schema).to_batches(self.row_group_rows):
+        for batch in rows.to_batches(self.row_group_rows):
             self._writer.write_batch(batch)
             self._bytes += batch.nbytes
 
