@@ -271,10 +271,11 @@ def test_crlf_lines_and_trailing_white_space_take_the_fast_path_blank_lines_the_
     after a record keep a block on pyarrow's direct read; a blank line sends it to the screens."""
     from elt_sdk.defaults.parse import decode_rows
 
-    plan = columnar.ColumnarPlan(registry.dataset("shipments"), columnar._build(registry.dataset("shipments")))
+    ds = registry.dataset("shipments")
     records = [line(shipment_id=f"S{i}") for i in range(50)]
     for body, direct in ((b"\r\n".join(records) + b"\r\n", True), (b" \n".join(records) + b"\n", True),
                          (b"\n".join(records) + b"\n", True), (b"\n\n".join(records) + b"\n", False)):
+        plan = columnar.ColumnarPlan(ds, columnar._build(ds))  # a fresh plan: no hint from the case before
         parsed = plan.parse(RawBlock(SourceRef("mem://x", "e"), body), decode_rows)
         assert (parsed._pending is None) == direct, body[:200]
         parsed._settle()

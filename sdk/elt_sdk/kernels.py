@@ -38,6 +38,8 @@ except ImportError:  # pragma: no cover - pyarrow then skips it too
     pass
 
 Datum = Any  # an Array, ChunkedArray, Table or Scalar
+ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
+"""What a kernel raises for values or types it cannot take."""
 _ARROW = (pa.Scalar, pa.Array, pa.ChunkedArray)
 
 
@@ -195,7 +197,7 @@ def cast_table(table: pa.Table, schema: pa.Schema) -> pa.Table:
         if col.type != f.type:
             try:
                 col = cast(col, f.type)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            except ARROW_ERRORS as exc:
                 raise ColumnCastError(f, col.type, exc) from exc
         columns.append(col)
     return pa.Table.from_arrays(columns, schema=schema)

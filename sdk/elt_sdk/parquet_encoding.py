@@ -51,7 +51,7 @@ def dictionary_columns(schema: pa.Schema, sample: pa.Table) -> list[str] | bool:
 def _mostly_distinct(column: Any, rows: int) -> bool:
     try:
         return 2 * k.call("count_distinct", column).as_py() > rows
-    except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):  # a type it cannot hash: keep Arrow's default
+    except k.ARROW_ERRORS:  # a type count_distinct cannot hash (an extension type): the dictionary stays
         return False
 
 

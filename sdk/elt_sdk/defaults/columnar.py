@@ -69,7 +69,7 @@ EXACT_FLOAT_INT = 2.0**53  # below it, a float64 holds every integer exactly
 MIN_READ_BLOCK = 256 << 10
 UTF8_WINDOW = 64 << 10
 _CPUS = os.cpu_count() or 1
-ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
+ARROW_ERRORS = k.ARROW_ERRORS
 STRING_KINDS = ("string", "timestamp", "date")
 NUMERIC_KINDS = ("integer", "number")
 # keywords the vector checks decide, by kind (keywords for other JSON types are ignored)
