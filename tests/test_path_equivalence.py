@@ -74,8 +74,6 @@ def scalar_schemas(draw: Any) -> dict[str, Any]:
     pick("minimum", [3]) if kind in ("string", "date-time", "date", "boolean") else pick("minLength", [2])
     pick("maxItems", [0])
     pick("required", [["x"]])
-    if ("const" in schema or "enum" in schema) and draw(st.booleans()):  # null beside a value set: a trap for vector checks
-        return {**schema, "type": [schema["type"], "null"]}
     return _nullable(schema, draw)
 
 
@@ -139,14 +137,7 @@ def values(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
                          st.sampled_from([v for v in s.get("enum", [0]) if v is not True] or [0]))
     else:
         base = st.booleans()
-    if _allows_null(schema):  # null is where nullable positions and enum/const sets disagree most: draw it often
-        return st.one_of(base, base, st.none(), _ANY)
     return st.one_of(base, base, base, _ANY)
-
-
-def _allows_null(schema: dict[str, Any]) -> bool:
-    declared = schema.get("type")
-    return "anyOf" in schema or isinstance(declared, list) and "null" in declared
 
 
 @st.composite
@@ -292,86 +283,3 @@ def test_a_column_of_plain_date_times_with_one_odd_value_gets_the_record_paths_v
         lines = plain[:20] + [line(n=99, event_time=odd)] + plain[20:]
         by_record = record_path(ds, lines)
         assert_same(columnar_path(ds, lines), by_record)
-
-
-def test_plain_date_times_with_nulls_are_cast_once_row_for_row():
-    """Nulls (a value absent or null) leave a column of plain date-times on Arrow's cast; the times
-    it gave are the silver values, row for row, also after rows are refused."""
-    import pyarrow as pa
-
-    ds = dataset({"n": {"type": "integer", "minimum": 0}, "seen": {"type": ["string", "null"], "format": "date-time"}})
-    lines = [line(n=i, seen=None if i % 3 else f"2025-04-{1 + i % 28:02d}T0{i % 10}:00:00Z") for i in range(30)]
-    lines[7] = dumps({"n": 7}).encode()  # no event time: the record path refuses it
-    lines[11] = line(n=-1, seen="2025-04-02T00:00:00Z")  # refused by the vector checks, for n
-    plan = columnar.plan_for(ds)
-    parsed = plan.parse(_block(lines), lambda *a: None)
-    assert parsed._pending is None
-    assert parsed._table.column("event_time").null_count == 1 and parsed._table.column("seen").null_count == 19
-    casts: dict[str, Any] = {}
-    ok = plan.accept(parsed._table, casts)
-    assert sorted(casts) == ["event_time", "seen"]
-    assert [i for i, v in enumerate(ok.to_pylist()) if not v] == [7, 11]
-    typed, _ = plan.typed(parsed._table, ok, casts)
-    recast, _ = plan.typed(parsed._table, ok)
-    assert typed.equals(recast) and typed.column("seen").type == pa.timestamp("us", "UTC")
-    by_record = record_path(ds, lines)
-    assert [r[0] for r in by_record.rejects] == [7, 11]
-    assert_same(columnar_path(ds, lines), by_record)
-
-
-def test_an_absent_optional_enum_or_const_keeps_the_row_on_the_vector_checks():
-    """pyarrow reads an absent optional field as null; where the field may not be null (explicit
-    nulls are set aside by the screens), that null is an absence, which every enum or const
-    allows: the row stays on the vector checks, at the top level and inside list items alike."""
-    ds = dataset({"kind": {"type": "string", "enum": ["a", "b"]}, "one": {"type": "integer", "const": 1},
-                  "items": {"type": "array", "items": {"type": "object", "required": ["n"], "properties": {
-                      "n": {"type": "integer"}, "origin": {"type": "string", "enum": ["DE", "FR"]}}}}})
-    lines = [line(kind="a", one=1, items=[{"n": 1, "origin": "DE"}, {"n": 2}]), line(items=[{"n": 3}]), line()] * 10
-    plan = columnar.plan_for(ds)
-    parsed = plan.parse(_block(lines), lambda *a: None)
-    assert parsed._pending is None and parsed._table.num_rows == 30
-    assert k.count_true(plan.accept(parsed._table)) == 30
-    bad = [line(kind=None), line(one=None), line(items=[{"n": 1, "origin": None}]), line(kind="c"),
-           line(items=[{"n": 1, "origin": "XX"}])]
-    by_record = record_path(ds, lines + bad)
-    assert [r[0] for r in by_record.rejects] == list(range(30, 35))
-    assert_same(columnar_path(ds, lines + bad), by_record)
-
-
-def test_lines_cut_after_an_inner_brace_are_found_by_the_row_pyarrow_names(monkeypatch):
-    """A nested record cut right after an inner ``}`` still looks like one object to the brace
-    screens; pyarrow names the row it refused, so each such line costs a read or two, not a
-    halving of the block. A nested required field that is missing is read as null and left to
-    the record path (it used to fail the read without a row). Verdicts stay the record path's."""
-    ds = dataset(CUSTOMS, required=["declaration_id", "declarant", "items"])
-    good = [dumps({"event_time": WHEN, "declaration_id": f"DE{i:010d}", "declarant": {"name": "A", "country": "DE"},
-                   "items": [{"hs_code": "123456", "value": 1.5}], "cleared": True}).encode() for i in range(300)]
-    lines = list(good)
-    for at in (20, 90, 150, 260):
-        lines[at] = lines[at][:lines[at].index(b"}") + 1]  # cut after the declarant
-    lines[120] = dumps({"event_time": WHEN, "declaration_id": "DE0000000120", "declarant": {"name": "A", "country": "DE"},
-                        "items": [{"value": 1.5}]}).encode()  # hs_code missing
-    reads: list[int] = []
-    read_whole = columnar.ColumnarPlan._read_whole
-    monkeypatch.setattr(columnar.ColumnarPlan, "_read_whole",
-                        lambda self, buf, *args, **kw: reads.append(len(buf)) or read_whole(self, buf, *args, **kw))
-    by_columns = columnar_path(ds, lines)
-    by_record = record_path(ds, lines)
-    assert [r[0] for r in by_record.rejects] == [20, 90, 120, 150, 260]
-    assert_same(by_columns, by_record)
-    assert len(reads) <= 2 + 2 * 4 + 1, reads  # the block, then each cut line's read and the read before it
-
-
-def test_an_absent_optional_object_with_a_required_field_beside_lines_found_by_row():
-    """Where a screened block's culprits are found by the rows pyarrow names, the table comes from
-    a read with every field nullable, cast to the transport's nullability; an absent optional
-    object whose field is required leaves a null there (under a null parent) that the cast
-    refuses, so the strict read gives the table instead. Verdicts stay the record path's."""
-    ds = dataset({"meta": {"type": "object", "required": ["id"], "properties": {"id": {"type": "integer"}}},
-                  "n": {"type": "integer"}})
-    lines = [line(n=i, meta={"id": i}) if i % 3 else line(n=i) for i in range(60)]
-    lines[10] = lines[10][:lines[10].index(b"}") + 1]  # cut after the inner object
-    lines[40] = line(n=40, meta={})  # the required id is absent
-    by_record = record_path(ds, lines)
-    assert [r[0] for r in by_record.rejects] == [10, 40]
-    assert_same(columnar_path(ds, lines), by_record)

@@ -5,7 +5,7 @@ Correctness never depends on the fast path. A block goes straight to pyarrow onl
 whole-buffer tests show every line is one clean object; otherwise its lines are screened with
 Arrow kernels (starts/ends with a brace, no value of the wrong JSON type for any named property,
 no NaN/Infinity or lone surrogate, valid UTF-8), and a line the screens miss but pyarrow refuses
-is found by the row its error names (``_isolate_by_row``; by halving where it names none). pyarrow's reader is strict about JSON types with an explicit schema (a
+is isolated by bisection. pyarrow's reader is strict about JSON types with an explicit schema (a
 number where a string is declared fails the read), and refuses duplicate keys, lone surrogates
 and numbers beyond float64.
 
@@ -67,10 +67,6 @@ VALUES_ON_ONE_LINE = r"}[ \t\r]*[^ \t\r\n,}\]]"
 ``,``, ``}``, ``]`` or white space)."""
 EXACT_FLOAT_INT = 2.0**53  # below it, a float64 holds every integer exactly
 MIN_READ_BLOCK = 256 << 10
-CHECK_ERRORS = (pa.ArrowException, ValueError, TypeError, ArithmeticError, RecursionError, KeyError, IndexError)
-"""What the vector checks may raise on values they have a gap for: the record path decides then."""
-ROW_IN_ERROR = re.compile(r" in row (\d+)$")
-"""Where pyarrow's reader names the object it refused (its syntax and type errors do)."""
 UTF8_WINDOW = 64 << 10
 _CPUS = os.cpu_count() or 1
 ARROW_ERRORS = k.ARROW_ERRORS
@@ -229,20 +225,14 @@ def _float_bound(value: Any, up: bool) -> float:
     return f
 
 
-def _mask_for(arr: pa.Array, node: Node, casts: dict[str, Any] | None = None) -> Any:
+def _mask_for(arr: pa.Array, node: Node) -> Any:
     """True where every check at ``node`` (and below) surely passes; null positions are True
-    (their parent decides what a null means), but at a nullable position with an enum or const:
-    pyarrow reads an explicit null and an absent value alike, and the set decides the first, so
-    the record path decides both. ``casts`` (a top-level column's caller) receives a date-time
-    column's values cast to UTC timestamps, where the check cast them all anyway."""
+    (their parent decides what a null means)."""
     conds = []
     p = node.checks
     kind = node.kind
     for value_set in node.value_sets:
-        cond = k.is_in(arr, value_set)  # False at nulls
-        if arr.null_count and not node.nullable:  # an absent value (the screens set explicit nulls aside)
-            cond = k.or_(cond, k.invert(k.is_valid(arr)))
-        conds.append(cond)
+        conds.append(k.is_in(arr, value_set))
     if kind in STRING_KINDS:
         if "minLength" in p:
             length = k.binary_length(arr) if p["minLength"] <= 1 else k.utf8_length(arr)
@@ -255,8 +245,6 @@ def _mask_for(arr: pa.Array, node: Node, casts: dict[str, Any] | None = None) ->
             times = _plain_utc_times(arr) if kind == "timestamp" else None
             if times is None:
                 conds.append(k.matches(arr, STRICT_DATE_TIME if kind == "timestamp" else STRICT_DATE))
-            elif casts is not None:
-                casts[node.name] = times  # typed() need not cast them again
             if times is None or not _within_safe_years(times):
                 for prefix in EDGE_DATE_TIMES if kind == "timestamp" else EDGE_DATES:
                     conds.append(k.invert(k.starts_with(arr, prefix)))
@@ -350,17 +338,14 @@ SAFE_YEARS_US = (-62135510400_000_000, 253402214400_000_000)
 
 
 def _plain_utc_times(arr: Any) -> Any:
-    """The values as UTC timestamps (row for row, nulls kept) when every one is a date-time in the
-    plain form ``YYYY-MM-DDThh:mm:ssZ`` and Arrow casts them all; otherwise None, and
-    ``STRICT_DATE_TIME`` decides value by value. For a string of that shape (20 bytes, ``T`` at
-    10, ``Z`` at 19), Arrow's ISO 8601 cast succeeds exactly when the strict pattern matches: it
-    checks every digit, separator and range, calendar days and leap years included (a test
-    compares the two on every one-byte change of several such strings and on the ranges' edges).
-    A cast and three cheap kernels cost ~0.8 ms per 22k values, the pattern 2.1 ms (RE2's setup
-    is paid per value). (A column with a few invalid values of the plain shape, hour 24 or month
-    13, is left to the pattern: setting them aside by the value each failed cast names cost more
-    than the pattern, ~0.7 ms per distinct value.)"""
-    if len(arr) == arr.null_count:
+    """The values as UTC timestamps when every one is a date-time in the plain form
+    ``YYYY-MM-DDThh:mm:ssZ`` and Arrow casts them all; otherwise None, and ``STRICT_DATE_TIME``
+    decides value by value. For a string of that shape (20 bytes, ``T`` at 10, ``Z`` at 19),
+    Arrow's ISO 8601 cast succeeds exactly when the strict pattern matches: it checks every digit,
+    separator and range, calendar days and leap years included (a test compares the two on every
+    one-byte change of several such strings and on the ranges' edges). A cast and three cheap
+    kernels cost ~0.8 ms per 22k values, the pattern 2.1 ms (RE2's setup is paid per value)."""
+    if arr.null_count or not len(arr):
         return None
     lengths = k.call("min_max", k.binary_length(arr))
     if lengths["min"].as_py() != PLAIN_DATE_TIME_LENGTH or lengths["max"].as_py() != PLAIN_DATE_TIME_LENGTH:
@@ -415,28 +400,6 @@ def _decimal_multiple(arr: Any, divisor: Any) -> Any:
     return ok
 
 
-def _read_block(size: int) -> int:
-    """pyarrow read blocks for ``size`` bytes: several per core."""
-    return max(MIN_READ_BLOCK, size // (4 * _CPUS) + 1)
-
-
-def _named_row(reason: str) -> int:
-    """The row a pyarrow read error names ("... in row N"), or -1."""
-    found = ROW_IN_ERROR.search(reason)
-    return int(found.group(1)) if found else -1
-
-
-def _nullable_field(f: pa.Field) -> pa.Field:
-    typ = f.type
-    if pa.types.is_struct(typ):
-        typ = pa.struct([_nullable_field(typ.field(i)) for i in range(typ.num_fields)])
-    elif pa.types.is_list(typ):
-        typ = pa.list_(_nullable_field(typ.value_field))
-    elif pa.types.is_large_list(typ):
-        typ = pa.large_list(_nullable_field(typ.value_field))
-    return pa.field(f.name, typ, nullable=True, metadata=f.metadata)
-
-
 class ColumnarPlan:
     def __init__(self, dataset: Dataset, root: Node):
         self.dataset = dataset
@@ -444,10 +407,6 @@ class ColumnarPlan:
         self.columns = root.children
         # as JSON values arrive (times as strings), every column nullable: absence is accept()'s business
         self.transport = pa.schema([f.with_nullable(True) for f in transport_schema(dataset.bronze_arrow_schema)])
-        # ... and nullable at every depth, to find the lines with a nested required field absent or
-        # null (the read above fails on them without naming a row; Arrow's cast and Parquet refuse
-        # a null in a non-nullable field, even under a null parent, so tables come from the first)
-        self.transport_nullable = pa.schema([_nullable_field(f) for f in self.transport])
         self.closed = root.checks.get("additionalProperties") is False
         # optional fields that may not be null: pyarrow reads an explicit null as an absent field
         strict_nulls = sorted({n.name for n in root.walk()[1:] if n.name != "[]" and not n.required and not n.nullable})
@@ -471,9 +430,8 @@ class ColumnarPlan:
         """What pyarrow does with a field the schema does not name: refuse it until one is seen."""
         return "ignore" if self.extra_fields else "error"
 
-    def _options(self, extra: str, nullable: bool = False) -> pj.ParseOptions:
-        return pj.ParseOptions(explicit_schema=self.transport_nullable if nullable else self.transport,
-                               unexpected_field_behavior=extra)
+    def _options(self, extra: str) -> pj.ParseOptions:
+        return pj.ParseOptions(explicit_schema=self.transport, unexpected_field_behavior=extra)
 
     def _suspect_pattern(self) -> str:
         """RE2: a named property (at any depth) followed by a value of the wrong JSON type, or a
@@ -508,22 +466,18 @@ class ColumnarPlan:
         """pyarrow's parse of ``buf`` (bytes or an Arrow buffer), or None where it refuses.
         Read blocks are sized so every core gets several (a longer line fails the read and is
         isolated like any other)."""
-        return self._read_whole(buf, extra, _read_block(len(buf)))[0]
-
-    def _read_whole(self, buf: Any, extra: str, block_size: int, nullable: bool = False) -> tuple[pa.Table | None, str]:
-        """The parse of ``buf`` in read blocks of ``block_size``, or None and pyarrow's reason."""
+        block_size = max(MIN_READ_BLOCK, len(buf) // (4 * _CPUS) + 1)
         while True:
             options = pj.ReadOptions(use_threads=True, block_size=block_size)
             try:
-                return pj.read_json(pa.BufferReader(buf), read_options=options,
-                                    parse_options=self._options(extra, nullable)), ""
+                return pj.read_json(pa.BufferReader(buf), read_options=options, parse_options=self._options(extra))
             except ARROW_ERRORS as exc:
                 if "straddl" in str(exc) and block_size <= len(buf):  # a line longer than a read block
                     block_size = len(buf) + 1
                     continue
                 if extra == "error" and "unexpected field" in str(exc) and not self.closed:
                     self.extra_fields = True
-                return None, str(exc)
+                return None
 
     def _one_object_per_line(self, block: RawBlock) -> bool:
         """With pyarrow's row count equal to the line count, each line holds exactly one object.
@@ -584,7 +538,7 @@ class ColumnarPlan:
             set_aside = k.nonzero(k.invert(keep))
             try:
                 tables, parsed, failed = self._isolate(lines, k.indices(keep), self.unnamed_fields,
-                                                       _blanked(block, set_aside), block)
+                                                       _blanked(block, set_aside))
                 break
             except _FieldsLearnt:  # the block has fields the schema does not name: screen it again
                 continue
@@ -603,11 +557,10 @@ class ColumnarPlan:
         return batch
 
     def _isolate(self, lines: pa.LargeBinaryArray, idx: list[int], extra: str,
-                 text: Any = None, block: RawBlock | None = None) -> tuple[list[pa.Table], list[int], list[int]]:
+                 text: Any = None) -> tuple[list[pa.Table], list[int], list[int]]:
         """Parse the lines at ``idx`` in one go (``text``: JSON text holding those lines and
-        only white space besides, if the caller has it; ``block``: the block ``text`` is a
-        blanked copy of, so each line sits at its offset); where pyarrow refuses, find the
-        culprits by the rows it names, or halve until they stand alone."""
+        only white space besides, if the caller has it); where pyarrow refuses, halve until the
+        culprits stand alone."""
         if not idx:
             return [], [], []
         if text is None:
@@ -619,89 +572,21 @@ class ColumnarPlan:
             raise _FieldsLearnt
         if len(idx) == 1:
             return [], [], list(idx)
-        if block is not None:
-            copy = bytearray(text)  # lines found bad are blanked in it
-            return self._isolate_by_row(lines, idx, extra, copy, pa.py_buffer(copy), block.starts)
         mid = len(idx) // 2
         lt, lp, lf = self._isolate(lines, idx[:mid], extra)
         rt, rp, rf = self._isolate(lines, idx[mid:], extra)
         return lt + rt, lp + rp, lf + rf
 
-    def _isolate_by_row(self, lines: pa.LargeBinaryArray, idx: list[int], extra: str, text: bytearray,
-                        view: pa.Buffer, starts: list[int]) -> tuple[list[pa.Table], list[int], list[int]]:
-        """The culprits among the lines at ``idx`` (each at its offset in ``text``, the other
-        lines blank), found in three reads or so instead of halving (which read a block about
-        log2(lines) times over for each culprit; a nested feed's line cut after an inner ``}``
-        passes the brace screens):
-        1. with every field nullable, the text is read as one block from the first line not yet
-           read: it stops at the first line pyarrow refuses, and its syntax and type errors say
-           which ("... in row N", N counting objects, one per line at ``idx``); the read goes on
-           after it;
-        2. the rest, read again that way, goes through the vector checks: a nested required
-           field absent or null (which fails the strict read without naming a row) is a null
-           they refuse, as is anything else the record path will decide;
-        3. those lines blanked too, the strict read gives the table (Arrow's cast and Parquet
-           refuse a null in a non-nullable field, even under a null parent, so tables never
-           come from the nullable reads). Anything unexpected falls back to halving."""
-        bad: list[int] = []  # positions in idx
-        start = 0
-        while start < len(idx):
-            first = starts[idx[start]]
-            segment = view.slice(first, starts[idx[-1] + 1] - first)
-            table, reason = self._read_whole(segment, extra, len(segment) + 1, nullable=True)
-            if table is not None:
-                break
-            if extra != self.unnamed_fields:
-                raise _FieldsLearnt
-            row = _named_row(reason)
-            if not 0 <= row < len(idx) - start:
-                return self._isolate(lines, idx, extra)
-            bad.append(start + row)
-            start += row + 1
-        kept = self._blank(text, starts, idx, bad)
-        failed = [idx[i] for i in bad]
-        whole, _ = self._read_whole(view, extra, _read_block(len(view)), nullable=True)
-        if whole is None or whole.num_rows != len(kept):
-            t, p, f = self._isolate(lines, kept, extra)
-            return t, p, failed + f
-        try:
-            ok = self.accept(whole)
-            refused = k.indices(k.invert(ok))
-        except CHECK_ERRORS:  # a gap in the vector checks: the strict read decides
-            ok, refused = None, []
-        failed += [kept[i] for i in refused]
-        if refused:
-            whole = k.filter(whole, ok)
-        kept = self._blank(text, starts, kept, refused)
-        if ok is None:
-            t, p, f = self._isolate(lines, kept, extra, view) if kept else ([], [], [])
-            return t, p, failed + f
-        try:  # the accepted rows have no null where a field may not be null, bar under a null parent
-            return [k.cast_table(whole, self.transport)], kept, failed
-        except k.ColumnCastError:  # there: the strict read fills such fields itself
-            t, p, f = self._isolate(lines, kept, extra, view) if kept else ([], [], [])
-            return t, p, failed + f
-
-    @staticmethod
-    def _blank(text: bytearray, starts: list[int], idx: list[int], positions: list[int]) -> list[int]:
-        """Turn the lines at ``positions`` of ``idx`` into white space; the lines left."""
-        for i in positions:
-            line_start, line_end = starts[idx[i]], starts[idx[i] + 1] - 1
-            text[line_start:line_end] = b" " * (line_end - line_start)
-        gone = set(positions)
-        return [line for n, line in enumerate(idx) if n not in gone]
-
     # -- validate ------------------------------------------------------------------------------
 
-    def accept(self, table: pa.Table, casts: dict[str, Any] | None = None) -> Any:
+    def accept(self, table: pa.Table) -> Any:
         """True where the record path surely accepts the row, with the row as read; False means:
-        decide record by record. ``casts`` receives columns the checks cast to their silver type
-        on the way (for ``typed``)."""
+        decide record by record."""
         ok: Any = None
         for node in self.columns:
             col = table.column(node.name)
             if node.kind not in ("struct", "list"):  # kernels take the whole column at once
-                cond = _with_nulls(col, node, _mask_for(col, node, casts))
+                cond = _with_nulls(col, node, _mask_for(col, node))
                 if cond is None:
                     continue
             else:  # struct fields and list values are reached chunk by chunk
@@ -715,22 +600,16 @@ class ColumnarPlan:
             ok = cond if ok is None else k.and_(ok, cond)
         return ok if ok is not None else pa.chunked_array([pa.array(_all_true(table.num_rows))], pa.bool_())
 
-    def typed(self, table: pa.Table, ok: Any, casts: dict[str, Any] | None = None) -> tuple[pa.Table, Any]:
+    def typed(self, table: pa.Table, ok: Any) -> tuple[pa.Table, Any]:
         """The accepted rows in the dataset's bronze schema, and ``ok`` without the rows whose
-        values Arrow refuses: those are decided record by record. ``casts``: what ``accept``
-        cast already (row for row with ``table``)."""
-        some_refused = k.any_true(k.invert(ok))
-        accepted = k.filter(table, ok) if some_refused else table
-        if casts:
-            casts = {name: k.filter(col, ok) if some_refused else col for name, col in casts.items()}
+        values Arrow refuses: those are decided record by record."""
+        accepted = k.filter(table, ok) if k.any_true(k.invert(ok)) else table
         try:
-            return k.cast_table(accepted, self.dataset.bronze_arrow_schema, casts), ok
+            return k.cast_table(accepted, self.dataset.bronze_arrow_schema), ok
         except k.ColumnCastError as exc:  # rare: find the values Arrow refuses, try again without them
             whole = table.column(exc.field.name)
-            fewer = k.and_(ok, pa.array([_castable(v, whole.type, exc.field.type) for v in whole.to_pylist()]))
-            if k.count_true(fewer) == k.count_true(ok):  # every value casts alone: not a value's fault
-                raise
-            return self.typed(table, fewer)
+            return self.typed(table, k.and_(ok, pa.array([_castable(v, whole.type, exc.field.type)
+                                                          for v in whole.to_pylist()])))
 
 
 def _all_true(n: int) -> list[bool]:
