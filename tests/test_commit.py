@@ -271,3 +271,40 @@ def test_a_newer_version_assumed_new_replaces_the_older_one(tmp_path):
     assert current["version"]["etag"] == "etag-2"
     assert silver_files(root) == set(current["files"]["silver"])
     assert all((root / k).read_bytes().startswith(b"new part") for k in current["files"]["silver"])
+
+
+class FailingDelete(LocalStore):
+    """Its first ``delete`` of files under silver/ fails, as a throttled DeleteObjects does."""
+
+    failed = False
+
+    def delete(self, keys):
+        if not self.failed and any(k.startswith("silver/") for k in keys):
+            self.failed = True
+            raise RuntimeError("SlowDown")
+        return super().delete(keys)
+
+
+def test_a_redelivery_finishes_the_garbage_a_failed_step_5_left_readable(tmp_path):
+    """Step 4 names v2 current, then its delete of v1's files fails and the message comes back:
+    the redelivery finds v2 current and must still take v1's rows away, whichever check sees it."""
+    for check in ("is_committed", "skip_if_current"):
+        root = tmp_path / check / "out"
+        store = FailingDelete(root)
+        assert Committer(store).commit(attempt(tmp_path, Committer(store), "v1", V1)).status == COMMITTED
+        c = Committer(store)
+        try:
+            c.commit(attempt(tmp_path, c, "v2", V2))
+            raise AssertionError("the injected delete failure did not surface")
+        except RuntimeError:
+            pass
+        current = set(manifest(root)["current"]["files"]["silver"])
+        assert len(silver_files(root)) == 4 and manifest(root)["garbage"]["silver"]  # v1's rows still readable
+        again = Committer(store)
+        if check == "is_committed":
+            assert again.is_committed(ref(V2), {})
+        else:
+            dup = attempt(tmp_path, again, "dup", V2)
+            dup.skip_if_current = True
+            assert again.commit(dup).status == DUPLICATE
+        assert silver_files(root) == current and not any(manifest(root)["garbage"].values())

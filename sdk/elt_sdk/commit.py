@@ -27,6 +27,9 @@ that fails removes what it put. What readers see: the previous version's rows un
 versions' during steps 3-5 (a few requests), the new version's after. A crash before step 4
 leaves the previous version current; its staged files expire (lifecycle on ``_elt/staging/``)
 and files it promoted are removed by the next commit of the same key (or ``elt-sdk repair``).
+A crash or a failed delete in step 5 leaves the older version's files named as garbage and still
+readable: the message is redelivered, and the redelivery, finding its version current, finishes
+step 5 before it ends as a duplicate (``is_committed``, ``skip_if_current``).
 
 An object split into byte-range chunks commits once, by whichever chunk attempt finds every
 chunk's record (``_elt/chunks/<object id>/<version>/``) present; chunks stage their files first.
@@ -171,9 +174,13 @@ class Committer:
     def is_committed(self, source: SourceRef, fingerprint: dict[str, str]) -> bool:
         """Is this version already current, written by the same plugin versions? (A duplicate
         delivery need not be transformed again; a replay after a plugin upgrade is.)"""
-        got = self.silver.get_bytes(manifest_key(source.key))
+        mkey = manifest_key(source.key)
+        got = self.silver.get_bytes(mkey)
         self._remember(source.key, got)
-        return bool(got) and self._names_current(json.loads(got[0]), source, fingerprint)
+        if not got or not self._names_current(json.loads(got[0]), source, fingerprint):
+            return False
+        self._finish(mkey, json.loads(got[0]), got[1])
+        return True
 
     def assume_new(self, source: SourceRef) -> None:
         """Let this object's commit start as if it had no manifest yet: the first round writes it
@@ -296,6 +303,7 @@ class Committer:
                 return Outcome(SUPERSEDED)
             if skip_if_current and self._names_current(doc, source, fingerprint):
                 self._delete_quietly(carry)
+                self._finish(mkey, doc, token)
                 return Outcome(DUPLICATE)
             round_id = uuid.uuid4().hex[:8]
             finals = [(f, f.final(source, round_id)) for f in self._promoted(files)]
@@ -367,6 +375,19 @@ class Committer:
             except Conflict:
                 pass
         return _partitions(finals)
+
+    def _finish(self, mkey: str, doc: dict[str, Any], token: str | None) -> None:
+        """Step 5 for a round that named its version current and died before its garbage was
+        gone (a kill, a throttled delete): until then the replaced version's rows stay readable
+        beside the current ones. A failed delete raises, so the message that found it comes back."""
+        garbage = doc.get("garbage") or {}
+        if not any(garbage.values()):
+            return
+        self._collect(garbage)
+        try:  # best effort, as in step 5: garbage keys are never written again
+            self.silver.put_if(mkey, _dump({**doc, "garbage": {}}), token)
+        except Conflict:
+            pass
 
     def _won_anyway(self, mkey: str, round_id: str, payload: bytes) -> tuple[bool, str | None]:
         """After a step-4 write answered Conflict: did it land (a retry of the same request was
