@@ -283,3 +283,28 @@ def test_a_column_of_plain_date_times_with_one_odd_value_gets_the_record_paths_v
         lines = plain[:20] + [line(n=99, event_time=odd)] + plain[20:]
         by_record = record_path(ds, lines)
         assert_same(columnar_path(ds, lines), by_record)
+
+
+def test_plain_date_times_with_nulls_are_cast_once_row_for_row():
+    """Nulls (a value absent or null) leave a column of plain date-times on Arrow's cast; the times
+    it gave are the silver values, row for row, also after rows are refused."""
+    import pyarrow as pa
+
+    ds = dataset({"n": {"type": "integer", "minimum": 0}, "seen": {"type": ["string", "null"], "format": "date-time"}})
+    lines = [line(n=i, seen=None if i % 3 else f"2025-04-{1 + i % 28:02d}T0{i % 10}:00:00Z") for i in range(30)]
+    lines[7] = dumps({"n": 7}).encode()  # no event time: the record path refuses it
+    lines[11] = line(n=-1, seen="2025-04-02T00:00:00Z")  # refused by the vector checks, for n
+    plan = columnar.plan_for(ds)
+    parsed = plan.parse(_block(lines), lambda *a: None)
+    assert parsed._pending is None
+    assert parsed._table.column("event_time").null_count == 1 and parsed._table.column("seen").null_count == 19
+    casts: dict[str, Any] = {}
+    ok = plan.accept(parsed._table, casts)
+    assert sorted(casts) == ["event_time", "seen"]
+    assert [i for i, v in enumerate(ok.to_pylist()) if not v] == [7, 11]
+    typed, _ = plan.typed(parsed._table, ok, casts)
+    recast, _ = plan.typed(parsed._table, ok)
+    assert typed.equals(recast) and typed.column("seen").type == pa.timestamp("us", "UTC")
+    by_record = record_path(ds, lines)
+    assert [r[0] for r in by_record.rejects] == [7, 11]
+    assert_same(columnar_path(ds, lines), by_record)

@@ -188,13 +188,16 @@ class ColumnCastError(pa.ArrowInvalid):
         self.field = field
 
 
-def cast_table(table: pa.Table, schema: pa.Schema) -> pa.Table:
+def cast_table(table: pa.Table, schema: pa.Schema, done: dict[str, Datum] | None = None) -> pa.Table:
     """The columns of ``table`` that ``schema`` names, in its order and cast to its types (safe
-    casts); raises ColumnCastError for the first that does not fit."""
+    casts); raises ColumnCastError for the first that does not fit. ``done``: columns the caller
+    cast already (row for row with ``table``), used where their type is the schema's."""
     columns = []
     for f in schema:
         col = table.column(f.name)
-        if col.type != f.type:
+        if done and f.name in done and done[f.name].type == f.type:
+            col = done[f.name]
+        elif col.type != f.type:
             try:
                 col = cast(col, f.type)
             except ARROW_ERRORS as exc:

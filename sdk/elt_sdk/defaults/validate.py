@@ -191,7 +191,8 @@ def validate_records(dataset: Dataset, block: RawBlock, lines: list[int], record
 def _validate_columnar(plan: columnar.ColumnarPlan, dataset: Dataset, batch: ParsedBatch) -> ValidatedBatch:
     block, table_lines = batch.block, batch._table_lines
     try:
-        typed, ok = plan.typed(batch._table, plan.accept(batch._table))
+        casts: dict[str, Any] = {}
+        typed, ok = plan.typed(batch._table, plan.accept(batch._table, casts), casts)
     except (pa.ArrowException, *_RECORD_ERRORS):  # a gap in the vector checks: the record path decides all
         log.warning("columnar checks failed for dataset %s; deciding the block record by record", dataset.name,
                     exc_info=True)
