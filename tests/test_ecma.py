@@ -141,3 +141,51 @@ def test_re2_leaves_what_it_cannot_match_to_python() -> None:
         ecma.to_python(pattern)
         with pytest.raises(ecma.EcmaPatternError):
             ecma.to_re2(pattern)
+
+
+def _constrains_place(node: ecma.Node) -> bool:
+    """An assertion or a look-around: what ``sample`` does not honour."""
+    if isinstance(node, ecma.Assertion):
+        return True
+    if isinstance(node, ecma.Group):
+        return node.look is not None or _constrains_place(node.body)
+    if isinstance(node, ecma.Repeat):
+        return _constrains_place(node.body)
+    if isinstance(node, (ecma.Seq, ecma.Alt)):
+        return any(_constrains_place(n) for n in (node.items if isinstance(node, ecma.Seq) else node.options))
+    return False
+
+
+@_SETTINGS
+@given(pattern=_patterns(), seed=st.integers(0, 2**32 - 1))
+@example(pattern="(a)|\\1b", seed=1)
+@example(pattern="[^x]{3}.", seed=2)
+@example(pattern="\\S\\D\\W", seed=3)
+def test_a_sample_is_matched_whole_by_ecma262(pattern: str, seed: int) -> None:
+    """``ecma.sample`` (the default fake records' strings for a ``pattern``) draws a string the
+    pattern matches from start to end, by ECMA-262's engine, and never a lone surrogate."""
+    import random
+
+    try:
+        regress.Regex(pattern, "u")
+        node, _ = ecma.parse(pattern)
+    except (regress.RegressError, ecma.EcmaPatternError):
+        assume(False)
+    assume(not _constrains_place(node))
+    try:
+        text = ecma.sample(pattern, random.Random(seed))
+    except ecma.EcmaPatternError as exc:  # an empty class, [], matches nothing
+        assert "matches no character" in str(exc)
+        return
+    assert _ecma(f"^(?:{pattern})$", text), (pattern, text)
+    assert not any(0xD800 <= ord(c) <= 0xDFFF for c in text)
+
+
+def test_a_sample_prefers_printable_ascii_and_draws_anchored_patterns() -> None:
+    import random
+
+    rng = random.Random(4)
+    ids = {ecma.sample("^SHP-[0-9]{8}$", rng) for _ in range(200)}
+    assert len(ids) == 200 and all(ecma.compile_python("^SHP-[0-9]{8}$").search(i) for i in ids)
+    assert all(" " <= c <= "~" for _ in range(200) for c in ecma.sample(".{3}[^a]\\W", rng))
+    assert all(ord(c) > 0x7E and not 0xD800 <= ord(c) <= 0xDFFF for c in ecma.sample("[^\\x00-\\x7e]{50}", rng))

@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import random
+import subprocess
+import sys
+
+import pytest
 
 from elt_sdk import Dataset, hookimpl
 from elt_sdk import generate
+from elt_sdk.errors import FakeRecordError
 from elt_sdk.mutations import break_record
 from elt_sdk.plugins import load_registry
 from elt_sdk.testing import transform_lines
@@ -74,3 +80,91 @@ def test_break_record_draws_every_kind_that_applies_evenly():
                           "below_minimum", "not_multiple", "too_few_items", "too_many_items", "unknown_field", "format"}
     assert max(kinds.values()) < 2 * min(kinds.values()), kinds
     assert json.dumps(record) == before  # breaks are made on copies
+
+
+EVERY_KEYWORD = {  # what the schema-driven default draws: each constraint here once broke its records
+    **SCHEMA["properties"],
+    "code": {"type": "string", "maxLength": 2},
+    "score": {"type": ["null", "integer"], "multipleOf": 7, "exclusiveMinimum": 0, "maximum": 50},
+    "where": {"$ref": "#/definitions/point"},
+    "contact": {"type": "string", "format": "email"},
+    "either": {"oneOf": [{"type": "string", "pattern": "^A[0-9]{3}$"}, {"type": "integer", "minimum": 5}]},
+    "step": {"type": "number", "multipleOf": 0.25, "minimum": -3, "maximum": 3},
+    "pair": {"type": "array", "items": [{"type": "string", "format": "date"}, {"type": "integer", "maximum": -1}]},
+}
+
+
+class NoFakes:
+    """An outsider's plugin that leaves fake records to the SDK's schema-driven default."""
+
+    def __init__(self, name: str, properties: dict, **schema):
+        properties = {"event_time": {"type": "string", "format": "date-time"}, **properties}
+        self.dataset = Dataset(name=name, json_schema={
+            "type": "object", "required": list(properties), "properties": properties, **schema})
+
+    @hookimpl
+    def elt_datasets(self):
+        return [self.dataset]
+
+
+def test_the_default_fake_records_are_valid_for_every_keyword_they_draw():
+    """``gen`` counts every record of the default hook as valid: patterns, multipleOf (decimal
+    too), $ref, nullable unions, formats, oneOf, short maxLength and tuple items are honoured,
+    so silver takes them all."""
+    plugin = NoFakes("no_fakes", EVERY_KEYWORD, additionalProperties=False,
+                     definitions={"point": {"type": "object", "required": ["lat"], "properties": {
+                         "lat": {"type": "number", "minimum": -90, "maximum": 90}}}})
+    reg = load_registry(extra_plugins=[("no_fakes", plugin)], use_entry_points=False)
+    ds = reg.dataset("no_fakes")
+    stats = generate.GenStats()
+    lines = b"".join(generate.generate(reg, ds, 2000, seed=5, stats=stats)).splitlines()
+    result = transform_lines(reg, ds, lines)
+    assert stats.valid == 2000 and result.quarantine == []
+    assert result.silver.num_rows == 2000
+    order_ids = result.silver.column("order_id").to_pylist()
+    assert len(set(order_ids)) > 1900 and all(len(o) == 8 and o.startswith("O-") for o in order_ids)
+    assert {None, 7, 49} <= set(result.silver.column("score").to_pylist())
+
+
+def test_fake_records_that_break_the_schema_stop_gen_with_the_reason():
+    """A plugin's hook returning a record its schema refuses, and a schema the default cannot
+    satisfy (a look-ahead it does not honour), fail with the dataset and the error named, instead
+    of counting invalid records as valid."""
+    class BadFakes(NoFakes):
+        @hookimpl
+        def elt_fake_records(self, dataset, rng, count):
+            return [{"event_time": "2025-05-01T12:00:00Z", "n": i} for i in range(count)]
+
+    bad = BadFakes("bad_fakes", {"n": {"type": "integer", "maximum": 10}})
+    unsatisfiable = NoFakes("lookahead", {"w": {"type": "string", "pattern": "^(?=.*x)[a-c]{3}$"}})
+    reg = load_registry(extra_plugins=[("bad_fakes", bad), ("lookahead", unsatisfiable)], use_entry_points=False)
+    with pytest.raises(FakeRecordError, match=r"dataset 'bad_fakes': fake record 11 from its elt_fake_records breaks "
+                                              r"its schema \(data.n must be smaller than or equal to 10\)"):
+        list(generate.generate(reg, reg.dataset("bad_fakes"), 100, seed=1))
+    with pytest.raises(FakeRecordError, match=r"dataset 'lookahead': .* cannot satisfy its schema "
+                                              r"\(data.w must match pattern .*\); implement elt_fake_records"):
+        list(generate.generate(reg, reg.dataset("lookahead"), 10, seed=1))
+
+
+def test_gen_of_a_plugin_whose_fake_records_break_its_schema_fails_in_one_line(fake_dist):
+    make, root = fake_dist
+    make("fake_badgen", '''
+        from elt_sdk import Dataset, hookimpl
+        DATASET = Dataset(name="fake_badgen", json_schema={"type": "object", "required": ["event_time", "n"],
+            "properties": {"event_time": {"type": "string", "format": "date-time"}, "n": {"type": "integer", "maximum": 10}}})
+
+        @hookimpl
+        def elt_datasets():
+            return [DATASET]
+
+        @hookimpl
+        def elt_fake_records(dataset, rng, count):
+            return [{"event_time": "2025-05-01T12:00:00Z", "n": 99} for _ in range(count)]
+    ''')
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    proc = subprocess.run([sys.executable, "-m", "elt_sdk.cli", "gen", "fake_badgen", "--count", "5"], env=env,
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        ("Error: dataset 'fake_badgen': fake record 0 from its elt_fake_records breaks its schema "
+         "(data.n must be smaller than or equal to 10); fix the hook so it returns valid records")]

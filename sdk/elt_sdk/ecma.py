@@ -22,12 +22,13 @@ escapes (``\\p{L}``) are refused: Python's ``re`` has no equivalent.
 """
 from __future__ import annotations
 
+import random
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Union
 
-__all__ = ["EcmaPatternError", "compile_python", "to_python", "to_re2"]
+__all__ = ["EcmaPatternError", "compile_python", "sample", "to_python", "to_re2"]
 
 MAX_CODE_POINT = 0x10FFFF
 RE2_MAX_REPEAT = 1000
@@ -570,3 +571,62 @@ def to_re2(pattern: str) -> str:
 def compile_python(pattern: str) -> "re.Pattern[str]":
     """The compiled Python pattern for ``pattern`` (ECMA-262); ``.search`` is ECMA's ``test``."""
     return re.compile(to_python(pattern))
+
+
+# -- drawing a matching string ----------------------------------------------------------------------
+
+SAMPLE_EXTRA_REPEATS = 8
+"""How far past its minimum an unbounded (or wide) repeat draws."""
+PRINTABLE_ASCII = (0x20, 0x7E)
+SURROGATES = (0xD800, 0xDFFF)
+
+
+def sample(pattern: str, rng: random.Random) -> str:
+    """A string the pattern matches, drawn from its tree: printable ASCII where a set allows it,
+    other code points (never a lone surrogate) where it does not. Look-arounds and word
+    boundaries are not honoured, so a caller that needs certainty checks the result (the default
+    fake records do, with the dataset's validator). Raises EcmaPatternError for a pattern that
+    is not ECMA-262. (``rstr`` draws from Python patterns, but expands each character range into
+    a list: ``.`` is 1.1M code points, seconds per string.)"""
+    node, _ = parse(pattern)
+    out: list[str] = []
+    _draw(node, rng, out, {})
+    return "".join(out)
+
+
+def _draw(node: Node, rng: random.Random, out: list[str], groups: dict[int, str]) -> None:
+    if isinstance(node, Set):
+        out.append(_draw_char(node.ranges, rng))
+    elif isinstance(node, Seq):
+        for item in node.items:
+            _draw(item, rng, out, groups)
+    elif isinstance(node, Alt):
+        _draw(rng.choice(node.options), rng, out, groups)
+    elif isinstance(node, Repeat):
+        high = node.low + SAMPLE_EXTRA_REPEATS if node.high is None else min(node.high, node.low + SAMPLE_EXTRA_REPEATS)
+        for _ in range(rng.randint(node.low, high)):
+            _draw(node.body, rng, out, groups)
+    elif isinstance(node, Group):
+        if node.look is None:
+            start = len(out)
+            _draw(node.body, rng, out, groups)
+            if node.index is not None:
+                groups[node.index] = "".join(out[start:])
+    elif isinstance(node, BackRef):
+        out.append(groups.get(node.index, ""))
+    # an Assertion draws nothing
+
+
+def _draw_char(ranges: Ranges, rng: random.Random) -> str:
+    printable = [(max(a, PRINTABLE_ASCII[0]), min(b, PRINTABLE_ASCII[1])) for a, b in ranges
+                 if a <= PRINTABLE_ASCII[1] and b >= PRINTABLE_ASCII[0]]
+    pool = printable or [r for lo, hi in ranges for r in _without_surrogates(lo, hi)]
+    if not pool:
+        raise EcmaPatternError("a character class that matches no character")
+    lo, hi = rng.choices(pool, weights=[hi - lo + 1 for lo, hi in pool])[0]
+    return chr(rng.randint(lo, hi))
+
+
+def _without_surrogates(lo: int, hi: int) -> list[tuple[int, int]]:
+    parts = [(lo, min(hi, SURROGATES[0] - 1)), (max(lo, SURROGATES[1] + 1), hi)]
+    return [(a, b) for a, b in parts if a <= b]

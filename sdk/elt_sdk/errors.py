@@ -17,3 +17,8 @@ class BadMessage(ObjectRefused):
 class RowValueError(ValueError):
     """A value of some row that the silver schema or the partitioning cannot hold (the message
     starts with the field's JSON path): the pipeline isolates that row and quarantines it."""
+
+
+class FakeRecordError(ValueError):
+    """A dataset's fake records (``elt_fake_records``: ``gen``, ``bench``, the demo) are not valid
+    against its schema, or the SDK's schema-driven default cannot draw valid ones."""

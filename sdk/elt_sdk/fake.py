@@ -1,13 +1,25 @@
 """Realistic fake values for plugins' ``elt_fake_records`` (public API: ``from elt_sdk import event_time``),
-and the schema-driven fake records the SDK's default hook returns."""
+and the schema-driven fake records the SDK's default hook returns: drawn from the JSON Schema
+(types, nullable unions, ``enum``/``const``, bounds, ``multipleOf``, lengths, ``pattern``, the
+formats the validator checks, items, ``$ref``, ``anyOf``/``oneOf``/``allOf``), then checked by the
+dataset's validator, so ``gen`` and ``bench --dataset`` never count a record as valid that is not."""
 from __future__ import annotations
 
+import math
 import random
 import string
+import uuid
 from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping
+from decimal import Decimal
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from elt_sdk.schema import json_types
+from elt_sdk import ecma
+from elt_sdk.errors import FakeRecordError
+from elt_sdk.schema import Resolver, SchemaError, json_types
+
+if TYPE_CHECKING:
+    from elt_sdk.dataset import Dataset
 
 EPOCH_END = datetime(2026, 1, 1, tzinfo=timezone.utc)
 """Fake event times fall in the days before this instant, so ``gen --seed`` is reproducible."""
@@ -26,38 +38,179 @@ def event_time(rng: random.Random, days: int = 7, end: datetime = EPOCH_END) -> 
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def fake_value(prop: Mapping[str, Any], rng: random.Random, name: str = "") -> Any:
+STRING_FORMATS: dict[str, Callable[[random.Random], str]] = {
+    "date-time": lambda rng: event_time(rng),
+    "date": lambda rng: event_time(rng)[:10],
+    "time": lambda rng: event_time(rng)[11:],
+    "email": lambda rng: f"{_word(rng)}.{_word(rng)}@example.com",
+    "idn-email": lambda rng: f"{_word(rng)}@example.com",
+    "hostname": lambda rng: f"{_word(rng)}.example.com",
+    "idn-hostname": lambda rng: f"{_word(rng)}.example.com",
+    "ipv4": lambda rng: ".".join(str(rng.randrange(1, 255)) for _ in range(4)),
+    "ipv6": lambda rng: ":".join(f"{rng.randrange(65536):x}" for _ in range(8)),
+    "uri": lambda rng: f"https://example.com/{_word(rng)}/{rng.randrange(10**6)}",
+    "iri": lambda rng: f"https://example.com/{_word(rng)}",
+    "uri-reference": lambda rng: f"/{_word(rng)}/{rng.randrange(10**6)}",
+    "iri-reference": lambda rng: f"/{_word(rng)}",
+    "uri-template": lambda rng: f"https://example.com/{{{_word(rng)}}}",
+    "json-pointer": lambda rng: f"/{_word(rng)}/{rng.randrange(10)}",
+    "relative-json-pointer": lambda rng: f"{rng.randrange(3)}/{_word(rng)}",
+    "regex": lambda rng: f"^{_word(rng)}[0-9]+$",
+    "uuid": lambda rng: str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+}
+"""A realistic value for each string format the SDK's validator checks (``validator.FORMATS``)."""
+ATTEMPTS = 50
+"""Draws of one record before the default hook gives up on a schema it cannot satisfy."""
+
+
+_RESOLVERS: dict[int, tuple[Any, Resolver]] = {}
+"""A Resolver per schema document drawn from (it indexes the whole document once)."""
+
+
+def _resolver(root: Any) -> Resolver:
+    held = _RESOLVERS.get(id(root))
+    if held is None or held[0] is not root:
+        held = _RESOLVERS[id(root)] = (root, Resolver(root))
+    return held[1]
+
+
+def _word(rng: random.Random, lo: int = 4, hi: int = 10) -> str:
+    return "".join(rng.choices(string.ascii_lowercase, k=rng.randint(lo, hi)))
+
+
+def _number(prop: Mapping[str, Any], rng: random.Random, integer: bool) -> int | float:
+    """A number within the bounds (exclusive ones kept out), a multiple of ``multipleOf`` when
+    there is one (built as k * multipleOf in decimal, so ``0.01`` gives 0.3, not
+    0.30000000000000004)."""
+    def bound(inclusive: str, exclusive: str, pick: Callable[..., Any]) -> tuple[Fraction | None, bool]:
+        found = [(Fraction(str(prop[key])), key == exclusive) for key in (inclusive, exclusive)
+                 if isinstance(prop.get(key), (int, float)) and not isinstance(prop.get(key), bool)]
+        return pick(found, key=lambda b: (b[0], b[1] if pick is max else not b[1])) if found else (None, False)
+
+    (low, open_low), (high, open_high) = bound("minimum", "exclusiveMinimum", max), bound("maximum", "exclusiveMaximum", min)
+    if low is None:
+        low, open_low = (high - 1000 if high is not None else Fraction(0)), False
+    if high is None:
+        high, open_high = low + 1000, False
+    step = prop.get("multipleOf")
+    unit = Fraction(str(step)) if isinstance(step, (int, float)) and not isinstance(step, bool) and step > 0 else \
+        Fraction(1) if integer else None
+    if unit is None:
+        return round(rng.uniform(float(low), float(high)), 2)
+    if integer and unit.denominator != 1:
+        unit = unit * unit.denominator  # a multiple that is also an integer
+    first = math.floor(low / unit) + 1 if open_low else math.ceil(low / unit)
+    last = math.ceil(high / unit) - 1 if open_high else math.floor(high / unit)
+    if first > last:
+        return float(low)  # nothing fits: the validator says so
+    value = rng.randint(first, min(last, first + 10_000)) * unit
+    if integer or value.denominator == 1 and isinstance(step, int):
+        return int(value)
+    return float(Decimal(value.numerator) / Decimal(value.denominator))
+
+
+def _string(prop: Mapping[str, Any], rng: random.Random) -> str:
+    fmt = prop.get("format")
+    if isinstance(fmt, str) and fmt in STRING_FORMATS:
+        return STRING_FORMATS[fmt](rng)
+    pattern = prop.get("pattern")
+    if isinstance(pattern, str):
+        return _matching(pattern, rng)
+    lo = prop.get("minLength", 0)
+    hi = prop.get("maxLength", max(lo, 4) + 12)
+    lo = max(lo, min(4, hi))
+    return _word(rng, lo, max(lo, min(hi, lo + 12)))
+
+
+def _matching(pattern: str, rng: random.Random) -> str:
+    """A string that matches ``pattern`` (ECMA-262, as JSON Schema means it); look-arounds and
+    word boundaries are not honoured, the hook's validation then draws again."""
+    try:
+        return ecma.sample(pattern, rng)
+    except ecma.EcmaPatternError:  # the validator refuses such a schema at load anyway
+        return _word(rng)
+
+
+def fake_value(prop: Any, rng: random.Random, name: str = "", *, root: Any = None) -> Any:
+    """A value ``prop`` (a JSON Schema) allows, mostly; the default hook validates each record
+    and draws again where it does not. ``root``: the whole schema, for ``$ref``."""
+    if prop is True or not isinstance(prop, Mapping):
+        return _word(rng)
+    if "$ref" in prop and root is not None:
+        target, _ = _resolver(root).resolve(prop["$ref"])
+        return fake_value(target, rng, name, root=root)
     if "const" in prop:
         return prop["const"]
     if "enum" in prop:
         return rng.choice(prop["enum"])
-    types, _ = json_types(prop)
-    kind = types[0]
+    for keyword in ("anyOf", "oneOf"):
+        if isinstance(prop.get(keyword), list) and prop[keyword]:
+            rest = {k: v for k, v in prop.items() if k != keyword}
+            branch = rng.choice(prop[keyword])
+            return fake_value({**rest, **branch} if isinstance(branch, Mapping) else branch, rng, name, root=root)
+    if isinstance(prop.get("allOf"), list):
+        merged = {k: v for k, v in prop.items() if k != "allOf"}
+        for part in prop["allOf"]:
+            if isinstance(part, Mapping):
+                merged.update(part)
+        return fake_value(merged, rng, name, root=root)
+    try:
+        types, nullable = json_types(prop)
+    except SchemaError:  # no type: a string, unless the keywords say object or array
+        types, nullable = ["object" if "properties" in prop else "array" if "items" in prop else "string"], False
+    if nullable and (not types or rng.random() < 0.1):
+        return None
+    kind = rng.choice(types) if types else "string"
     if kind == "string":
-        fmt = prop.get("format")
-        if fmt == "date-time":
-            return event_time(rng)
-        if fmt == "date":
-            return event_time(rng)[:10]
-        lo = prop.get("minLength", 4)
-        hi = min(prop.get("maxLength", lo + 12), lo + 12)
-        return "".join(rng.choices(string.ascii_lowercase, k=rng.randint(lo, hi)))
+        return _string(prop, rng)
     if kind in ("integer", "number"):
-        lo = prop.get("minimum", prop.get("exclusiveMinimum", 0))
-        hi = prop.get("maximum", prop.get("exclusiveMaximum", lo + 1000))
-        if kind == "integer":
-            return rng.randint(int(lo) + ("exclusiveMinimum" in prop), int(hi) - ("exclusiveMaximum" in prop))
-        return round(rng.uniform(lo, hi), 2)
+        return _number(prop, rng, kind == "integer")
     if kind == "boolean":
         return rng.random() < 0.5
     if kind == "array":
-        return [fake_value(prop["items"], rng) for _ in range(rng.randint(prop.get("minItems", 0), prop.get("minItems", 0) + 3))]
+        lo = prop.get("minItems", 0)
+        hi = prop.get("maxItems", lo + 3)
+        items = prop.get("items", True)
+        if isinstance(items, list):  # draft-07 tuple items: one value per position
+            return [fake_value(p, rng, root=root) for p in items[:max(lo, min(hi, len(items)))]]
+        return [fake_value(items, rng, root=root) for _ in range(rng.randint(lo, max(lo, min(hi, lo + 3))))]
     if kind == "object":
-        return fake_record(prop, rng)
+        return fake_record(prop, rng, root=root)
     return None
 
 
-def fake_record(schema: Mapping[str, Any], rng: random.Random) -> dict[str, Any]:
+def fake_record(schema: Mapping[str, Any], rng: random.Random, *, root: Any = None) -> dict[str, Any]:
+    """An object with every required property and most optional ones, values from ``fake_value``."""
+    root = schema if root is None else root
+    if "$ref" in schema:
+        schema, _ = _resolver(root).resolve(schema["$ref"])
     props = schema.get("properties", {})
     required = set(schema.get("required", ()))
-    return {k: fake_value(p, rng, k) for k, p in props.items() if k in required or rng.random() < 0.8}
+    return {k: fake_value(p, rng, k, root=root) for k, p in props.items() if k in required or rng.random() < 0.8}
+
+
+def valid_fake_records(dataset: "Dataset", rng: random.Random, count: int) -> list[dict[str, Any]]:
+    """``count`` schema-driven records, each one the dataset's validator accepts (drawn again
+    where a draw breaks a keyword the drawing does not honour); raises FakeRecordError, naming
+    the dataset and the error, when a schema defeats ``ATTEMPTS`` draws of one record."""
+    import fastjsonschema
+
+    schema = dataset.json_schema
+    out = []
+    for _ in range(count):
+        error = None
+        for _ in range(ATTEMPTS):
+            record = fake_record(schema, rng)
+            if dataset.discriminator in schema.get("properties", {}):
+                record[dataset.discriminator] = dataset.route_value
+            try:
+                dataset.validator(record)
+            except fastjsonschema.JsonSchemaValueException as exc:
+                error = exc.message
+                continue
+            out.append(record)
+            break
+        else:
+            raise FakeRecordError(f"dataset {dataset.name!r}: the SDK's schema-driven fake records cannot satisfy "
+                                  f"its schema ({error}); implement elt_fake_records in its plugin")
+    return out

@@ -15,6 +15,7 @@ from typing import IO, Any, Iterator
 
 from elt_sdk import mutations
 from elt_sdk.dataset import Dataset
+from elt_sdk.errors import FakeRecordError
 from elt_sdk.plugins import Registry
 
 BATCH = 5000
@@ -26,6 +27,19 @@ class GenStats:
     valid: int = 0
     malformed: int = 0
     schema_invalid: int = 0
+
+
+def check_fake_records(dataset: Dataset, records: list[dict[str, Any]]) -> None:
+    """Raise FakeRecordError at the first record the dataset's schema refuses: ``gen`` counts
+    every record of the hook as valid, and the bad ones it adds are counted on that basis."""
+    import fastjsonschema
+
+    for i, record in enumerate(records):
+        try:
+            dataset.validator(record)
+        except fastjsonschema.JsonSchemaValueException as exc:
+            raise FakeRecordError(f"dataset {dataset.name!r}: fake record {i} from its elt_fake_records breaks its "
+                                  f"schema ({exc.message}); fix the hook so it returns valid records") from None
 
 
 def schema_invalid(dataset: Dataset, record: dict[str, Any], rng: random.Random) -> dict[str, Any]:
@@ -55,6 +69,8 @@ def generate(registry: Registry, dataset: Dataset, count: int, *, seed: int | No
     while done < count:
         n = min(BATCH, count - done)
         records = registry.hooks(dataset).elt_fake_records(dataset=dataset, rng=rng, count=n)
+        if done == 0:
+            check_fake_records(dataset, records)
         for record in records:
             bad = invalid_rate > 0 and rng.random() < invalid_rate
             if bad and (fmt == "json" or rng.random() < 0.5):

@@ -132,9 +132,10 @@ def elt_write(dataset: "Dataset", table: pa.Table, output: "ObjectOutput") -> bo
 def elt_fake_records(dataset: "Dataset", rng: random.Random, count: int) -> list[dict[str, Any]] | None:
     """Realistic fake bronze records for ``elt-sdk gen``, the demo and benchmarks.
 
-    The default draws values from the JSON Schema; a dataset plugin returns records with its
-    feed's real distributions. They must be valid against the dataset's schema: ``gen`` counts
-    them as valid, and ``--invalid-rate`` breaks copies of them one constraint at a time, at any
-    depth (``elt_sdk.mutations``), counting each as schema-invalid. The standard suite draws its
-    records from the schema itself, not from this hook.
+    The default draws values from the JSON Schema and keeps only records the dataset's validator
+    accepts; a dataset plugin returns records with its feed's real distributions. They must be
+    valid against the dataset's schema: ``gen`` counts them as valid (and stops with the reason,
+    ``FakeRecordError``, at one that is not), and ``--invalid-rate`` breaks copies of them one
+    constraint at a time, at any depth (``elt_sdk.mutations``), counting each as schema-invalid.
+    The standard suite draws its records from the schema itself, not from this hook.
     """

@@ -6,7 +6,8 @@ from pathlib import Path
 import click
 
 from elt_sdk import __version__
-from elt_sdk.cli.context import CliState
+from elt_sdk.cli.context import CliState, RunFailure
+from elt_sdk.errors import FakeRecordError
 
 
 class _Group(click.Group):
@@ -45,7 +46,10 @@ class _Group(click.Group):
             signal.signal(signal.SIGINT, interrupt)
         args = [*getattr(ctx, "_protected_args", []), *ctx.args]
         try:
-            result = super().invoke(ctx)
+            try:
+                result = super().invoke(ctx)
+            except FakeRecordError as exc:  # gen, bench, the demo: a plugin's fake records break its schema
+                raise RunFailure(str(exc)) from None
             interrupts.check()  # a stop asked for and swallowed on the way: still an interrupted run
             return result
         except KeyboardInterrupt:

@@ -27,8 +27,4 @@ def __getattr__(name: str) -> Any:
 
 @hookimpl(trylast=True)
 def elt_fake_records(dataset: Dataset, rng: random.Random, count: int) -> list[dict[str, Any]]:
-    records = [_fake.fake_record(dataset.json_schema, rng) for _ in range(count)]
-    if dataset.discriminator in dataset.json_schema.get("properties", {}):
-        for r in records:
-            r[dataset.discriminator] = dataset.route_value
-    return records
+    return _fake.valid_fake_records(dataset, rng, count)
