@@ -74,6 +74,8 @@ def scalar_schemas(draw: Any) -> dict[str, Any]:
     pick("minimum", [3]) if kind in ("string", "date-time", "date", "boolean") else pick("minLength", [2])
     pick("maxItems", [0])
     pick("required", [["x"]])
+    if ("const" in schema or "enum" in schema) and draw(st.booleans()):  # null beside a value set: a trap for vector checks
+        return {**schema, "type": [schema["type"], "null"]}
     return _nullable(schema, draw)
 
 
@@ -137,7 +139,14 @@ def values(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
                          st.sampled_from([v for v in s.get("enum", [0]) if v is not True] or [0]))
     else:
         base = st.booleans()
+    if _allows_null(schema):  # null is where nullable positions and enum/const sets disagree most: draw it often
+        return st.one_of(base, base, st.none(), _ANY)
     return st.one_of(base, base, base, _ANY)
+
+
+def _allows_null(schema: dict[str, Any]) -> bool:
+    declared = schema.get("type")
+    return "anyOf" in schema or isinstance(declared, list) and "null" in declared
 
 
 @st.composite
