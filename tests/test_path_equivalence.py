@@ -317,3 +317,46 @@ def test_plain_date_times_with_nulls_are_cast_once_row_for_row():
     by_record = record_path(ds, lines)
     assert [r[0] for r in by_record.rejects] == [7, 11]
     assert_same(columnar_path(ds, lines), by_record)
+
+
+def test_an_absent_optional_enum_or_const_keeps_the_row_on_the_vector_checks():
+    """pyarrow reads an absent optional field as null; where the field may not be null (explicit
+    nulls are set aside by the screens), that null is an absence, which every enum or const
+    allows: the row stays on the vector checks, at the top level and inside list items alike."""
+    ds = dataset({"kind": {"type": "string", "enum": ["a", "b"]}, "one": {"type": "integer", "const": 1},
+                  "items": {"type": "array", "items": {"type": "object", "required": ["n"], "properties": {
+                      "n": {"type": "integer"}, "origin": {"type": "string", "enum": ["DE", "FR"]}}}}})
+    lines = [line(kind="a", one=1, items=[{"n": 1, "origin": "DE"}, {"n": 2}]), line(items=[{"n": 3}]), line()] * 10
+    plan = columnar.plan_for(ds)
+    parsed = plan.parse(_block(lines), lambda *a: None)
+    assert parsed._pending is None and parsed._table.num_rows == 30
+    assert k.count_true(plan.accept(parsed._table)) == 30
+    bad = [line(kind=None), line(one=None), line(items=[{"n": 1, "origin": None}]), line(kind="c"),
+           line(items=[{"n": 1, "origin": "XX"}])]
+    by_record = record_path(ds, lines + bad)
+    assert [r[0] for r in by_record.rejects] == list(range(30, 35))
+    assert_same(columnar_path(ds, lines + bad), by_record)
+
+
+def test_lines_cut_after_an_inner_brace_are_found_by_the_row_pyarrow_names(monkeypatch):
+    """A nested record cut right after an inner ``}`` still looks like one object to the brace
+    screens; pyarrow names the row it refused, so each such line costs a read or two, not a
+    halving of the block. A nested required field that is missing is read as null and left to
+    the record path (it used to fail the read without a row). Verdicts stay the record path's."""
+    ds = dataset(CUSTOMS, required=["declaration_id", "declarant", "items"])
+    good = [dumps({"event_time": WHEN, "declaration_id": f"DE{i:010d}", "declarant": {"name": "A", "country": "DE"},
+                   "items": [{"hs_code": "123456", "value": 1.5}], "cleared": True}).encode() for i in range(300)]
+    lines = list(good)
+    for at in (20, 90, 150, 260):
+        lines[at] = lines[at][:lines[at].index(b"}") + 1]  # cut after the declarant
+    lines[120] = dumps({"event_time": WHEN, "declaration_id": "DE0000000120", "declarant": {"name": "A", "country": "DE"},
+                        "items": [{"value": 1.5}]}).encode()  # hs_code missing
+    reads: list[int] = []
+    read_whole = columnar.ColumnarPlan._read_whole
+    monkeypatch.setattr(columnar.ColumnarPlan, "_read_whole",
+                        lambda self, buf, extra, size: reads.append(len(buf)) or read_whole(self, buf, extra, size))
+    by_columns = columnar_path(ds, lines)
+    by_record = record_path(ds, lines)
+    assert [r[0] for r in by_record.rejects] == [20, 90, 120, 150, 260]
+    assert_same(by_columns, by_record)
+    assert len(reads) <= 2 + 2 * 4 + 1, reads  # the block, then each cut line's read and the read before it

@@ -67,6 +67,8 @@ VALUES_ON_ONE_LINE = r"}[ \t\r]*[^ \t\r\n,}\]]"
 ``,``, ``}``, ``]`` or white space)."""
 EXACT_FLOAT_INT = 2.0**53  # below it, a float64 holds every integer exactly
 MIN_READ_BLOCK = 256 << 10
+ROW_IN_ERROR = re.compile(r" in row (\d+)$")
+"""Where pyarrow's reader names the object it refused (its syntax and type errors do)."""
 UTF8_WINDOW = 64 << 10
 _CPUS = os.cpu_count() or 1
 ARROW_ERRORS = k.ARROW_ERRORS
@@ -227,13 +229,18 @@ def _float_bound(value: Any, up: bool) -> float:
 
 def _mask_for(arr: pa.Array, node: Node, casts: dict[str, Any] | None = None) -> Any:
     """True where every check at ``node`` (and below) surely passes; null positions are True
-    (their parent decides what a null means). ``casts`` (a top-level column's caller) receives a
-    date-time column's values cast to UTC timestamps, where the check cast them all anyway."""
+    (their parent decides what a null means), but at a nullable position with an enum or const:
+    pyarrow reads an explicit null and an absent value alike, and the set decides the first, so
+    the record path decides both. ``casts`` (a top-level column's caller) receives a date-time
+    column's values cast to UTC timestamps, where the check cast them all anyway."""
     conds = []
     p = node.checks
     kind = node.kind
     for value_set in node.value_sets:
-        conds.append(k.is_in(arr, value_set))
+        cond = k.is_in(arr, value_set)  # False at nulls
+        if arr.null_count and not node.nullable:  # an absent value (the screens set explicit nulls aside)
+            cond = k.or_(cond, k.invert(k.is_valid(arr)))
+        conds.append(cond)
     if kind in STRING_KINDS:
         if "minLength" in p:
             length = k.binary_length(arr) if p["minLength"] <= 1 else k.utf8_length(arr)
@@ -406,13 +413,25 @@ def _decimal_multiple(arr: Any, divisor: Any) -> Any:
     return ok
 
 
+def _nullable_field(f: pa.Field) -> pa.Field:
+    typ = f.type
+    if pa.types.is_struct(typ):
+        typ = pa.struct([_nullable_field(typ.field(i)) for i in range(typ.num_fields)])
+    elif pa.types.is_list(typ):
+        typ = pa.list_(_nullable_field(typ.value_field))
+    elif pa.types.is_large_list(typ):
+        typ = pa.large_list(_nullable_field(typ.value_field))
+    return pa.field(f.name, typ, nullable=True, metadata=f.metadata)
+
+
 class ColumnarPlan:
     def __init__(self, dataset: Dataset, root: Node):
         self.dataset = dataset
         self.root = root
         self.columns = root.children
-        # as JSON values arrive (times as strings), every column nullable: absence is accept()'s business
-        self.transport = pa.schema([f.with_nullable(True) for f in transport_schema(dataset.bronze_arrow_schema)])
+        # as JSON values arrive (times as strings), every field nullable at every depth: absence is
+        # accept()'s business (a nested required field missing would fail the read without naming its row)
+        self.transport = pa.schema([_nullable_field(f) for f in transport_schema(dataset.bronze_arrow_schema)])
         self.closed = root.checks.get("additionalProperties") is False
         # optional fields that may not be null: pyarrow reads an explicit null as an absent field
         strict_nulls = sorted({n.name for n in root.walk()[1:] if n.name != "[]" and not n.required and not n.nullable})
@@ -472,18 +491,21 @@ class ColumnarPlan:
         """pyarrow's parse of ``buf`` (bytes or an Arrow buffer), or None where it refuses.
         Read blocks are sized so every core gets several (a longer line fails the read and is
         isolated like any other)."""
-        block_size = max(MIN_READ_BLOCK, len(buf) // (4 * _CPUS) + 1)
+        return self._read_whole(buf, extra, max(MIN_READ_BLOCK, len(buf) // (4 * _CPUS) + 1))[0]
+
+    def _read_whole(self, buf: Any, extra: str, block_size: int) -> tuple[pa.Table | None, str]:
+        """The parse of ``buf`` in read blocks of ``block_size``, or None and pyarrow's reason."""
         while True:
             options = pj.ReadOptions(use_threads=True, block_size=block_size)
             try:
-                return pj.read_json(pa.BufferReader(buf), read_options=options, parse_options=self._options(extra))
+                return pj.read_json(pa.BufferReader(buf), read_options=options, parse_options=self._options(extra)), ""
             except ARROW_ERRORS as exc:
                 if "straddl" in str(exc) and block_size <= len(buf):  # a line longer than a read block
                     block_size = len(buf) + 1
                     continue
                 if extra == "error" and "unexpected field" in str(exc) and not self.closed:
                     self.extra_fields = True
-                return None
+                return None, str(exc)
 
     def _one_object_per_line(self, block: RawBlock) -> bool:
         """With pyarrow's row count equal to the line count, each line holds exactly one object.
@@ -544,7 +566,7 @@ class ColumnarPlan:
             set_aside = k.nonzero(k.invert(keep))
             try:
                 tables, parsed, failed = self._isolate(lines, k.indices(keep), self.unnamed_fields,
-                                                       _blanked(block, set_aside))
+                                                       _blanked(block, set_aside), block)
                 break
             except _FieldsLearnt:  # the block has fields the schema does not name: screen it again
                 continue
@@ -563,10 +585,11 @@ class ColumnarPlan:
         return batch
 
     def _isolate(self, lines: pa.LargeBinaryArray, idx: list[int], extra: str,
-                 text: Any = None) -> tuple[list[pa.Table], list[int], list[int]]:
+                 text: Any = None, block: RawBlock | None = None) -> tuple[list[pa.Table], list[int], list[int]]:
         """Parse the lines at ``idx`` in one go (``text``: JSON text holding those lines and
-        only white space besides, if the caller has it); where pyarrow refuses, halve until the
-        culprits stand alone."""
+        only white space besides, if the caller has it; ``block``: the block ``text`` is a
+        blanked copy of, so each line sits at its offset); where pyarrow refuses, find the
+        culprits by the rows it names, or halve until they stand alone."""
         if not idx:
             return [], [], []
         if text is None:
@@ -578,10 +601,45 @@ class ColumnarPlan:
             raise _FieldsLearnt
         if len(idx) == 1:
             return [], [], list(idx)
+        if block is not None:
+            return self._isolate_by_row(lines, idx, extra, pa.py_buffer(text), block.starts)
         mid = len(idx) // 2
         lt, lp, lf = self._isolate(lines, idx[:mid], extra)
         rt, rp, rf = self._isolate(lines, idx[mid:], extra)
         return lt + rt, lp + rp, lf + rf
+
+    def _isolate_by_row(self, lines: pa.LargeBinaryArray, idx: list[int], extra: str, text: pa.Buffer,
+                        starts: list[int]) -> tuple[list[pa.Table], list[int], list[int]]:
+        """The culprits one by one, where pyarrow names them. Read as one block from the first
+        line not yet read, the text stops at the first line pyarrow refuses, and a syntax error
+        says which: "... in row N", N counting objects, one per line at ``idx`` (the other lines
+        are blank). The lines before it are read on their own, and the read goes on after it, so
+        a culprit costs the text up to it twice, where halving read a block about log2(lines)
+        times over (a nested feed's line cut after an inner ``}`` passes the brace screens).
+        An error without a row (a value Arrow cannot convert) leaves the rest to halving."""
+        tables: list[pa.Table] = []
+        parsed: list[int] = []
+        failed: list[int] = []
+        start = 0
+        while start < len(idx):
+            rest = text.slice(starts[idx[start]])
+            table, reason = self._read_whole(rest, extra, len(rest) + 1)  # one read block: rows count from `rest`
+            if table is not None and table.num_rows == len(idx) - start:
+                return tables + [table], parsed + idx[start:], failed
+            if table is None and extra != self.unnamed_fields:
+                raise _FieldsLearnt
+            found = ROW_IN_ERROR.search(reason) if table is None else None
+            row = int(found.group(1)) if found else -1
+            if not 0 <= row < len(idx) - start:
+                t, p, f = self._isolate(lines, idx[start:], extra)
+                return tables + t, parsed + p, failed + f
+            if row:
+                before = text.slice(starts[idx[start]], starts[idx[start + row]] - starts[idx[start]])
+                t, p, f = self._isolate(lines, idx[start:start + row], extra, before)
+                tables, parsed, failed = tables + t, parsed + p, failed + f
+            failed.append(idx[start + row])
+            start += row + 1
+        return tables, parsed, failed
 
     # -- validate ------------------------------------------------------------------------------
 
