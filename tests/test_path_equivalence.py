@@ -354,9 +354,24 @@ def test_lines_cut_after_an_inner_brace_are_found_by_the_row_pyarrow_names(monke
     reads: list[int] = []
     read_whole = columnar.ColumnarPlan._read_whole
     monkeypatch.setattr(columnar.ColumnarPlan, "_read_whole",
-                        lambda self, buf, extra, size: reads.append(len(buf)) or read_whole(self, buf, extra, size))
+                        lambda self, buf, *args, **kw: reads.append(len(buf)) or read_whole(self, buf, *args, **kw))
     by_columns = columnar_path(ds, lines)
     by_record = record_path(ds, lines)
     assert [r[0] for r in by_record.rejects] == [20, 90, 120, 150, 260]
     assert_same(by_columns, by_record)
     assert len(reads) <= 2 + 2 * 4 + 1, reads  # the block, then each cut line's read and the read before it
+
+
+def test_an_absent_optional_object_with_a_required_field_beside_lines_found_by_row():
+    """Where a screened block's culprits are found by the rows pyarrow names, the table comes from
+    a read with every field nullable, cast to the transport's nullability; an absent optional
+    object whose field is required leaves a null there (under a null parent) that the cast
+    refuses, so the strict read gives the table instead. Verdicts stay the record path's."""
+    ds = dataset({"meta": {"type": "object", "required": ["id"], "properties": {"id": {"type": "integer"}}},
+                  "n": {"type": "integer"}})
+    lines = [line(n=i, meta={"id": i}) if i % 3 else line(n=i) for i in range(60)]
+    lines[10] = lines[10][:lines[10].index(b"}") + 1]  # cut after the inner object
+    lines[40] = line(n=40, meta={})  # the required id is absent
+    by_record = record_path(ds, lines)
+    assert [r[0] for r in by_record.rejects] == [10, 40]
+    assert_same(columnar_path(ds, lines), by_record)

@@ -413,6 +413,17 @@ def _decimal_multiple(arr: Any, divisor: Any) -> Any:
     return ok
 
 
+def _read_block(size: int) -> int:
+    """pyarrow read blocks for ``size`` bytes: several per core."""
+    return max(MIN_READ_BLOCK, size // (4 * _CPUS) + 1)
+
+
+def _named_row(reason: str) -> int:
+    """The row a pyarrow read error names ("... in row N"), or -1."""
+    found = ROW_IN_ERROR.search(reason)
+    return int(found.group(1)) if found else -1
+
+
 def _nullable_field(f: pa.Field) -> pa.Field:
     typ = f.type
     if pa.types.is_struct(typ):
@@ -429,9 +440,12 @@ class ColumnarPlan:
         self.dataset = dataset
         self.root = root
         self.columns = root.children
-        # as JSON values arrive (times as strings), every field nullable at every depth: absence is
-        # accept()'s business (a nested required field missing would fail the read without naming its row)
-        self.transport = pa.schema([_nullable_field(f) for f in transport_schema(dataset.bronze_arrow_schema)])
+        # as JSON values arrive (times as strings), every column nullable: absence is accept()'s business
+        self.transport = pa.schema([f.with_nullable(True) for f in transport_schema(dataset.bronze_arrow_schema)])
+        # ... and nullable at every depth, to find the lines with a nested required field absent or
+        # null (the read above fails on them without naming a row; Arrow's cast and Parquet refuse
+        # a null in a non-nullable field, even under a null parent, so tables come from the first)
+        self.transport_nullable = pa.schema([_nullable_field(f) for f in self.transport])
         self.closed = root.checks.get("additionalProperties") is False
         # optional fields that may not be null: pyarrow reads an explicit null as an absent field
         strict_nulls = sorted({n.name for n in root.walk()[1:] if n.name != "[]" and not n.required and not n.nullable})
@@ -455,8 +469,9 @@ class ColumnarPlan:
         """What pyarrow does with a field the schema does not name: refuse it until one is seen."""
         return "ignore" if self.extra_fields else "error"
 
-    def _options(self, extra: str) -> pj.ParseOptions:
-        return pj.ParseOptions(explicit_schema=self.transport, unexpected_field_behavior=extra)
+    def _options(self, extra: str, nullable: bool = False) -> pj.ParseOptions:
+        return pj.ParseOptions(explicit_schema=self.transport_nullable if nullable else self.transport,
+                               unexpected_field_behavior=extra)
 
     def _suspect_pattern(self) -> str:
         """RE2: a named property (at any depth) followed by a value of the wrong JSON type, or a
@@ -491,14 +506,15 @@ class ColumnarPlan:
         """pyarrow's parse of ``buf`` (bytes or an Arrow buffer), or None where it refuses.
         Read blocks are sized so every core gets several (a longer line fails the read and is
         isolated like any other)."""
-        return self._read_whole(buf, extra, max(MIN_READ_BLOCK, len(buf) // (4 * _CPUS) + 1))[0]
+        return self._read_whole(buf, extra, _read_block(len(buf)))[0]
 
-    def _read_whole(self, buf: Any, extra: str, block_size: int) -> tuple[pa.Table | None, str]:
+    def _read_whole(self, buf: Any, extra: str, block_size: int, nullable: bool = False) -> tuple[pa.Table | None, str]:
         """The parse of ``buf`` in read blocks of ``block_size``, or None and pyarrow's reason."""
         while True:
             options = pj.ReadOptions(use_threads=True, block_size=block_size)
             try:
-                return pj.read_json(pa.BufferReader(buf), read_options=options, parse_options=self._options(extra)), ""
+                return pj.read_json(pa.BufferReader(buf), read_options=options,
+                                    parse_options=self._options(extra, nullable)), ""
             except ARROW_ERRORS as exc:
                 if "straddl" in str(exc) and block_size <= len(buf):  # a line longer than a read block
                     block_size = len(buf) + 1
@@ -602,44 +618,76 @@ class ColumnarPlan:
         if len(idx) == 1:
             return [], [], list(idx)
         if block is not None:
-            return self._isolate_by_row(lines, idx, extra, pa.py_buffer(text), block.starts)
+            copy = bytearray(text)  # lines found bad are blanked in it
+            return self._isolate_by_row(lines, idx, extra, copy, pa.py_buffer(copy), block.starts)
         mid = len(idx) // 2
         lt, lp, lf = self._isolate(lines, idx[:mid], extra)
         rt, rp, rf = self._isolate(lines, idx[mid:], extra)
         return lt + rt, lp + rp, lf + rf
 
-    def _isolate_by_row(self, lines: pa.LargeBinaryArray, idx: list[int], extra: str, text: pa.Buffer,
-                        starts: list[int]) -> tuple[list[pa.Table], list[int], list[int]]:
-        """The culprits one by one, where pyarrow names them. Read as one block from the first
-        line not yet read, the text stops at the first line pyarrow refuses, and a syntax error
-        says which: "... in row N", N counting objects, one per line at ``idx`` (the other lines
-        are blank). The lines before it are read on their own, and the read goes on after it, so
-        a culprit costs the text up to it twice, where halving read a block about log2(lines)
-        times over (a nested feed's line cut after an inner ``}`` passes the brace screens).
-        An error without a row (a value Arrow cannot convert) leaves the rest to halving."""
-        tables: list[pa.Table] = []
-        parsed: list[int] = []
-        failed: list[int] = []
+    def _isolate_by_row(self, lines: pa.LargeBinaryArray, idx: list[int], extra: str, text: bytearray,
+                        view: pa.Buffer, starts: list[int]) -> tuple[list[pa.Table], list[int], list[int]]:
+        """The culprits among the lines at ``idx`` (each at its offset in ``text``, the other
+        lines blank), found in three reads or so instead of halving (which read a block about
+        log2(lines) times over for each culprit; a nested feed's line cut after an inner ``}``
+        passes the brace screens):
+        1. with every field nullable, the text is read as one block from the first line not yet
+           read: it stops at the first line pyarrow refuses, and its syntax and type errors say
+           which ("... in row N", N counting objects, one per line at ``idx``); the read goes on
+           after it;
+        2. the rest, read again that way, goes through the vector checks: a nested required
+           field absent or null (which fails the strict read without naming a row) is a null
+           they refuse, as is anything else the record path will decide;
+        3. those lines blanked too, the strict read gives the table (Arrow's cast and Parquet
+           refuse a null in a non-nullable field, even under a null parent, so tables never
+           come from the nullable reads). Anything unexpected falls back to halving."""
+        bad: list[int] = []  # positions in idx
         start = 0
         while start < len(idx):
-            rest = text.slice(starts[idx[start]])
-            table, reason = self._read_whole(rest, extra, len(rest) + 1)  # one read block: rows count from `rest`
-            if table is not None and table.num_rows == len(idx) - start:
-                return tables + [table], parsed + idx[start:], failed
-            if table is None and extra != self.unnamed_fields:
+            first = starts[idx[start]]
+            segment = view.slice(first, starts[idx[-1] + 1] - first)
+            table, reason = self._read_whole(segment, extra, len(segment) + 1, nullable=True)
+            if table is not None:
+                break
+            if extra != self.unnamed_fields:
                 raise _FieldsLearnt
-            found = ROW_IN_ERROR.search(reason) if table is None else None
-            row = int(found.group(1)) if found else -1
+            row = _named_row(reason)
             if not 0 <= row < len(idx) - start:
-                t, p, f = self._isolate(lines, idx[start:], extra)
-                return tables + t, parsed + p, failed + f
-            if row:
-                before = text.slice(starts[idx[start]], starts[idx[start + row]] - starts[idx[start]])
-                t, p, f = self._isolate(lines, idx[start:start + row], extra, before)
-                tables, parsed, failed = tables + t, parsed + p, failed + f
-            failed.append(idx[start + row])
+                return self._isolate(lines, idx, extra)
+            bad.append(start + row)
             start += row + 1
-        return tables, parsed, failed
+        kept = self._blank(text, starts, idx, bad)
+        failed = [idx[i] for i in bad]
+        whole, _ = self._read_whole(view, extra, _read_block(len(view)), nullable=True)
+        if whole is None or whole.num_rows != len(kept):
+            t, p, f = self._isolate(lines, kept, extra)
+            return t, p, failed + f
+        try:
+            ok = self.accept(whole)
+            refused = k.indices(k.invert(ok))
+        except (pa.ArrowException, ValueError, TypeError):  # a gap in the vector checks: the strict read decides
+            ok, refused = None, []
+        failed += [kept[i] for i in refused]
+        if refused:
+            whole = k.filter(whole, ok)
+        kept = self._blank(text, starts, kept, refused)
+        if ok is None:
+            t, p, f = self._isolate(lines, kept, extra, view) if kept else ([], [], [])
+            return t, p, failed + f
+        try:  # the accepted rows have no null where a field may not be null, bar under a null parent
+            return [k.cast_table(whole, self.transport)], kept, failed
+        except k.ColumnCastError:  # there: the strict read fills such fields itself
+            t, p, f = self._isolate(lines, kept, extra, view) if kept else ([], [], [])
+            return t, p, failed + f
+
+    @staticmethod
+    def _blank(text: bytearray, starts: list[int], idx: list[int], positions: list[int]) -> list[int]:
+        """Turn the lines at ``positions`` of ``idx`` into white space; the lines left."""
+        for i in positions:
+            line_start, line_end = starts[idx[i]], starts[idx[i] + 1] - 1
+            text[line_start:line_end] = b" " * (line_end - line_start)
+        gone = set(positions)
+        return [line for n, line in enumerate(idx) if n not in gone]
 
     # -- validate ------------------------------------------------------------------------------
 
@@ -677,8 +725,10 @@ class ColumnarPlan:
             return k.cast_table(accepted, self.dataset.bronze_arrow_schema, casts), ok
         except k.ColumnCastError as exc:  # rare: find the values Arrow refuses, try again without them
             whole = table.column(exc.field.name)
-            return self.typed(table, k.and_(ok, pa.array([_castable(v, whole.type, exc.field.type)
-                                                          for v in whole.to_pylist()])))
+            fewer = k.and_(ok, pa.array([_castable(v, whole.type, exc.field.type) for v in whole.to_pylist()]))
+            if k.count_true(fewer) == k.count_true(ok):  # every value casts alone: not a value's fault
+                raise
+            return self.typed(table, fewer)
 
 
 def _all_true(n: int) -> list[bool]:
