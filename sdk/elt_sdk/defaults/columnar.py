@@ -5,7 +5,7 @@ Correctness never depends on the fast path. A block goes straight to pyarrow onl
 whole-buffer tests show every line is one clean object; otherwise its lines are screened with
 Arrow kernels (starts/ends with a brace, no value of the wrong JSON type for any named property,
 no NaN/Infinity or lone surrogate, valid UTF-8), and a line the screens miss but pyarrow refuses
-is isolated by bisection. pyarrow's reader is strict about JSON types with an explicit schema (a
+is found by the row its error names (``_isolate_by_row``; by halving where it names none). pyarrow's reader is strict about JSON types with an explicit schema (a
 number where a string is declared fails the read), and refuses duplicate keys, lone surrogates
 and numbers beyond float64.
 
