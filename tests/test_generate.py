@@ -97,10 +97,12 @@ EVERY_KEYWORD = {  # what the schema-driven default draws: each constraint here 
 class NoFakes:
     """An outsider's plugin that leaves fake records to the SDK's schema-driven default."""
 
-    def __init__(self, name: str, properties: dict, **schema):
+    def __init__(self, name: str, properties: dict, optional: dict | None = None, options: dict | None = None,
+                 **schema):
         properties = {"event_time": {"type": "string", "format": "date-time"}, **properties}
         self.dataset = Dataset(name=name, json_schema={
-            "type": "object", "required": list(properties), "properties": properties, **schema})
+            "type": "object", "required": list(properties), "properties": {**properties, **(optional or {})}, **schema},
+            **(options or {}))
 
     @hookimpl
     def elt_datasets(self):
@@ -168,3 +170,52 @@ def test_gen_of_a_plugin_whose_fake_records_break_its_schema_fails_in_one_line(f
     assert proc.stderr.strip().splitlines() == [
         ("Error: dataset 'fake_badgen': fake record 0 from its elt_fake_records breaks its schema "
          "(data.n must be smaller than or equal to 10); fix the hook so it returns valid records")]
+
+
+def test_fake_values_keep_decimal_multiples_and_bounds_on_the_first_draw():
+    """``fake_value`` itself, without the hook's validation and redraws to hide a slip."""
+    from elt_sdk import fake_value
+
+    rng = random.Random(3)
+    cents = [fake_value({"type": "number", "multipleOf": 0.01, "minimum": 0, "maximum": 100}, rng) for _ in range(500)]
+    assert all(len(repr(v).partition(".")[2]) <= 2 for v in cents) and len(set(cents)) > 100  # 0.3, not 0.30000000000000004
+    assert {fake_value({"type": "integer", "exclusiveMinimum": 0, "exclusiveMaximum": 3}, rng) for _ in range(200)} == {1, 2}
+    assert all(0 < fake_value({"type": "number", "exclusiveMinimum": 0, "maximum": 0.005}, rng) <= 0.005 for _ in range(50))
+    assert max(fake_value({"type": "integer", "minimum": 0, "maximum": 10**9}, rng) for _ in range(50)) > 10**6
+    assert all(len(fake_value({"type": "string", "maxLength": 2.0}, rng)) <= 2 for _ in range(20))
+
+
+def test_default_fake_records_end_recursive_refs_unite_allof_and_name_an_impossible_schema():
+    definitions = {"node": {"type": "object", "required": ["name"], "properties": {
+        "name": {"type": "string", "minLength": 1},
+        "children": {"type": "array", "items": {"$ref": "#/definitions/node"}}}},
+        "base": {"type": "object", "required": ["a"], "properties": {"a": {"type": "string", "pattern": "^A[0-9]$"}}}}
+    tree = NoFakes("tree", {"root": {"$ref": "#/definitions/node"},
+                            "both": {"allOf": [{"$ref": "#/definitions/base"},
+                                               {"required": ["b"], "properties": {"b": {"type": "integer", "minimum": 5}}}]}},
+                   definitions=definitions)
+    impossible = NoFakes("impossible", {"n": {"type": "integer", "minimum": 5, "maximum": 1}})
+    reg = load_registry(extra_plugins=[("tree", tree), ("impossible", impossible)], use_entry_points=False)
+    ds = reg.dataset("tree")
+    stats = generate.GenStats()
+    lines = b"".join(generate.generate(reg, ds, 300, seed=4, stats=stats)).splitlines()
+    assert stats.valid == 300 and transform_lines(reg, ds, lines).quarantine == []
+    records = [json.loads(ln) for ln in lines]
+    assert all(r["both"]["a"][0] == "A" and r["both"]["b"] >= 5 for r in records)
+    assert any(r["root"].get("children") for r in records)
+    with pytest.raises(FakeRecordError, match=r"dataset 'impossible': .* cannot satisfy its schema"):
+        list(generate.generate(reg, reg.dataset("impossible"), 5, seed=1))
+
+
+def test_the_validator_filling_defaults_leaves_fake_records_as_drawn():
+    """A dataset whose validator fills in defaults: the fake record keeps its absent field (the
+    check runs on a copy), so gen's files still exercise the default."""
+    plugin = NoFakes("defaults", {"n": {"type": "integer"}}, optional={"note": {"type": "string", "default": "none"}},
+                     options={"apply_defaults": True})
+    reg = load_registry(extra_plugins=[("defaults", plugin)], use_entry_points=False)
+    ds = reg.dataset("defaults")
+    filled = {"event_time": "2025-05-01T12:00:00Z", "n": 1}
+    ds.validator(filled)
+    assert filled["note"] == "none"  # the validator does fill it in
+    lines = b"".join(generate.generate(reg, ds, 400, seed=2)).splitlines()
+    assert 20 < sum(b'"note"' not in ln for ln in lines) < 200

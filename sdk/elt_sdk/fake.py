@@ -5,6 +5,7 @@ formats the validator checks, items, ``$ref``, ``anyOf``/``oneOf``/``allOf``), t
 dataset's validator, so ``gen`` and ``bench --dataset`` never count a record as valid that is not."""
 from __future__ import annotations
 
+import copy
 import math
 import random
 import string
@@ -60,6 +61,8 @@ STRING_FORMATS: dict[str, Callable[[random.Random], str]] = {
 """A realistic value for each string format the SDK's validator checks (``validator.FORMATS``)."""
 ATTEMPTS = 50
 """Draws of one record before the default hook gives up on a schema it cannot satisfy."""
+MAX_DEPTH = 6
+"""Nesting past which objects get only their required properties (a recursive ``$ref`` ends)."""
 
 
 _RESOLVERS: dict[int, tuple[Any, Resolver]] = {}
@@ -101,14 +104,17 @@ def _number(prop: Mapping[str, Any], rng: random.Random, integer: bool) -> int |
     unit = Fraction(str(step)) if isinstance(step, (int, float)) and not isinstance(step, bool) and step > 0 else \
         Fraction(1) if integer else None
     if unit is None:
-        return round(rng.uniform(float(low), float(high)), 2)
+        value = round(rng.uniform(float(low), float(high)), 2)
+        if not (low < value < high or value == low and not open_low or value == high and not open_high):
+            value = float((low + high) / 2)  # a range too narrow for two decimals
+        return value
     if integer and unit.denominator != 1:
         unit = unit * unit.denominator  # a multiple that is also an integer
     first = math.floor(low / unit) + 1 if open_low else math.ceil(low / unit)
     last = math.ceil(high / unit) - 1 if open_high else math.floor(high / unit)
     if first > last:
         return float(low)  # nothing fits: the validator says so
-    value = rng.randint(first, min(last, first + 10_000)) * unit
+    value = rng.randint(first, last) * unit
     if integer or value.denominator == 1 and isinstance(step, int):
         return int(value)
     return float(Decimal(value.numerator) / Decimal(value.denominator))
@@ -121,8 +127,8 @@ def _string(prop: Mapping[str, Any], rng: random.Random) -> str:
     pattern = prop.get("pattern")
     if isinstance(pattern, str):
         return _matching(pattern, rng)
-    lo = prop.get("minLength", 0)
-    hi = prop.get("maxLength", max(lo, 4) + 12)
+    lo = int(prop.get("minLength", 0))
+    hi = int(prop.get("maxLength", max(lo, 4) + 12))
     lo = max(lo, min(4, hi))
     return _word(rng, lo, max(lo, min(hi, lo + 12)))
 
@@ -136,14 +142,14 @@ def _matching(pattern: str, rng: random.Random) -> str:
         return _word(rng)
 
 
-def fake_value(prop: Any, rng: random.Random, name: str = "", *, root: Any = None) -> Any:
+def fake_value(prop: Any, rng: random.Random, name: str = "", *, root: Any = None, depth: int = 0) -> Any:
     """A value ``prop`` (a JSON Schema) allows, mostly; the default hook validates each record
-    and draws again where it does not. ``root``: the whole schema, for ``$ref``."""
+    and draws again where it does not. ``root``: the whole schema, for ``$ref``. Past
+    ``MAX_DEPTH`` levels an object gets only its required properties and an array its fewest
+    items, so a recursive ``$ref`` ends."""
     if prop is True or not isinstance(prop, Mapping):
         return _word(rng)
-    if "$ref" in prop and root is not None:
-        target, _ = _resolver(root).resolve(prop["$ref"])
-        return fake_value(target, rng, name, root=root)
+    prop = _resolved(prop, root)
     if "const" in prop:
         return prop["const"]
     if "enum" in prop:
@@ -151,14 +157,11 @@ def fake_value(prop: Any, rng: random.Random, name: str = "", *, root: Any = Non
     for keyword in ("anyOf", "oneOf"):
         if isinstance(prop.get(keyword), list) and prop[keyword]:
             rest = {k: v for k, v in prop.items() if k != keyword}
-            branch = rng.choice(prop[keyword])
-            return fake_value({**rest, **branch} if isinstance(branch, Mapping) else branch, rng, name, root=root)
+            branch = _resolved(rng.choice(prop[keyword]), root)
+            return fake_value({**rest, **branch} if isinstance(branch, Mapping) else branch, rng, name, root=root,
+                              depth=depth)
     if isinstance(prop.get("allOf"), list):
-        merged = {k: v for k, v in prop.items() if k != "allOf"}
-        for part in prop["allOf"]:
-            if isinstance(part, Mapping):
-                merged.update(part)
-        return fake_value(merged, rng, name, root=root)
+        return fake_value(_merged(prop, root), rng, name, root=root, depth=depth)
     try:
         types, nullable = json_types(prop)
     except SchemaError:  # no type: a string, unless the keywords say object or array
@@ -173,31 +176,68 @@ def fake_value(prop: Any, rng: random.Random, name: str = "", *, root: Any = Non
     if kind == "boolean":
         return rng.random() < 0.5
     if kind == "array":
-        lo = prop.get("minItems", 0)
-        hi = prop.get("maxItems", lo + 3)
+        lo = int(prop.get("minItems", 0))
+        hi = int(prop.get("maxItems", lo + 3))
+        count = lo if depth >= MAX_DEPTH else rng.randint(lo, max(lo, min(hi, lo + 3)))
         items = prop.get("items", True)
         if isinstance(items, list):  # draft-07 tuple items: one value per position
-            return [fake_value(p, rng, root=root) for p in items[:max(lo, min(hi, len(items)))]]
-        return [fake_value(items, rng, root=root) for _ in range(rng.randint(lo, max(lo, min(hi, lo + 3))))]
+            return [fake_value(p, rng, root=root, depth=depth + 1) for p in items[:max(lo, min(hi, len(items)))]]
+        return [fake_value(items, rng, root=root, depth=depth + 1) for _ in range(count)]
     if kind == "object":
-        return fake_record(prop, rng, root=root)
+        return fake_record(prop, rng, root=root, depth=depth)
     return None
 
 
-def fake_record(schema: Mapping[str, Any], rng: random.Random, *, root: Any = None) -> dict[str, Any]:
-    """An object with every required property and most optional ones, values from ``fake_value``."""
+def _resolved(prop: Any, root: Any) -> Any:
+    """``prop`` with its ``$ref`` followed (draft-07: the ref's siblings are ignored)."""
+    while isinstance(prop, Mapping) and "$ref" in prop and root is not None:
+        prop, _ = _resolver(root).resolve(prop["$ref"])
+    return prop
+
+
+def _merged(prop: Mapping[str, Any], root: Any) -> dict[str, Any]:
+    """``allOf`` as one schema: each part's ``$ref`` followed, ``properties`` and ``required``
+    united, other keywords from the last part that has them (the validator then judges)."""
+    merged: dict[str, Any] = {k: v for k, v in prop.items() if k != "allOf"}
+    for part in prop["allOf"]:
+        part = _resolved(part, root)
+        if not isinstance(part, Mapping):
+            continue
+        part = _merged(part, root) if isinstance(part.get("allOf"), list) else part
+        for key, value in part.items():
+            if key == "properties" and isinstance(value, Mapping):
+                merged["properties"] = {**merged.get("properties", {}), **value}
+            elif key == "required" and isinstance(value, list):
+                merged["required"] = list(dict.fromkeys([*merged.get("required", []), *value]))
+            else:
+                merged[key] = value
+    return merged
+
+
+def fake_record(schema: Mapping[str, Any], rng: random.Random, *, root: Any = None, depth: int = 0) -> dict[str, Any]:
+    """An object with every required property and most optional ones (only the required ones
+    past ``MAX_DEPTH``), values from ``fake_value``."""
     root = schema if root is None else root
-    if "$ref" in schema:
-        schema, _ = _resolver(root).resolve(schema["$ref"])
+    schema = _resolved(schema, root)
+    if isinstance(schema.get("allOf"), list):
+        schema = _merged(schema, root)
     props = schema.get("properties", {})
     required = set(schema.get("required", ()))
-    return {k: fake_value(p, rng, k, root=root) for k, p in props.items() if k in required or rng.random() < 0.8}
+    deep = depth >= MAX_DEPTH
+    return {k: fake_value(p, rng, k, root=root, depth=depth + 1) for k, p in props.items()
+            if k in required or not deep and rng.random() < 0.8}
+
+
+DRAW_ERRORS = (ValueError, TypeError, KeyError, IndexError, ArithmeticError, RecursionError)
+"""What a draw may raise on a schema it cannot serve (an empty enum, a bound that is no
+number): that dataset's FakeRecordError, not a traceback."""
 
 
 def valid_fake_records(dataset: "Dataset", rng: random.Random, count: int) -> list[dict[str, Any]]:
     """``count`` schema-driven records, each one the dataset's validator accepts (drawn again
     where a draw breaks a keyword the drawing does not honour); raises FakeRecordError, naming
-    the dataset and the error, when a schema defeats ``ATTEMPTS`` draws of one record."""
+    the dataset and the error, when a schema defeats ``ATTEMPTS`` draws of one record. The
+    validator may fill in defaults, so it checks a copy: a record keeps its absent fields."""
     import fastjsonschema
 
     schema = dataset.json_schema
@@ -205,11 +245,16 @@ def valid_fake_records(dataset: "Dataset", rng: random.Random, count: int) -> li
     for _ in range(count):
         error = None
         for _ in range(ATTEMPTS):
-            record = fake_record(schema, rng)
+            try:
+                record = fake_record(schema, rng)
+            except DRAW_ERRORS as exc:
+                raise FakeRecordError(f"dataset {dataset.name!r}: the SDK's schema-driven fake records cannot draw "
+                                      f"from its schema ({type(exc).__name__}: {exc}); implement elt_fake_records "
+                                      "in its plugin") from None
             if dataset.discriminator in schema.get("properties", {}):
                 record[dataset.discriminator] = dataset.route_value
             try:
-                dataset.validator(record)
+                dataset.validator(copy.deepcopy(record))
             except fastjsonschema.JsonSchemaValueException as exc:
                 error = exc.message
                 continue

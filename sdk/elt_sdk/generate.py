@@ -31,12 +31,15 @@ class GenStats:
 
 def check_fake_records(dataset: Dataset, records: list[dict[str, Any]]) -> None:
     """Raise FakeRecordError at the first record the dataset's schema refuses: ``gen`` counts
-    every record of the hook as valid, and the bad ones it adds are counted on that basis."""
+    every record of the hook as valid, and the bad ones it adds are counted on that basis
+    (``generate`` checks a hook's first batch of ``BATCH`` records)."""
+    import copy
+
     import fastjsonschema
 
     for i, record in enumerate(records):
         try:
-            dataset.validator(record)
+            dataset.validator(copy.deepcopy(record))  # it may fill in defaults: the record keeps its absent fields
         except fastjsonschema.JsonSchemaValueException as exc:
             raise FakeRecordError(f"dataset {dataset.name!r}: fake record {i} from its elt_fake_records breaks its "
                                   f"schema ({exc.message}); fix the hook so it returns valid records") from None

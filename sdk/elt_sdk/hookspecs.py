@@ -135,7 +135,7 @@ def elt_fake_records(dataset: "Dataset", rng: random.Random, count: int) -> list
     The default draws values from the JSON Schema and keeps only records the dataset's validator
     accepts; a dataset plugin returns records with its feed's real distributions. They must be
     valid against the dataset's schema: ``gen`` counts them as valid (and stops with the reason,
-    ``FakeRecordError``, at one that is not), and ``--invalid-rate`` breaks copies of them one
+    ``FakeRecordError``, at one of the first 5,000 that is not), and ``--invalid-rate`` breaks copies of them one
     constraint at a time, at any depth (``elt_sdk.mutations``), counting each as schema-invalid.
     The standard suite draws its records from the schema itself, not from this hook.
     """

@@ -10,6 +10,7 @@ import click
 
 from elt_sdk import generate
 from elt_sdk.cli.context import UsageProblem, progress, state
+from elt_sdk.errors import FakeRecordError
 from elt_sdk.plugins import UnknownDataset
 
 
@@ -48,6 +49,9 @@ def command(dataset: str, count: int, fmt: str, invalid_rate: float, seed: int |
                         generate.write(fh, lines)
         except OSError as exc:
             raise UsageProblem(f"cannot write {out}: {exc.strerror}") from None
+        except FakeRecordError:  # nothing half-written stays behind
+            out.unlink(missing_ok=True)
+            raise
     click.echo(json.dumps({"dataset": ds.name, "records": stats.records, "valid": stats.valid,
                            "malformed": stats.malformed, "schema_invalid": stats.schema_invalid,
                            "out": str(out) if out else "-"}), err=True)

@@ -67,6 +67,8 @@ VALUES_ON_ONE_LINE = r"}[ \t\r]*[^ \t\r\n,}\]]"
 ``,``, ``}``, ``]`` or white space)."""
 EXACT_FLOAT_INT = 2.0**53  # below it, a float64 holds every integer exactly
 MIN_READ_BLOCK = 256 << 10
+CHECK_ERRORS = (pa.ArrowException, ValueError, TypeError, ArithmeticError, RecursionError, KeyError, IndexError)
+"""What the vector checks may raise on values they have a gap for: the record path decides then."""
 ROW_IN_ERROR = re.compile(r" in row (\d+)$")
 """Where pyarrow's reader names the object it refused (its syntax and type errors do)."""
 UTF8_WINDOW = 64 << 10
@@ -665,7 +667,7 @@ class ColumnarPlan:
         try:
             ok = self.accept(whole)
             refused = k.indices(k.invert(ok))
-        except (pa.ArrowException, ValueError, TypeError):  # a gap in the vector checks: the strict read decides
+        except CHECK_ERRORS:  # a gap in the vector checks: the strict read decides
             ok, refused = None, []
         failed += [kept[i] for i in refused]
         if refused:

@@ -193,7 +193,7 @@ def _validate_columnar(plan: columnar.ColumnarPlan, dataset: Dataset, batch: Par
     try:
         casts: dict[str, Any] = {}
         typed, ok = plan.typed(batch._table, plan.accept(batch._table, casts), casts)
-    except (pa.ArrowException, *_RECORD_ERRORS):  # a gap in the vector checks: the record path decides all
+    except columnar.CHECK_ERRORS:  # a gap in the vector checks: the record path decides all
         log.warning("columnar checks failed for dataset %s; deciding the block record by record", dataset.name,
                     exc_info=True)
         typed, ok = plan.typed(batch._table, pa.chunked_array([pa.array([False] * batch._table.num_rows)], pa.bool_()))
