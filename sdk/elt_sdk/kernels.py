@@ -159,6 +159,8 @@ def count_true(mask: Datum) -> int:
 
 def nonzero(mask: Datum) -> pa.UInt64Array:
     """Positions where ``mask`` is true."""
+    if isinstance(mask, pa.ChunkedArray) and mask.num_chunks == 0:  # pyarrow 17 crashes on it
+        return pa.array([], pa.uint64())
     return call_function("indices_nonzero", [mask])
 
 

@@ -673,6 +673,8 @@ class ColumnarPlan:
         if refused:
             whole = k.filter(whole, ok)
         kept = self._blank(text, starts, kept, refused)
+        if not kept:  # no table of no rows: pyarrow 17's kernels crash on its chunkless columns
+            return [], [], failed
         if ok is None:
             t, p, f = self._isolate(lines, kept, extra, view) if kept else ([], [], [])
             return t, p, failed + f
