@@ -73,7 +73,6 @@ ROW_IN_ERROR = re.compile(r" in row (\d+)$")
 """Where pyarrow's reader names the object it refused (its syntax and type errors do)."""
 UTF8_WINDOW = 64 << 10
 _CPUS = os.cpu_count() or 1
-ARROW_ERRORS = k.ARROW_ERRORS
 STRING_KINDS = ("string", "timestamp", "date")
 NUMERIC_KINDS = ("integer", "number")
 # keywords the vector checks decide, by kind (keywords for other JSON types are ignored)
@@ -370,7 +369,7 @@ def _plain_utc_times(arr: Any) -> Any:
         return None
     try:
         return k.cast(arr, pa.timestamp("us", "UTC"))
-    except ARROW_ERRORS:
+    except k.ARROW_ERRORS:
         return None
 
 
@@ -517,7 +516,7 @@ class ColumnarPlan:
             try:
                 return pj.read_json(pa.BufferReader(buf), read_options=options,
                                     parse_options=self._options(extra, nullable)), ""
-            except ARROW_ERRORS as exc:
+            except k.ARROW_ERRORS as exc:
                 if "straddl" in str(exc) and block_size <= len(buf):  # a line longer than a read block
                     block_size = len(buf) + 1
                     continue
@@ -828,7 +827,7 @@ def _castable(value: Any, source: pa.DataType, target: pa.DataType) -> bool:
     try:
         k.cast(pa.array([value], source), target)
         return True
-    except ARROW_ERRORS:
+    except k.ARROW_ERRORS:
         return False
 
 
