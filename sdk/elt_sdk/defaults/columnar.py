@@ -675,12 +675,12 @@ class ColumnarPlan:
         if not kept:  # no table of no rows: pyarrow 17's kernels crash on its chunkless columns
             return [], [], failed
         if ok is None:
-            t, p, f = self._isolate(lines, kept, extra, view) if kept else ([], [], [])
+            t, p, f = self._isolate(lines, kept, extra, view)
             return t, p, failed + f
         try:  # the accepted rows have no null where a field may not be null, bar under a null parent
             return [k.cast_table(whole, self.transport)], kept, failed
         except k.ColumnCastError:  # there: the strict read fills such fields itself
-            t, p, f = self._isolate(lines, kept, extra, view) if kept else ([], [], [])
+            t, p, f = self._isolate(lines, kept, extra, view)
             return t, p, failed + f
 
     @staticmethod
