@@ -177,9 +177,10 @@ class Committer:
         mkey = manifest_key(source.key)
         got = self.silver.get_bytes(mkey)
         self._remember(source.key, got)
-        if not got or not self._names_current(json.loads(got[0]), source, fingerprint):
+        doc = json.loads(got[0]) if got else {}
+        if not got or not self._names_current(doc, source, fingerprint):
             return False
-        self._finish(mkey, json.loads(got[0]), got[1])
+        self._finish(mkey, doc, got[1])
         return True
 
     def assume_new(self, source: SourceRef) -> None:
