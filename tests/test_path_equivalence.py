@@ -362,6 +362,29 @@ def test_lines_cut_after_an_inner_brace_are_found_by_the_row_pyarrow_names(monke
     assert len(reads) <= 2 + 2 * 4 + 1, reads  # the block, then each cut line's read and the read before it
 
 
+def test_culprits_are_found_in_pieces_read_side_by_side(monkeypatch):
+    """With enough lines, step 1 reads a piece per core, each piece's rows counted from its own
+    first line: culprits in every piece, at a piece's first and last line, land on the right
+    lines (a row counted from the wrong origin would quarantine a good line and keep a cut one)."""
+    monkeypatch.setattr(columnar, "_CPUS", 3)
+    monkeypatch.setattr(columnar, "MIN_PIECE_LINES", 40)
+    ds = dataset(CUSTOMS, required=["declaration_id", "declarant", "items"])
+    lines = [dumps({"event_time": WHEN, "declaration_id": f"DE{i:010d}", "declarant": {"name": "A", "country": "DE"},
+                    "items": [{"hs_code": "123456", "value": 1.5}], "cleared": True}).encode() for i in range(300)]
+    cut = [5, 99, 100, 101, 180, 199, 200, 299]
+    for at in cut:
+        lines[at] = lines[at][:lines[at].index(b"}") + 1]
+    pieces: list[int] = []
+    culprits = columnar.ColumnarPlan._culprits
+    monkeypatch.setattr(columnar.ColumnarPlan, "_culprits",
+                        lambda self, view, starts, idx, extra: pieces.append(len(idx)) or culprits(self, view, starts, idx, extra))
+    by_columns = columnar_path(ds, lines)
+    by_record = record_path(ds, lines)
+    assert [r[0] for r in by_record.rejects] == cut
+    assert_same(by_columns, by_record)
+    assert pieces and max(pieces) >= 3 * 40  # the pieces were taken
+
+
 def test_an_absent_optional_object_with_a_required_field_beside_lines_found_by_row():
     """Where a screened block's culprits are found by the rows pyarrow names, the table comes from
     a read with every field nullable, cast to the transport's nullability; an absent optional

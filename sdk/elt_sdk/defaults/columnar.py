@@ -72,6 +72,8 @@ CHECK_ERRORS = (pa.ArrowException, ValueError, TypeError, ArithmeticError, Recur
 ROW_IN_ERROR = re.compile(r" in row (\d+)$")
 """Where pyarrow's reader names the object it refused (its syntax and type errors do)."""
 UTF8_WINDOW = 64 << 10
+MIN_PIECE_LINES = 2048
+"""Lines below which ``_culprits`` reads a block's lines in one piece (threads cost more)."""
 _CPUS = os.cpu_count() or 1
 STRING_KINDS = ("string", "timestamp", "date")
 NUMERIC_KINDS = ("integer", "number")
@@ -635,28 +637,16 @@ class ColumnarPlan:
         1. with every field nullable, the text is read as one block from the first line not yet
            read: it stops at the first line pyarrow refuses, and its syntax and type errors say
            which ("... in row N", N counting objects, one per line at ``idx``); the read goes on
-           after it;
+           after it (``_culprits``: a piece of the lines per core, side by side);
         2. the rest, read again that way, goes through the vector checks: a nested required
            field absent or null (which fails the strict read without naming a row) is a null
            they refuse, as is anything else the record path will decide;
         3. those lines blanked too, the strict read gives the table (Arrow's cast and Parquet
            refuse a null in a non-nullable field, even under a null parent, so tables never
            come from the nullable reads). Anything unexpected falls back to halving."""
-        bad: list[int] = []  # positions in idx
-        start = 0
-        while start < len(idx):
-            first = starts[idx[start]]
-            segment = view.slice(first, starts[idx[-1] + 1] - first)
-            table, reason = self._read_whole(segment, extra, len(segment) + 1, nullable=True)
-            if table is not None:
-                break
-            if extra != self.unnamed_fields:
-                raise _FieldsLearnt
-            row = _named_row(reason)
-            if not 0 <= row < len(idx) - start:
-                return self._isolate(lines, idx, extra)
-            bad.append(start + row)
-            start += row + 1
+        bad = self._culprits(view, starts, idx, extra)  # positions in idx
+        if bad is None:
+            return self._isolate(lines, idx, extra)
         kept = self._blank(text, starts, idx, bad)
         failed = [idx[i] for i in bad]
         whole, _ = self._read_whole(view, extra, _read_block(len(view)), nullable=True)
@@ -682,6 +672,40 @@ class ColumnarPlan:
         except k.ColumnCastError:  # there: the strict read fills such fields itself
             t, p, f = self._isolate(lines, kept, extra, view)
             return t, p, failed + f
+
+    def _culprits(self, view: pa.Buffer, starts: list[int], idx: list[int], extra: str) -> list[int] | None:
+        """Step 1 of ``_isolate_by_row``: positions in ``idx`` of the lines a nullable read
+        refuses, or None where an error names no row. Each read is one read block, so on one
+        thread: the lines go in a piece per core, read side by side (the reader releases the
+        GIL), each piece's rows counted from its first line."""
+        n = len(idx)
+        pieces = max(1, min(_CPUS, n // MIN_PIECE_LINES))
+        bounds = [n * i // pieces for i in range(pieces + 1)]
+
+        def piece(i: int) -> list[int] | None:
+            bad, start, end = [], bounds[i], bounds[i + 1]
+            stop = starts[idx[end - 1] + 1]
+            while start < end:
+                first = starts[idx[start]]
+                table, reason = self._read_whole(view.slice(first, stop - first), extra, stop - first + 1, nullable=True)
+                if table is not None:
+                    break
+                if extra != self.unnamed_fields:
+                    raise _FieldsLearnt
+                row = _named_row(reason)
+                if not 0 <= row < end - start:
+                    return None
+                bad.append(start + row)
+                start += row + 1
+            return bad
+
+        if pieces == 1:
+            return piece(0)
+        from concurrent.futures import ThreadPoolExecutor  # only blocks with culprits get here
+
+        with ThreadPoolExecutor(pieces, thread_name_prefix="elt-culprits") as pool:
+            found = list(pool.map(piece, range(pieces)))
+        return None if any(f is None for f in found) else [p for f in found for p in f]  # type: ignore[union-attr]
 
     @staticmethod
     def _blank(text: bytearray, starts: list[int], idx: list[int], positions: list[int]) -> list[int]:
