@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from elt_sdk import kernels as k
 from elt_sdk.batch import RawBlock, SourceRef
-from elt_sdk.defaults import columnar
+from elt_sdk.defaults import columnar, parse, validate
 from test_values import rfc3339
 from validation_paths import (Raw, WHEN, assert_same, columnar_path, dataset, dumps, line, record_path,
                               reference_verdict)
@@ -383,6 +383,25 @@ def test_culprits_are_found_in_pieces_read_side_by_side(monkeypatch):
     assert [r[0] for r in by_record.rejects] == cut
     assert_same(by_columns, by_record)
     assert pieces and max(pieces) >= 3 * 40  # the pieces were taken
+
+
+def test_rows_the_culprit_search_accepted_are_not_checked_again(monkeypatch):
+    """The culprit search runs the vector checks on the rows it keeps; validate takes that
+    table as accepted instead of running them a second time (and the verdicts stay the same)."""
+    ds = dataset(CUSTOMS, required=["declaration_id", "declarant", "items"])
+    lines = [dumps({"event_time": WHEN, "declaration_id": f"DE{i:010d}", "declarant": {"name": "A", "country": "DE"},
+                    "items": [{"hs_code": "123456", "value": 1.5}], "cleared": True}).encode() for i in range(100)]
+    for at in (10, 70):
+        lines[at] = lines[at][:lines[at].index(b"}") + 1]
+    plan = columnar.plan_for(ds)
+    parsed = plan.parse(_block(lines), parse.decode_rows)
+    assert parsed._table is not None and parsed._accepted is parsed._table
+    calls: list[int] = []
+    accept = columnar.ColumnarPlan.accept
+    monkeypatch.setattr(columnar.ColumnarPlan, "accept", lambda self, *a, **kw: calls.append(1) or accept(self, *a, **kw))
+    validated = validate.elt_validate(ds, parsed)
+    assert calls == [] and validated.lines == [i for i in range(100) if i not in (10, 70)]
+    assert [r.line for r in parsed.rejects + validated.rejects] == [10, 70]
 
 
 def test_an_absent_optional_object_with_a_required_field_beside_lines_found_by_row():

@@ -194,6 +194,8 @@ class ParsedBatch:
     _table_lines: list[int] | None = None
     _pending: Callable[[], None] | None = None
     _records: list[Any] | None = None
+    _accepted: pa.Table | None = None
+    """``_table`` when the columnar parse ran the vector checks on it and they accepted every row."""
 
     def _settle(self) -> "ParsedBatch":
         """Run the work parse left for later: Python work runs on the pipeline's thread while the

@@ -593,8 +593,10 @@ class ColumnarPlan:
         rest = set_aside.to_pylist()
         batch = ParsedBatch(block, [])
         if tables:
-            batch._table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+            batch._table = pa.concat_tables([t for t, _ in tables]) if len(tables) > 1 else tables[0][0]
             batch._table_lines = parsed
+            if all(accepted for _, accepted in tables):  # validate need not run the checks again
+                batch._accepted = batch._table
 
         def decode_set_aside() -> None:
             decode_rows(block, sorted(rest + failed), batch)
@@ -604,18 +606,19 @@ class ColumnarPlan:
         return batch
 
     def _isolate(self, lines: pa.LargeBinaryArray, idx: list[int], extra: str,
-                 text: Any = None, block: RawBlock | None = None) -> tuple[list[pa.Table], list[int], list[int]]:
+                 text: Any = None, block: RawBlock | None = None) -> tuple[list[tuple[pa.Table, bool]], list[int], list[int]]:
         """Parse the lines at ``idx`` in one go (``text``: JSON text holding those lines and
         only white space besides, if the caller has it; ``block``: the block ``text`` is a
         blanked copy of, so each line sits at its offset); where pyarrow refuses, find the
-        culprits by the rows it names, or halve until they stand alone."""
+        culprits by the rows it names, or halve until they stand alone. Each table comes with
+        whether the vector checks accepted all its rows already."""
         if not idx:
             return [], [], []
         if text is None:
             text = _values(k.take(lines, pa.array(idx, pa.int64())))
         table = self._read(text, extra)
         if table is not None and table.num_rows == len(idx):
-            return [table], list(idx), []
+            return [(table, False)], list(idx), []
         if table is None and extra != self.unnamed_fields:
             raise _FieldsLearnt
         if len(idx) == 1:
@@ -629,7 +632,7 @@ class ColumnarPlan:
         return lt + rt, lp + rp, lf + rf
 
     def _isolate_by_row(self, lines: pa.LargeBinaryArray, idx: list[int], extra: str, text: bytearray,
-                        view: pa.Buffer, starts: list[int]) -> tuple[list[pa.Table], list[int], list[int]]:
+                        view: pa.Buffer, starts: list[int]) -> tuple[list[tuple[pa.Table, bool]], list[int], list[int]]:
         """The culprits among the lines at ``idx`` (each at its offset in ``text``, the other
         lines blank), found in three reads or so instead of halving (which read a block about
         log2(lines) times over for each culprit; a nested feed's line cut after an inner ``}``
@@ -668,7 +671,7 @@ class ColumnarPlan:
             t, p, f = self._isolate(lines, kept, extra, view)
             return t, p, failed + f
         try:  # the accepted rows have no null where a field may not be null, bar under a null parent
-            return [k.cast_table(whole, self.transport)], kept, failed
+            return [(k.cast_table(whole, self.transport), True)], kept, failed
         except k.ColumnCastError:  # there: the strict read fills such fields itself
             t, p, f = self._isolate(lines, kept, extra, view)
             return t, p, failed + f

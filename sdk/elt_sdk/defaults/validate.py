@@ -192,7 +192,11 @@ def _validate_columnar(plan: columnar.ColumnarPlan, dataset: Dataset, batch: Par
     block, table_lines = batch.block, batch._table_lines
     try:
         casts: dict[str, Any] = {}
-        typed, ok = plan.typed(batch._table, plan.accept(batch._table, casts), casts)
+        if batch._accepted is batch._table:  # checked on the parse thread (culprits found by row)
+            ok = pa.chunked_array([pa.array([True] * batch._table.num_rows)], pa.bool_())
+        else:
+            ok = plan.accept(batch._table, casts)
+        typed, ok = plan.typed(batch._table, ok, casts)
     except columnar.CHECK_ERRORS:  # a gap in the vector checks: the record path decides all
         log.warning("columnar checks failed for dataset %s; deciding the block record by record", dataset.name,
                     exc_info=True)
