@@ -8,13 +8,14 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from elt_sdk.cli import main
-from elt_sdk.commit import COMMITTED, DUPLICATE, SILVER, Attempt, Committer, OutputFile, manifest_key
+from elt_sdk.commit import COMMITTED, DUPLICATE, SILVER, Attempt, Committer, OutputFile, failure_key, manifest_key
 from elt_sdk.source import ObjectVersion, SourceRef
 from elt_sdk.store import Conflict, LocalStore
 
 KEY = "bronze/shipments/a.jsonl"
 V1 = ObjectVersion("etag-1", "0001", 1)
 V2 = ObjectVersion("etag-2", "0002", 2)
+V3 = ObjectVersion("etag-3", "0003", 3)
 
 
 def ref(version: ObjectVersion = V1) -> SourceRef:
@@ -308,3 +309,35 @@ def test_a_redelivery_finishes_the_garbage_a_failed_step_5_left_readable(tmp_pat
             dup.skip_if_current = True
             assert again.commit(dup).status == DUPLICATE
         assert silver_files(root) == current and not any(manifest(root)["garbage"].values())
+
+
+def test_a_redelivery_retires_the_failure_marker_a_failed_step_5_left(tmp_path):
+    """v2 never reached silver (its marker says why); v3 lands but its step 5 fails before the
+    marker goes: the redelivery that finds v3 current removes it, as a landing version does."""
+    root = tmp_path / "out"
+    store = FailingDelete(root)
+    assert Committer(store).commit(attempt(tmp_path, Committer(store), "v1", V1)).status == COMMITTED
+    assert Committer(store).mark_failed(ref(V2), "boom") == failure_key(KEY)
+    c = Committer(store)
+    try:
+        c.commit(attempt(tmp_path, c, "v3", V3))
+        raise AssertionError("the injected delete failure did not surface")
+    except RuntimeError:
+        pass
+    assert (root / failure_key(KEY)).exists() and manifest(root)["failed"]["version"]["etag"] == "etag-2"
+    assert Committer(store).is_committed(ref(V3), {})
+    assert not (root / failure_key(KEY)).exists() and manifest(root)["failed"] is None
+    assert silver_files(root) == set(manifest(root)["current"]["files"]["silver"])
+
+
+def test_an_older_version_landing_keeps_a_newer_versions_failure_marker(tmp_path):
+    """v3 failed; v2, older, lands after it (v3 never became current, so v2 may): the marker
+    still tells why v3 is not in silver, and the manifest still names it."""
+    root = tmp_path / "out"
+    store = LocalStore(root)
+    assert Committer(store).commit(attempt(tmp_path, Committer(store), "v1", V1)).status == COMMITTED
+    assert Committer(store).mark_failed(ref(V3), "boom") == failure_key(KEY)
+    assert Committer(store).commit(attempt(tmp_path, Committer(store), "v2", V2)).status == COMMITTED
+    assert (root / failure_key(KEY)).exists() and manifest(root)["failed"]["version"]["etag"] == "etag-3"
+    assert Committer(store).commit(attempt(tmp_path, Committer(store), "v3", V3)).status == COMMITTED
+    assert not (root / failure_key(KEY)).exists() and manifest(root)["failed"] is None

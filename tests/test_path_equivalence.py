@@ -387,12 +387,13 @@ def test_culprits_are_found_in_pieces_read_side_by_side(monkeypatch):
 
 def test_rows_the_culprit_search_accepted_are_not_checked_again(monkeypatch):
     """The culprit search runs the vector checks on the rows it keeps; validate takes that
-    table as accepted instead of running them a second time (and the verdicts stay the same)."""
-    ds = dataset(CUSTOMS, required=["declaration_id", "declarant", "items"])
-    lines = [dumps({"event_time": WHEN, "declaration_id": f"DE{i:010d}", "declarant": {"name": "A", "country": "DE"},
-                    "items": [{"hs_code": "123456", "value": 1.5}], "cleared": True}).encode() for i in range(100)]
-    for at in (10, 70):
-        lines[at] = lines[at][:lines[at].index(b"}") + 1]
+    table as accepted instead of running them a second time (and the verdicts stay the same).
+    (Flat: pyarrow 17 casts no struct with nullable fields to one without, so there a nested
+    table comes from the strict read, which validate checks.)"""
+    ds = dataset({"n": {"type": "integer", "minimum": 0}, "s": {"type": "string", "pattern": "^[a-z]+$"}})
+    lines = [line(n=i, s="abc") for i in range(100)]
+    for at in (10, 70):  # brace-shaped, yet not JSON: they pass the screens and fail the read
+        lines[at] = lines[at][:-1] + b',}'
     plan = columnar.plan_for(ds)
     parsed = plan.parse(_block(lines), parse.decode_rows)
     assert parsed._table is not None and parsed._accepted is parsed._table

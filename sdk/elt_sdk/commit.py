@@ -14,7 +14,8 @@ that is current and is only ever changed by a conditional write (``Store.put_if`
    another attempt's abandoned ``pending`` as garbage;
 3. put the files at their final keys (upload, or copy from staging);
 4. write the manifest with this attempt as ``current`` and the previous version's files as
-   garbage; 5. delete the garbage, the staged files, a failure marker of an earlier version.
+   garbage; 5. delete the garbage, the staged files, a failure marker of this version or an
+   earlier one (a newer version's stays, and the manifest keeps naming it).
 
 A conditional write that loses means another attempt moved first: start again at 1. Final keys
 carry a round id unique to the attempt's try, so garbage is never a key anyone writes again and
@@ -28,8 +29,9 @@ versions' during steps 3-5 (a few requests), the new version's after. A crash be
 leaves the previous version current; its staged files expire (lifecycle on ``_elt/staging/``)
 and files it promoted are removed by the next commit of the same key (or ``elt-sdk repair``).
 A crash or a failed delete in step 5 leaves the older version's files named as garbage and still
-readable: the message is redelivered, and the redelivery, finding its version current, finishes
-step 5 before it ends as a duplicate (``is_committed``, ``skip_if_current``).
+readable (and the failure marker it retires in place): the message is redelivered, and the
+redelivery, finding its version current, finishes step 5 before it ends as a duplicate
+(``is_committed``, ``skip_if_current``).
 
 An object split into byte-range chunks commits once, by whichever chunk attempt finds every
 chunk's record (``_elt/chunks/<object id>/<version>/``) present; chunks stage their files first.
@@ -180,7 +182,7 @@ class Committer:
         doc = json.loads(got[0]) if got else {}
         if not got or not self._names_current(doc, source, fingerprint):
             return False
-        self._finish(mkey, doc, got[1])
+        self._finish(source.key, mkey, doc, got[1])
         return True
 
     def assume_new(self, source: SourceRef) -> None:
@@ -304,7 +306,7 @@ class Committer:
                 return Outcome(SUPERSEDED)
             if skip_if_current and self._names_current(doc, source, fingerprint):
                 self._delete_quietly(carry)
-                self._finish(mkey, doc, token)
+                self._finish(source.key, mkey, doc, token)
                 return Outcome(DUPLICATE)
             round_id = uuid.uuid4().hex[:8]
             finals = [(f, f.final(source, round_id)) for f in self._promoted(files)]
@@ -327,7 +329,7 @@ class Committer:
                 raise
             garbage = _merge(garbage, self._collectable((cur or {}).get("files")), self._replaced(cur))
             current = self._current(source, version, round_id, mine, files, counts, fingerprint, cur)
-            payload = _dump({**base, "current": current, "pending": None, "failed": None, "garbage": garbage})
+            payload = _dump({**base, "current": current, "pending": None, "failed": doc.get("failed"), "garbage": garbage})
             try:
                 token = self.silver.put_if(mkey, payload, token)
             except Conflict:
@@ -336,9 +338,7 @@ class Committer:
                     carry = self._delete_quietly(mine)  # what stays goes into the next round's garbage
                     continue
                 # won: with token None (the manifest changed after our write), step 5 leaves it as it is
-            partitions = self._landed(source, version, files, finals, current, garbage, base, mkey, token)
-            if doc.get("failed"):
-                self.stores[QUARANTINE].delete([failure_key(source.key)])
+            partitions = self._landed(source, version, files, finals, current, garbage, base, mkey, token, doc.get("failed"))
             return Outcome(COMMITTED, partitions, {f.dataset: key for f, key in finals if f.area == QUARANTINE})
         self._delete_quietly(carry)
         raise CommitContention(f"{source.uri}: {MAX_ROUNDS} commit rounds lost to concurrent writers of this "
@@ -366,27 +366,39 @@ class Committer:
 
     def _landed(self, source: SourceRef, version: ObjectVersion, files: list[OutputFile],
                 finals: list[tuple[OutputFile, str]], current: dict[str, Any], garbage: dict[str, list[str]],
-                base: dict[str, Any], mkey: str, token: str) -> dict[tuple[str, str], list[str]]:
+                base: dict[str, Any], mkey: str, token: str, failed: dict[str, Any] | None) -> dict[tuple[str, str], list[str]]:
         """Step 5, once the manifest names this round current; the partitions it wrote."""
-        if any(garbage.values()):
-            self._collect(garbage)
+        if any(garbage.values()) or _retired(failed, version):
+            failed = self._clean_up(source.key, garbage, failed, version)
             try:  # best effort: the garbage is gone
-                self.silver.put_if(mkey, _dump({**base, "current": current, "pending": None, "failed": None,
+                self.silver.put_if(mkey, _dump({**base, "current": current, "pending": None, "failed": failed,
                                                 "garbage": {}}), token)
             except Conflict:
                 pass
         return _partitions(finals)
 
-    def _finish(self, mkey: str, doc: dict[str, Any], token: str | None) -> None:
-        """Step 5 for a round that named its version current and died before its garbage was
-        gone (a kill, a throttled delete): until then the replaced version's rows stay readable
-        beside the current ones. A failed delete raises, so the message that found it comes back."""
-        garbage = doc.get("garbage") or {}
-        if not any(garbage.values()):
-            return
+    def _clean_up(self, key: str, garbage: dict[str, list[str]], failed: dict[str, Any] | None,
+                  version: ObjectVersion) -> dict[str, Any] | None:
+        """Step 5's deletions: the garbage, and the failure marker ``version`` landing retires;
+        what the manifest's ``failed`` becomes (a newer version's failure stays)."""
         self._collect(garbage)
+        if not _retired(failed, version):
+            return failed
+        self.stores[QUARANTINE].delete([failure_key(key)])
+        return None
+
+    def _finish(self, key: str, mkey: str, doc: dict[str, Any], token: str | None) -> None:
+        """Step 5 for a round that named its version current and died before it was done (a kill,
+        a throttled delete): until then the replaced version's rows stay readable beside the
+        current ones, and a failure marker it retires stays. A failed delete raises, so the
+        message that found it comes back."""
+        garbage, failed = doc.get("garbage") or {}, doc.get("failed")
+        version = ObjectVersion.from_dict(doc["current"]["version"])
+        if not any(garbage.values()) and not _retired(failed, version):
+            return
+        failed = self._clean_up(key, garbage, failed, version)
         try:  # best effort, as in step 5: garbage keys are never written again
-            self.silver.put_if(mkey, _dump({**doc, "garbage": {}}), token)
+            self.silver.put_if(mkey, _dump({**doc, "garbage": {}, "failed": failed}), token)
         except Conflict:
             pass
 
@@ -581,7 +593,7 @@ class IcebergHandoff(Committer):
 
     def _landed(self, source: SourceRef, version: ObjectVersion, files: list[OutputFile],
                 finals: list[tuple[OutputFile, str]], current: dict[str, Any], garbage: dict[str, list[str]],
-                base: dict[str, Any], mkey: str, token: str) -> dict[tuple[str, str], list[str]]:
+                base: dict[str, Any], mkey: str, token: str, failed: dict[str, Any] | None) -> dict[tuple[str, str], list[str]]:
         silver = [f for f in files if f.area == SILVER]
         with self._lock:
             self._sent.update(f.staged for f in silver if f.staged)
@@ -589,10 +601,10 @@ class IcebergHandoff(Committer):
                    "version": version.to_dict(), "round": current["round"], "tables": current["tables"],
                    "files": [{"dataset": f.dataset, "dt": f.dt, "key": f.staged, "rows": f.rows,
                               "elt_version": f.elt_version} for f in silver]})
-        self._collect(garbage)
+        failed = self._clean_up(source.key, garbage, failed, version)
         try:  # best effort: a redelivery of this version is skipped only once this is written
             self.silver.put_if(mkey, _dump({**base, "current": {**current, "handoff": "sent"}, "pending": None,
-                                            "failed": None, "garbage": {}}), token)
+                                            "failed": failed, "garbage": {}}), token)
         except Conflict:
             pass
         partitions: dict[tuple[str, str], list[str]] = {}
@@ -635,6 +647,11 @@ def _merge(*parts: dict[str, list[str]] | None) -> dict[str, list[str]]:
             bucket = out.setdefault(area, [])
             bucket.extend(k for k in keys if k not in bucket)
     return out
+
+
+def _retired(failed: dict[str, Any] | None, version: ObjectVersion) -> bool:
+    """Does ``version`` landing retire this failure record (of that version or an older one)?"""
+    return bool(failed) and not ObjectVersion.from_dict(failed["version"]).newer_than(version)  # type: ignore[index]
 
 
 def _compacted(current: dict[str, Any] | None) -> dict[str, list[str]]:
