@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from elt_sdk.cli import main
@@ -286,6 +287,13 @@ class FailingDelete(LocalStore):
         return super().delete(keys)
 
 
+def commit_failing_in_step_5(tmp_path: Path, store: FailingDelete, name: str, version: ObjectVersion) -> None:
+    """Commit ``version`` through step 4; its step-5 delete fails (``store`` is fresh)."""
+    c = Committer(store)
+    with pytest.raises(RuntimeError, match="SlowDown"):
+        c.commit(attempt(tmp_path, c, name, version))
+
+
 def test_a_redelivery_finishes_the_garbage_a_failed_step_5_left_readable(tmp_path):
     """Step 4 names v2 current, then its delete of v1's files fails and the message comes back:
     the redelivery finds v2 current and must still take v1's rows away, whichever check sees it."""
@@ -293,12 +301,7 @@ def test_a_redelivery_finishes_the_garbage_a_failed_step_5_left_readable(tmp_pat
         root = tmp_path / check / "out"
         store = FailingDelete(root)
         assert Committer(store).commit(attempt(tmp_path, Committer(store), "v1", V1)).status == COMMITTED
-        c = Committer(store)
-        try:
-            c.commit(attempt(tmp_path, c, "v2", V2))
-            raise AssertionError("the injected delete failure did not surface")
-        except RuntimeError:
-            pass
+        commit_failing_in_step_5(tmp_path, store, "v2", V2)
         current = set(manifest(root)["current"]["files"]["silver"])
         assert len(silver_files(root)) == 4 and manifest(root)["garbage"]["silver"]  # v1's rows still readable
         again = Committer(store)
@@ -318,12 +321,7 @@ def test_a_redelivery_retires_the_failure_marker_a_failed_step_5_left(tmp_path):
     store = FailingDelete(root)
     assert Committer(store).commit(attempt(tmp_path, Committer(store), "v1", V1)).status == COMMITTED
     assert Committer(store).mark_failed(ref(V2), "boom") == failure_key(KEY)
-    c = Committer(store)
-    try:
-        c.commit(attempt(tmp_path, c, "v3", V3))
-        raise AssertionError("the injected delete failure did not surface")
-    except RuntimeError:
-        pass
+    commit_failing_in_step_5(tmp_path, store, "v3", V3)
     assert (root / failure_key(KEY)).exists() and manifest(root)["failed"]["version"]["etag"] == "etag-2"
     assert Committer(store).is_committed(ref(V3), {})
     assert not (root / failure_key(KEY)).exists() and manifest(root)["failed"] is None
