@@ -207,6 +207,19 @@ def test_default_fake_records_end_recursive_refs_unite_allof_and_name_an_impossi
         list(generate.generate(reg, reg.dataset("impossible"), 5, seed=1))
 
 
+def test_fake_records_from_a_new_schema_dict_each_time_hold_few_resolvers():
+    """A caller drawing from a fresh schema document per record (a dict built in a loop) must not
+    make the per-document resolver cache grow with the records."""
+    from elt_sdk import fake
+
+    rng = random.Random(5)
+    for n in range(3 * fake.MAX_RESOLVERS):
+        schema = {"definitions": {"n": {"type": "integer", "minimum": n, "maximum": n}},
+                  "type": "object", "required": ["v"], "properties": {"v": {"$ref": "#/definitions/n"}}}
+        assert fake.fake_record(schema, rng) == {"v": n}
+        assert len(fake._RESOLVERS) <= fake.MAX_RESOLVERS
+
+
 def test_the_validator_filling_defaults_leaves_fake_records_as_drawn():
     """A dataset whose validator fills in defaults: the fake record keeps its absent field (the
     check runs on a copy), so gen's files still exercise the default."""

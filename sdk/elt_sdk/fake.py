@@ -67,11 +67,15 @@ MAX_DEPTH = 6
 
 _RESOLVERS: dict[int, tuple[Any, Resolver]] = {}
 """A Resolver per schema document drawn from (it indexes the whole document once)."""
+MAX_RESOLVERS = 64
+"""Documents held at once: a caller drawing from a new schema dict each time must not grow it."""
 
 
 def _resolver(root: Any) -> Resolver:
     held = _RESOLVERS.get(id(root))
     if held is None or held[0] is not root:
+        if len(_RESOLVERS) >= MAX_RESOLVERS:
+            _RESOLVERS.clear()
         held = _RESOLVERS[id(root)] = (root, Resolver(root))
     return held[1]
 
