@@ -741,7 +741,7 @@ class ColumnarPlan:
             if cond.null_count:
                 cond = k.fill_null(cond, True)
             ok = cond if ok is None else k.and_(ok, cond)
-        return ok if ok is not None else pa.chunked_array([pa.array(_all_true(table.num_rows))], pa.bool_())
+        return ok if ok is not None else uniform_mask(table.num_rows, True)
 
     def typed(self, table: pa.Table, ok: Any, casts: dict[str, Any] | None = None) -> tuple[pa.Table, Any]:
         """The accepted rows in the dataset's bronze schema, and ``ok`` without the rows whose
@@ -763,6 +763,11 @@ class ColumnarPlan:
 
 def _all_true(n: int) -> list[bool]:
     return [True] * n
+
+
+def uniform_mask(n: int, value: bool) -> pa.ChunkedArray:
+    """A verdict mask of ``n`` rows, all ``value`` (as ``accept`` returns them)."""
+    return pa.chunked_array([pa.array([value] * n, pa.bool_())], pa.bool_())
 
 
 class _FieldsLearnt(Exception):

@@ -193,14 +193,14 @@ def _validate_columnar(plan: columnar.ColumnarPlan, dataset: Dataset, batch: Par
     try:
         casts: dict[str, Any] = {}
         if batch._accepted is batch._table:  # checked on the parse thread (culprits found by row)
-            ok = pa.chunked_array([pa.array([True] * batch._table.num_rows)], pa.bool_())
+            ok = columnar.uniform_mask(batch._table.num_rows, True)
         else:
             ok = plan.accept(batch._table, casts)
         typed, ok = plan.typed(batch._table, ok, casts)
     except columnar.CHECK_ERRORS:  # a gap in the vector checks: the record path decides all
         log.warning("columnar checks failed for dataset %s; deciding the block record by record", dataset.name,
                     exc_info=True)
-        typed, ok = plan.typed(batch._table, pa.chunked_array([pa.array([False] * batch._table.num_rows)], pa.bool_()))
+        typed, ok = plan.typed(batch._table, columnar.uniform_mask(batch._table.num_rows, False))
     refused = [table_lines[i] for i in k.indices(k.invert(ok))]
     if not refused and not batch.decoded:
         return ValidatedBatch(typed, lines=list(table_lines))
