@@ -70,6 +70,22 @@ def stack(endpoint, monkeypatch):
     handlers.reset()
 
 
+def notifications(endpoint, res) -> list[dict]:
+    """The S3 event notifications the stack's bronze bucket sent so far (moto's, with their
+    sequencers and event times), taken off its events queue."""
+    sqs = endpoint.client("sqs")
+    events = []
+    while True:
+        msgs = sqs.receive_message(QueueUrl=res.events_queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        if not msgs:
+            return events
+        for m in msgs:
+            body = json.loads(m["Body"])
+            if "Records" in body:
+                events.append(body)
+            sqs.delete_message(QueueUrl=res.events_queue_url, ReceiptHandle=m["ReceiptHandle"])
+
+
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 

@@ -297,7 +297,7 @@ def commit_failing_in_step_5(tmp_path: Path, store: FailingDelete, name: str, ve
 def test_a_redelivery_finishes_the_garbage_a_failed_step_5_left_readable(tmp_path):
     """Step 4 names v2 current, then its delete of v1's files fails and the message comes back:
     the redelivery finds v2 current and must still take v1's rows away, whichever check sees it."""
-    for check in ("is_committed", "skip_if_current"):
+    for check in ("committed", "skip_if_current"):
         root = tmp_path / check / "out"
         store = FailingDelete(root)
         assert Committer(store).commit(attempt(tmp_path, Committer(store), "v1", V1)).status == COMMITTED
@@ -305,13 +305,20 @@ def test_a_redelivery_finishes_the_garbage_a_failed_step_5_left_readable(tmp_pat
         current = set(manifest(root)["current"]["files"]["silver"])
         assert len(silver_files(root)) == 4 and manifest(root)["garbage"]["silver"]  # v1's rows still readable
         again = Committer(store)
-        if check == "is_committed":
-            assert again.is_committed(ref(V2), {})
+        if check == "committed":
+            done = again.committed(ref(V2), {})
         else:
             dup = attempt(tmp_path, again, "dup", V2)
             dup.skip_if_current = True
-            assert again.commit(dup).status == DUPLICATE
+            done = again.commit(dup)
         assert silver_files(root) == current and not any(manifest(root)["garbage"].values())
+        # v2's partitions are ready only now: the duplicate that finished its commit carries them
+        assert done is not None and done.status == DUPLICATE
+        assert {k: set(v) for k, v in done.partitions.items()} == {("shipments", "2025-06-01"): current}
+        assert done.rows == {("shipments", "2025-06-01"): 20}
+        # ... and a duplicate with nothing left to finish announces nothing
+        plain = Committer(store).committed(ref(V2), {})
+        assert plain is not None and (plain.status, plain.partitions, plain.rows) == (DUPLICATE, {}, {})
 
 
 def test_a_redelivery_retires_the_failure_marker_a_failed_step_5_left(tmp_path):
@@ -323,7 +330,7 @@ def test_a_redelivery_retires_the_failure_marker_a_failed_step_5_left(tmp_path):
     assert Committer(store).mark_failed(ref(V2), "boom") == failure_key(KEY)
     commit_failing_in_step_5(tmp_path, store, "v3", V3)
     assert (root / failure_key(KEY)).exists() and manifest(root)["failed"]["version"]["etag"] == "etag-2"
-    assert Committer(store).is_committed(ref(V3), {})
+    assert Committer(store).committed(ref(V3), {}) is not None
     assert not (root / failure_key(KEY)).exists() and manifest(root)["failed"] is None
     assert silver_files(root) == set(manifest(root)["current"]["files"]["silver"])
 

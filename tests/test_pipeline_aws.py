@@ -1,6 +1,7 @@
 """Ingest and transform handlers against moto's server over real HTTP (the embedded endpoint)."""
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
@@ -15,6 +16,8 @@ from elt_sdk.aws.events import parse
 from elt_sdk.aws.idempotency.base import AlreadyCompleted, AlreadyInProgress, Idempotency
 from elt_sdk.aws.idempotency.dynamodb import DynamoDBPersistence
 from elt_sdk.local.esm import EventSourceMapping, LambdaContext, queue_depth
+
+from conftest import notifications
 
 
 def lines(n: int, start: int = 0, bad: tuple[int, ...] = ()) -> bytes:
@@ -240,27 +243,96 @@ def test_a_message_for_an_overwritten_object_is_dropped(endpoint, stack):
     assert queue_depth(endpoint.client("sqs"), res.dlq_url) == 0
 
 
+@contextlib.contextmanager
+def partition_events(endpoint, settings):
+    """A queue subscribed to ``silver_partition_ready`` events; yields a function that returns the
+    details received so far."""
+    sqs, events = endpoint.client("sqs"), endpoint.client("events")
+    rule = f"{settings.name_prefix}-ready"
+    target = sqs.create_queue(QueueName=f"{settings.name_prefix}-partitions")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=target, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name=rule, EventPattern=json.dumps({"detail-type": ["silver_partition_ready"]}))
+    events.put_targets(Rule=rule, Targets=[{"Id": "q", "Arn": arn}])
+
+    def received() -> list[dict]:
+        got = sqs.receive_message(QueueUrl=target, MaxNumberOfMessages=10).get("Messages", [])
+        return [json.loads(m["Body"])["detail"] for m in got]
+
+    try:
+        yield received
+    finally:
+        events.remove_targets(Rule=rule, Ids=["q"])
+        events.delete_rule(Name=rule)
+
+
 def test_partition_ready_events_reach_eventbridge(endpoint, stack, monkeypatch):
     settings, res = stack
     monkeypatch.setenv("ELT_EMIT_PARTITION_EVENTS", "true")
     handlers.reset()
-    sqs, events, s3 = endpoint.client("sqs"), endpoint.client("events"), endpoint.client("s3")
-    target = sqs.create_queue(QueueName=f"{settings.name_prefix}-partitions")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=target, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(Name=f"{settings.name_prefix}-ready", EventPattern=json.dumps({"detail-type": ["silver_partition_ready"]}))
-    events.put_targets(Rule=f"{settings.name_prefix}-ready", Targets=[{"Id": "q", "Arn": arn}])
-    put = s3.put_object(Bucket=res.bronze_bucket, Key="bronze/shipments/d.jsonl", Body=lines(6))
-    handlers.ingest_handler(s3_event(res.bronze_bucket, "bronze/shipments/d.jsonl", put["ETag"].strip('"'), 1), ctx())
-    drive(endpoint, settings, res)
-    got = [json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=target, MaxNumberOfMessages=10)["Messages"]]
-    details = sorted((g["detail"]["dataset"], g["detail"]["dt"], g["detail"]["rows"]) for g in got)
+    s3 = endpoint.client("s3")
+    with partition_events(endpoint, settings) as received:
+        put = s3.put_object(Bucket=res.bronze_bucket, Key="bronze/shipments/d.jsonl", Body=lines(6))
+        handlers.ingest_handler(s3_event(res.bronze_bucket, "bronze/shipments/d.jsonl", put["ETag"].strip('"'), 1), ctx())
+        drive(endpoint, settings, res)
+        got = received()
+    details = sorted((d["dataset"], d["dt"], d["rows"]) for d in got)
     assert details == [("shipments", "2025-06-01", 2), ("shipments", "2025-06-02", 2), ("shipments", "2025-06-03", 2)]
-    for g in got:  # consumers list or read exactly the partition's files
-        d = g["detail"]
+    for d in got:  # consumers list or read exactly the partition's files
         assert d["prefix"] == f"silver/shipments/dt={d['dt']}/" and d["bucket"] == res.silver_bucket
         assert d["keys"] and all(k.startswith(d["prefix"]) and k.endswith(".parquet") for k in d["keys"])
-    events.remove_targets(Rule=f"{settings.name_prefix}-ready", Ids=["q"])
-    events.delete_rule(Name=f"{settings.name_prefix}-ready")
+
+
+def test_a_redelivery_that_finishes_a_failed_step_5_announces_the_partitions(endpoint, stack):
+    """v2 of an object lands (step 4), then its delete of v1's files is throttled: v1's rows are
+    still readable, so nothing is announced and the message comes back. The redelivery finds v2
+    current, finishes step 5 and announces v2's partitions, which are exact only now."""
+    from elt_sdk.aws.s3 import S3Store
+    from elt_sdk.aws.transform import SqsTransform
+    from elt_sdk.commit import Committer, manifest_key
+    from elt_sdk.pipeline import Transformer
+    from elt_sdk.plugins import load_registry
+
+    settings, res = stack
+    s3, sqs = endpoint.client("s3"), endpoint.client("sqs")
+    key = "bronze/shipments/finish.jsonl"
+    notifications(endpoint, res)  # earlier tests' objects
+    s3.put_object(Bucket=res.bronze_bucket, Key=key, Body=lines(6))
+    [v1] = notifications(endpoint, res)  # S3's own events: v2's sequencer orders it after v1
+    handlers.ingest_handler(v1, ctx())
+    drive(endpoint, settings, res)
+    s3.put_object(Bucket=res.bronze_bucket, Key=key, Body=lines(9, start=100))
+    [v2] = notifications(endpoint, res)
+    handlers.ingest_handler(v2, ctx())
+    [pointer] = sqs.receive_message(QueueUrl=res.queue_url, MaxNumberOfMessages=10)["Messages"]
+
+    class ThrottledOnce(S3Store):
+        throttled = False
+
+        def delete(self, keys):
+            if not ThrottledOnce.throttled and any(k.startswith("silver/") for k in keys):
+                ThrottledOnce.throttled = True
+                raise RuntimeError("SlowDown")
+            return super().delete(keys)
+
+    app = SqsTransform(s3=s3, transformer=Transformer(load_registry()),
+                       committer=Committer(ThrottledOnce(s3, res.silver_bucket), S3Store(s3, res.quarantine_bucket)),
+                       silver_bucket=res.silver_bucket, metrics_namespace="t", sqs=sqs, dlq_url=res.dlq_url,
+                       events=endpoint.client("events"))
+
+    def deliver(receives: int) -> dict:
+        return app.handle({"Records": [{"messageId": "m", "body": pointer["Body"],
+                                        "attributes": {"ApproximateReceiveCount": str(receives)}}]})
+
+    with partition_events(endpoint, settings) as received:
+        assert deliver(1) == {"batchItemFailures": [{"itemIdentifier": "m"}]} and ThrottledOnce.throttled
+        assert len(silver_rows(endpoint, res.silver_bucket)) == 6 + 9  # both versions readable: not announced
+        assert received() == []
+        assert deliver(2) == {"batchItemFailures": []}
+        got = received()
+    assert sorted(r["shipment_id"] for r in silver_rows(endpoint, res.silver_bucket)) == sorted(f"S{i}" for i in range(100, 109))
+    current = json.loads(s3.get_object(Bucket=res.silver_bucket, Key=manifest_key(key))["Body"].read())["current"]
+    assert sorted((d["dt"], d["rows"]) for d in got) == [("2025-06-01", 3), ("2025-06-02", 3), ("2025-06-03", 3)]
+    assert sorted(k for d in got for k in d["keys"]) == sorted(current["files"]["silver"])
 
 
 def test_idempotency_locks_expire_and_ttl_is_checked_in_code(endpoint, stack):
@@ -486,9 +558,9 @@ def test_a_duplicate_first_delivery_is_dropped_at_its_commit_and_a_redriven_one_
     calls: list[str] = []
 
     class Watched(Committer):
-        def is_committed(self, source, fingerprint):
+        def committed(self, source, fingerprint):
             calls.append("read first")
-            return super().is_committed(source, fingerprint)
+            return super().committed(source, fingerprint)
 
         def commit(self, attempt):
             outcome = super().commit(attempt)

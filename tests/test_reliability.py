@@ -24,6 +24,8 @@ from elt_sdk.source import LocalSource
 from elt_sdk.store import LocalStore
 from elt_sdk.testing import transform_lines
 
+from conftest import notifications
+
 
 def record(i: int, **changes) -> dict:
     return {"record_type": "shipments", "event_time": f"2025-06-{1 + i % 3:02d}T12:00:00Z", "shipment_id": f"S{i}",
@@ -163,20 +165,6 @@ def test_transform_twice_on_an_edited_file_keeps_only_the_new_rows(tmp_path):
     assert cli("transform", str(src), "--out", str(tmp_path / "out")).exit_code == 0
     assert silver_ids(tmp_path / "out") == ["S7", "S8", "S9"]
     assert not list((tmp_path / "out" / "quarantine").rglob("*.jsonl"))  # the old version's reject left too
-
-
-def notifications(endpoint, res) -> list[dict]:
-    sqs = endpoint.client("sqs")
-    events = []
-    while True:
-        msgs = sqs.receive_message(QueueUrl=res.events_queue_url, MaxNumberOfMessages=10).get("Messages", [])
-        if not msgs:
-            return events
-        for m in msgs:
-            body = json.loads(m["Body"])
-            if "Records" in body:
-                events.append(body)
-            sqs.delete_message(QueueUrl=res.events_queue_url, ReceiptHandle=m["ReceiptHandle"])
 
 
 def drain(endpoint, settings, res) -> None:

@@ -31,7 +31,9 @@ and files it promoted are removed by the next commit of the same key (or ``elt-s
 A crash or a failed delete in step 5 leaves the older version's files named as garbage and still
 readable (and the failure marker it retires in place): the message is redelivered, and the
 redelivery, finding its version current, finishes step 5 before it ends as a duplicate
-(``is_committed``, ``skip_if_current``).
+(``committed``, ``skip_if_current``). That duplicate's outcome carries the partitions of the
+commit it finished (the manifest's ``current.partitions``), for the transform to announce: they
+are ready only then.
 
 An object split into byte-range chunks commits once, by whichever chunk attempt finds every
 chunk's record (``_elt/chunks/<object id>/<version>/``) present; chunks stage their files first.
@@ -144,7 +146,11 @@ class Attempt:
 class Outcome:
     status: str
     partitions: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    """The silver files a commit made readable, by (dataset, dt): what ``silver_partition_ready``
+    announces. A ``DUPLICATE`` has some only when it finished that commit's step 5."""
     quarantine_keys: dict[str, str] = field(default_factory=dict)
+    rows: dict[tuple[str, str], int] = field(default_factory=dict)
+    """Rows per partition of ``partitions`` (every chunk's, for an object in chunks)."""
 
 
 def manifest_key(key: str) -> str:
@@ -163,7 +169,7 @@ class Committer:
         self.silver = silver
         self.clock = clock
         self._read: dict[str, tuple[bytes, str] | None] = {}
-        """The manifest each object's attempt read before transforming (``is_committed``), or
+        """The manifest each object's attempt read before transforming (``committed``), or
         None for an object assumed new (``assume_new``): its commit's first round starts from it
         instead of reading; a stale one only loses that round's conditional write."""
 
@@ -173,24 +179,26 @@ class Committer:
         got = self.silver.get_bytes(manifest_key(key))
         return json.loads(got[0]).get("current") if got else None
 
-    def is_committed(self, source: SourceRef, fingerprint: dict[str, str]) -> bool:
-        """Is this version already current, written by the same plugin versions? (A duplicate
-        delivery need not be transformed again; a replay after a plugin upgrade is.)"""
+    def committed(self, source: SourceRef, fingerprint: dict[str, str]) -> Outcome | None:
+        """Is this version already current, written by the same plugin versions? Then the
+        ``DUPLICATE`` outcome the delivery ends with; None: transform it. (A duplicate delivery
+        need not be transformed again; a replay after a plugin upgrade is.) If the commit that
+        made it current died before step 5 was done, this finishes it, and the outcome carries
+        that commit's partitions: they are ready only now."""
         mkey = manifest_key(source.key)
         got = self.silver.get_bytes(mkey)
         self._remember(source.key, got)
         doc = json.loads(got[0]) if got else {}
         if not got or not self._names_current(doc, source, fingerprint):
-            return False
-        self._finish(source.key, mkey, doc, got[1])
-        return True
+            return None
+        return self._duplicate(source.key, mkey, doc, got[1])
 
     def assume_new(self, source: SourceRef) -> None:
         """Let this object's commit start as if it had no manifest yet: the first round writes it
         only if none exists (``put_if`` with no version) instead of reading it first. That saves
         a request per object seen for the first time, the common case of a feed; an object that
         has a manifest costs one refused write more, and its rounds go on as usual. Use with
-        ``Attempt.skip_if_current``, which stands in for the ``is_committed`` check not made."""
+        ``Attempt.skip_if_current``, which stands in for the ``committed`` check not made."""
         self._remember(source.key, None)
 
     def _remember(self, key: str, got: tuple[bytes, str] | None) -> None:
@@ -306,8 +314,7 @@ class Committer:
                 return Outcome(SUPERSEDED)
             if skip_if_current and self._names_current(doc, source, fingerprint):
                 self._delete_quietly(carry)
-                self._finish(source.key, mkey, doc, token)
-                return Outcome(DUPLICATE)
+                return self._duplicate(source.key, mkey, doc, token)
             round_id = uuid.uuid4().hex[:8]
             finals = [(f, f.final(source, round_id)) for f in self._promoted(files)]
             mine = _by_area((f.area, key) for f, key in finals)
@@ -328,7 +335,9 @@ class Committer:
                     return Outcome(DUPLICATE if version.same_as(ObjectVersion.from_dict(now["version"])) else SUPERSEDED)
                 raise
             garbage = _merge(garbage, self._collectable((cur or {}).get("files")), self._replaced(cur))
-            current = self._current(source, version, round_id, mine, files, counts, fingerprint, cur)
+            partitions, rows = self._partitions(files, finals), _rows(files)
+            current = {**self._current(source, version, round_id, mine, files, counts, fingerprint, cur),
+                       "partitions": _partition_list(partitions, rows)}  # for the delivery that finishes step 5
             payload = _dump({**base, "current": current, "pending": None, "failed": doc.get("failed"), "garbage": garbage})
             try:
                 token = self.silver.put_if(mkey, payload, token)
@@ -338,8 +347,8 @@ class Committer:
                     carry = self._delete_quietly(mine)  # what stays goes into the next round's garbage
                     continue
                 # won: with token None (the manifest changed after our write), step 5 leaves it as it is
-            partitions = self._landed(source, version, files, finals, current, garbage, base, mkey, token, doc.get("failed"))
-            return Outcome(COMMITTED, partitions, {f.dataset: key for f, key in finals if f.area == QUARANTINE})
+            self._landed(source, version, files, current, garbage, base, mkey, token, doc.get("failed"))
+            return Outcome(COMMITTED, partitions, {f.dataset: key for f, key in finals if f.area == QUARANTINE}, rows)
         self._delete_quietly(carry)
         raise CommitContention(f"{source.uri}: {MAX_ROUNDS} commit rounds lost to concurrent writers of this "
                                "object; the message is retried (many replays of one key at once?)")
@@ -364,10 +373,18 @@ class Committer:
         return {"version": version.to_dict(), "round": round_id, "files": mine, "counts": counts,
                 "fingerprint": fingerprint, "committed_at": self.clock()}
 
-    def _landed(self, source: SourceRef, version: ObjectVersion, files: list[OutputFile],
-                finals: list[tuple[OutputFile, str]], current: dict[str, Any], garbage: dict[str, list[str]],
-                base: dict[str, Any], mkey: str, token: str, failed: dict[str, Any] | None) -> dict[tuple[str, str], list[str]]:
-        """Step 5, once the manifest names this round current; the partitions it wrote."""
+    def _partitions(self, files: list[OutputFile], finals: list[tuple[OutputFile, str]]) -> dict[tuple[str, str], list[str]]:
+        """The silver keys this round makes current, by (dataset, dt)."""
+        out: dict[tuple[str, str], list[str]] = {}
+        for f, key in finals:
+            if f.area == SILVER and f.dt:
+                out.setdefault((f.dataset, f.dt), []).append(key)
+        return out
+
+    def _landed(self, source: SourceRef, version: ObjectVersion, files: list[OutputFile], current: dict[str, Any],
+                garbage: dict[str, list[str]], base: dict[str, Any], mkey: str, token: str,
+                failed: dict[str, Any] | None) -> None:
+        """Step 5, once the manifest names this round current."""
         if any(garbage.values()) or _retired(failed, version):
             failed = self._clean_up(source.key, garbage, failed, version)
             try:  # best effort: the garbage is gone
@@ -375,7 +392,6 @@ class Committer:
                                                 "garbage": {}}), token)
             except Conflict:
                 pass
-        return _partitions(finals)
 
     def _clean_up(self, key: str, garbage: dict[str, list[str]], failed: dict[str, Any] | None,
                   version: ObjectVersion) -> dict[str, Any] | None:
@@ -387,20 +403,30 @@ class Committer:
         self.stores[QUARANTINE].delete([failure_key(key)])
         return None
 
-    def _finish(self, key: str, mkey: str, doc: dict[str, Any], token: str | None) -> None:
+    def _duplicate(self, key: str, mkey: str, doc: dict[str, Any], token: str | None) -> Outcome:
+        """How a delivery of the current version ends: ``DUPLICATE``, with the partitions of the
+        commit it finished (``_finish``), which that commit could not announce."""
+        if not self._finish(key, mkey, doc, token):
+            return Outcome(DUPLICATE)
+        partitions = doc["current"].get("partitions") or []  # none in a manifest an older release wrote
+        return Outcome(DUPLICATE, {(d, dt): keys for d, dt, _, keys in partitions},
+                       rows={(d, dt): rows for d, dt, rows, _ in partitions})
+
+    def _finish(self, key: str, mkey: str, doc: dict[str, Any], token: str | None) -> bool:
         """Step 5 for a round that named its version current and died before it was done (a kill,
         a throttled delete): until then the replaced version's rows stay readable beside the
         current ones, and a failure marker it retires stays. A failed delete raises, so the
-        message that found it comes back."""
+        message that found it comes back. True if there was something to finish."""
         garbage, failed = doc.get("garbage") or {}, doc.get("failed")
         version = ObjectVersion.from_dict(doc["current"]["version"])
         if not any(garbage.values()) and not _retired(failed, version):
-            return
+            return False
         failed = self._clean_up(key, garbage, failed, version)
         try:  # best effort, as in step 5: garbage keys are never written again
             self.silver.put_if(mkey, _dump({**doc, "garbage": {}, "failed": failed}), token)
         except Conflict:
             pass
+        return True
 
     def _won_anyway(self, mkey: str, round_id: str, payload: bytes) -> tuple[bool, str | None]:
         """After a step-4 write answered Conflict: did it land (a retry of the same request was
@@ -591,9 +617,16 @@ class IcebergHandoff(Committer):
                        tables=sorted(set((cur or {}).get("tables") or []) | {f.dataset for f in silver}))
         return current
 
-    def _landed(self, source: SourceRef, version: ObjectVersion, files: list[OutputFile],
-                finals: list[tuple[OutputFile, str]], current: dict[str, Any], garbage: dict[str, list[str]],
-                base: dict[str, Any], mkey: str, token: str, failed: dict[str, Any] | None) -> dict[tuple[str, str], list[str]]:
+    def _partitions(self, files: list[OutputFile], finals: list[tuple[OutputFile, str]]) -> dict[tuple[str, str], list[str]]:
+        partitions: dict[tuple[str, str], list[str]] = {}
+        for f in files:
+            if f.area == SILVER:
+                partitions.setdefault((f.dataset, f.dt or ""), []).append(f.staged or "")
+        return partitions
+
+    def _landed(self, source: SourceRef, version: ObjectVersion, files: list[OutputFile], current: dict[str, Any],
+                garbage: dict[str, list[str]], base: dict[str, Any], mkey: str, token: str,
+                failed: dict[str, Any] | None) -> None:
         silver = [f for f in files if f.area == SILVER]
         with self._lock:
             self._sent.update(f.staged for f in silver if f.staged)
@@ -607,10 +640,6 @@ class IcebergHandoff(Committer):
                                             "failed": failed, "garbage": {}}), token)
         except Conflict:
             pass
-        partitions: dict[tuple[str, str], list[str]] = {}
-        for f in silver:
-            partitions.setdefault((f.dataset, f.dt or ""), []).append(f.staged or "")
-        return partitions
 
 
 def committer_for(silver_format: str, silver: Store, quarantine: Store | None = None, *,
@@ -660,9 +689,14 @@ def _compacted(current: dict[str, Any] | None) -> dict[str, list[str]]:
     return {SILVER: keys, SEGMENTS: keys} if keys else {}
 
 
-def _partitions(finals: list[tuple[OutputFile, str]]) -> dict[tuple[str, str], list[str]]:
-    out: dict[tuple[str, str], list[str]] = {}
-    for f, key in finals:
-        if f.area == SILVER and f.dt:
-            out.setdefault((f.dataset, f.dt), []).append(key)
+def _rows(files: list[OutputFile]) -> dict[tuple[str, str], int]:
+    out: dict[tuple[str, str], int] = {}
+    for f in files:
+        if f.area == SILVER:
+            out[(f.dataset, f.dt or "")] = out.get((f.dataset, f.dt or ""), 0) + f.rows
     return out
+
+
+def _partition_list(partitions: dict[tuple[str, str], list[str]], rows: dict[tuple[str, str], int]) -> list[list[Any]]:
+    """``partitions`` as the manifest's ``current`` keeps them: ``[dataset, dt, rows, keys]``."""
+    return [[d, dt, rows.get((d, dt), 0), keys] for (d, dt), keys in sorted(partitions.items())]

@@ -30,7 +30,7 @@ from elt_sdk import interrupts
 from elt_sdk import kernels as k
 from elt_sdk import layout
 from elt_sdk.batch import ParsedBatch, RawBlock, Reject
-from elt_sdk.commit import COMMITTED, DUPLICATE, Attempt, Committer, Outcome
+from elt_sdk.commit import COMMITTED, Attempt, Committer, Outcome
 from elt_sdk.dataset import Dataset
 from elt_sdk.errors import RowValueError
 from elt_sdk.defaults import columnar
@@ -169,8 +169,8 @@ class Transformer:
         if not force:
             if first_delivery and chunk_count == 1:
                 committer.assume_new(ref)
-            elif committer.is_committed(ref, fp):
-                report.outcome = DUPLICATE
+            elif (done := committer.committed(ref, fp)) is not None:
+                self._record(report, done)
                 return report
         attempt_id = uuid.uuid4().hex[:10]
         out = ObjectOutput(ref, stage=lambda f: committer.stage(f, ref, attempt_id),
@@ -208,20 +208,16 @@ class Transformer:
         finally:
             columnar.PLANS.reset(plans)
             out.abort()
-        self._record(report, outcome, files)
+        self._record(report, outcome)
         report.seconds = time.perf_counter() - started
         return report
 
     @staticmethod
-    def _record(report: ObjectReport, outcome: Outcome, files: list) -> None:
+    def _record(report: ObjectReport, outcome: Outcome) -> None:
         report.outcome = outcome.status
         for name in report.counts:
             report.counts[name].objects = 1
-        rows: dict[tuple[str, str], int] = {}
-        for f in files:
-            if f.dt:
-                rows[(f.dataset, f.dt)] = rows.get((f.dataset, f.dt), 0) + f.rows
-        report.partitions = [WrittenPartition(d, dt, rows.get((d, dt), 0), keys)
+        report.partitions = [WrittenPartition(d, dt, outcome.rows.get((d, dt), 0), keys)
                              for (d, dt), keys in sorted(outcome.partitions.items())]
         report.quarantine_keys = outcome.quarantine_keys
 

@@ -103,7 +103,7 @@ class SqsTransform:
         metrics.put(self.namespace, {"function": "transform"},
                     {"Bytes": report.bytes_read, "DurationMs": round(report.seconds * 1000, 1)},
                     {"Bytes": "Bytes", "DurationMs": "Milliseconds"})
-        if self.events is not None and report.outcome == COMMITTED:
+        if self.events is not None and report.partitions:  # a commit, or a duplicate that finished one
             self._partition_events(report)
         return report
 
@@ -127,9 +127,11 @@ class SqsTransform:
             logs.error(log, "could not write the failure marker", exc_info=True)
 
     def _partition_events(self, report: ObjectReport) -> None:
-        """Announce the partitions a commit wrote. Best effort: the commit stands whatever happens
-        here (a retry of the message would find it committed and announce nothing), so a failure
-        is logged and counted (metric ``PartitionEventsFailed``), never raised."""
+        """Announce the partitions a commit wrote, once its step 5 is done (the replaced rows are
+        gone): by the delivery that commits, or by the redelivery that finishes a step 5 that
+        failed. Best effort: the commit stands whatever happens here (a retry of the message would
+        find it committed and announce nothing), so a failure is logged and counted (metric
+        ``PartitionEventsFailed``), never raised."""
         try:
             self._put_partition_events(report)
         except Exception as exc:  # noqa: BLE001 - see above
