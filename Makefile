@@ -7,6 +7,11 @@ BIN := $(VENV)/bin
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 DEMO_OUT ?= elt-out
 
+# Test workers (pytest-xdist): one per core; a module's tests stay on one worker (they share its
+# moto endpoint and synthesized stacks). TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= auto
+PYTEST := -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+
 PYARROW_LOWEST ?= 17.0.0
 LOWEST := .venv-pyarrow-lowest
 # Tests that package or deploy (they need the deploy extra, not a particular pyarrow) run once, in `make test`.
@@ -27,16 +32,16 @@ demo: setup
 	$(BIN)/elt-sdk query --silver $(DEMO_OUT)
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python $(PYTEST)
 
 # The suite on the lowest pyarrow the SDK supports (pyproject's lower bound), without the packaging tests.
 test-lowest: $(LOWEST)/.installed
-	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider -m "not synth" $(foreach t,$(PACKAGING_TESTS),--ignore=$(t))
+	$(LOWEST)/bin/python $(PYTEST) -p no:cacheprovider -m "not synth" $(foreach t,$(PACKAGING_TESTS),--ignore=$(t))
 
 $(LOWEST)/.installed: pyproject.toml $(PLUGINS)
 	$(PYTHON) -m venv $(LOWEST)
 	$(LOWEST)/bin/python -m pip install --quiet --upgrade pip setuptools wheel
-	$(LOWEST)/bin/python -m pip install --quiet -e '.[local,testing,scaffold]' regress 'pyarrow==$(PYARROW_LOWEST)' \
+	$(LOWEST)/bin/python -m pip install --quiet -e '.[local,testing,scaffold]' regress pytest-xdist 'pyarrow==$(PYARROW_LOWEST)' \
 		$(foreach p,$(PLUGINS),-e $(dir $(p)))
 	touch $@
 

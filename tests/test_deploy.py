@@ -25,7 +25,7 @@ from aws_cdk.assertions import Match  # noqa: E402
 
 from elt_deploy import core  # noqa: E402
 from elt_deploy.bundle import SDK_TRIM, BundleError, build_assets, build_bundle, build_wheel, find_python  # noqa: E402
-from elt_deploy.bundle import _fetch, imports_of_trimmed, plugin_manifest  # noqa: E402
+from elt_deploy.bundle import _cache_lock, _fetch, imports_of_trimmed, plugin_manifest  # noqa: E402
 from elt_deploy.stack import PipelineStack  # noqa: E402
 from elt_sdk.aws.target import KNOWN_OUTPUTS  # noqa: E402
 from elt_sdk.aws.target import normalise as _norm  # noqa: E402
@@ -558,13 +558,44 @@ def test_assets_carry_pyc_for_lambdas_python_that_stay_valid_after_unzipping(def
             assert not list(report.path.rglob("*.cpython-311.pyc"))  # nothing of the build machine's Python
 
 
+def test_one_builder_at_a_time_in_a_bundle_cache(tmp_path):
+    """A second synth (another terminal, a parallel test worker) waits for the first one's build
+    instead of building the same asset beside it and deleting the folder it hashes."""
+    import threading
+
+    order: list[str] = []
+    holding, release = threading.Event(), threading.Event()
+
+    def first() -> None:
+        with _cache_lock(tmp_path / "cache"):
+            order.append("first in")
+            holding.set()
+            release.wait(10)
+            order.append("first out")
+
+    def second() -> None:
+        holding.wait(10)
+        with _cache_lock(tmp_path / "cache"):
+            order.append("second in")
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    holding.wait(10)
+    threads[1].join(0.3)  # it is waiting for the lock
+    release.set()
+    for t in threads:
+        t.join(10)
+    assert order == ["first in", "first out", "second in"]
+
+
 def test_bundle_is_cached_and_its_hash_stable(default_stack, all_on_stack, tmp_path):
     logs: list[str] = []
     first = build_bundle(DEPLOY / ".bundle", asset="full", architecture="x86_64", log=logs.append)
     second = build_bundle(DEPLOY / ".bundle", asset="full", architecture="x86_64", log=logs.append)
     assert second.cached and second.path == first.path == all_on_stack[0].assets["full"].path
     assert [p for p in (DEPLOY / ".bundle").glob("full-x86_64-py312-*") if p.is_dir()] == [first.path]
-    assert not list((DEPLOY / ".bundle").glob(".staging-*"))
+    assert not list((DEPLOY / ".bundle").glob(".staging-full-x86_64-*"))
     assert any("total unzipped" in line for line in logs) and any("pyarrow" in line for line in logs)
     with pytest.raises(BundleError, match="over the budget of 10 MiB"):
         build_bundle(DEPLOY / ".bundle", architecture="x86_64", budget_mb=10, log=logs.append)

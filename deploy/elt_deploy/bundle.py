@@ -358,27 +358,27 @@ def _asset(cache_root: Path, asset: str, architecture: str, python: str, require
     stem = f"{asset}-{architecture}-py{python.replace('.', '')}"  # no dot: CDK would take the rest for an extension
     target = cache_root / f"{stem}-{key}"
     info_file = cache_root / f"{stem}-{key}.json"
-    cached = target.is_dir() and info_file.exists()
-    if not cached:
-        cache_root.mkdir(parents=True, exist_ok=True)
-        wheelhouse = cache_root / "wheels" / f"{platform}-py{python}"
-        _fetch(wheelhouse, platform, python, requirements + index_pins, log)
-        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=cache_root))
-        try:
-            info = _install(staging, wheelhouse, platform, python, requirements + index_pins, wheels, manifest,
-                            compiler, asset)
-            if target.exists():
-                shutil.rmtree(target)
-            staging.rename(target)
-            info_file.write_text(json.dumps({**info, "inputs": json.loads(key_material)}, indent=1, sort_keys=True))
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)  # gone already when renamed
-        legacy = [*cache_root.glob(f"{architecture}-py{python}-*"),  # the layouts of earlier versions
-                  *cache_root.glob(f"{asset}-{architecture}-py{python}-*")]
-        for old in [*cache_root.glob(f"{stem}-*"), *legacy]:  # earlier inputs: never used again
-            if old not in (target, info_file):
-                shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
-    info = json.loads(info_file.read_text())
+    with _cache_lock(cache_root):
+        cached = target.is_dir() and info_file.exists()
+        if not cached:
+            wheelhouse = cache_root / "wheels" / f"{platform}-py{python}"
+            _fetch(wheelhouse, platform, python, requirements + index_pins, log)
+            staging = Path(tempfile.mkdtemp(prefix=f".staging-{stem}-", dir=cache_root))
+            try:
+                info = _install(staging, wheelhouse, platform, python, requirements + index_pins, wheels, manifest,
+                                compiler, asset)
+                if target.exists():
+                    shutil.rmtree(target)
+                staging.rename(target)
+                info_file.write_text(json.dumps({**info, "inputs": json.loads(key_material)}, indent=1, sort_keys=True))
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)  # gone already when renamed
+            legacy = [*cache_root.glob(f"{architecture}-py{python}-*"),  # the layouts of earlier versions
+                      *cache_root.glob(f"{asset}-{architecture}-py{python}-*")]
+            for old in [*cache_root.glob(f"{stem}-*"), *legacy]:  # earlier inputs: never used again
+                if old not in (target, info_file):
+                    shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
+        info = json.loads(info_file.read_text())
     notes = []
     if not info["stripped"]:
         notes.append(f"no strip for {platform} on this machine: shared objects left unstripped")
@@ -389,6 +389,26 @@ def _asset(cache_root: Path, asset: str, architecture: str, python: str, require
     return BundleReport(target, asset, architecture, python, sum(sizes.values()), sizes,
                         plugin_entry_points() if asset == "full" else {}, info["stripped"], info["compiled"],
                         cached, notes)
+
+
+@contextmanager
+def _cache_lock(cache_root: Path) -> Iterator[None]:
+    """One builder at a time in a cache folder: two synths at once (two terminals, parallel test
+    workers) would otherwise build the same asset side by side, and one would delete the folder
+    the other was hashing. The second waits, then finds the asset built. (No lock where ``fcntl``
+    is missing, as on Windows.)"""
+    cache_root.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(cache_root / ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _cross(platform: str, python: str) -> list[str]:
