@@ -141,6 +141,20 @@ def test_no_failure_marker_for_a_version_a_newer_one_replaced(tmp_path):
     assert c.mark_failed(ref(ObjectVersion("etag-3", "0003", 3)), "boom") is not None
 
 
+def test_no_failure_marker_for_a_version_whose_rows_are_in_silver(tmp_path):
+    """v2 landed, then its message failed for good (step 5's delete refused on every receive, or
+    a replay of v2 failing): it ends in the DLQ, but no marker may say v2 never reached silver."""
+    root = tmp_path / "out"
+    store = LocalStore(root)
+    c = Committer(store)
+    for name, version in (("v1", V1), ("v2", V2)):
+        assert c.commit(attempt(tmp_path, c, name, version)).status == COMMITTED
+    assert c.mark_failed(ref(V2), "AccessDenied") is None
+    assert not (root / failure_key(KEY)).exists() and manifest(root).get("failed") is None
+    # the Iceberg committer marks a version its table never took, current in the manifest or not
+    assert c.mark_failed(ref(V2), "commit failed", even_if_current=True) == failure_key(KEY)
+
+
 def test_own_files_a_lost_round_could_not_delete_are_collected_by_the_next(tmp_path):
     """The race above, and the losing attempt's delete of its own files fails once (S3 503)."""
     root = tmp_path / "out"

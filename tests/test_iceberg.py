@@ -193,6 +193,16 @@ def test_a_failed_commit_leaves_its_object_invisible_and_marked(rig, tmp_path):
     assert marker["key"] == bad and marker["stage"] == "commit"
 
 
+def test_the_transform_marks_no_version_it_handed_off(rig, tmp_path):
+    """From the handoff on, whether a version reaches its table is the committer's to say."""
+    key = "bronze/shipments/h.jsonl"
+    rig.transform(write_jsonl(tmp_path / "h.jsonl", [record("h-0")]), key)
+    [message] = rig.take()
+    assert rig.handoff.mark_failed(message.ref, "boom") is None
+    assert not (rig.root / "quarantine" / "_failed").exists()
+    assert rig.committer.mark_failed(message, "the table refused it") is not None
+
+
 def test_a_transform_redelivered_after_its_handoff_is_skipped(rig, tmp_path, registry):
     path = write_jsonl(tmp_path / "a.jsonl", [record("a-0")])
     source = LocalSource.from_path(path, key="bronze/shipments/a.jsonl")

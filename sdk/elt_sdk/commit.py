@@ -212,6 +212,10 @@ class Committer:
         return bool(cur) and source.object_version.same_as(ObjectVersion.from_dict(cur["version"])) \
             and cur.get("fingerprint") == fingerprint
 
+    def _in_silver(self, current: dict[str, Any], version: ObjectVersion) -> bool:
+        """Are ``version``'s rows in silver, by the manifest's ``current`` entry?"""
+        return version.same_as(ObjectVersion.from_dict(current["version"]))
+
     def is_superseded(self, source: SourceRef) -> bool:
         cur = self.current(source.key)
         version = source.object_version
@@ -478,13 +482,18 @@ class Committer:
     # -- failures ------------------------------------------------------------------------------
 
     def mark_failed(self, source: SourceRef, error: str, *, stage: str = "object", attempts: int | None = None,
-                    datasets: Iterable[str] = ()) -> str | None:
+                    datasets: Iterable[str] = (), even_if_current: bool = False) -> str | None:
         """A marker in quarantine saying why this object version never reached silver (it leaves
         nothing there: its attempt's files are discarded). Removed when a later version lands;
-        none is written (None) for a version a newer one has replaced."""
+        none is written (None) for a version a newer one has replaced, nor for one whose rows are
+        in silver already (``_in_silver``: an attempt failed after its commit, as a step 5 whose
+        delete keeps failing does, or a replay failed; the error is the caller's to report).
+        ``even_if_current``: the Iceberg committer's, whose table never took a current version."""
         version = source.object_version
         cur = self.current(source.key)
         if cur and ObjectVersion.from_dict(cur["version"]).newer_than(version):
+            return None
+        if cur and not even_if_current and self._in_silver(cur, version):
             return None
         marker = {"source": source.uri, "key": source.key, "version": version.to_dict(), "stage": stage,
                   "error": error, "attempts": attempts, "datasets": sorted(datasets), "at": self.clock()}
@@ -569,6 +578,10 @@ class IcebergHandoff(Committer):
         if failed and version.same_as(ObjectVersion.from_dict(failed["version"])):
             return False
         return version.same_as(ObjectVersion.from_dict(cur["version"]))
+
+    def _in_silver(self, current: dict[str, Any], version: ObjectVersion) -> bool:
+        """Handed off: from there on a failure is the committer's to mark."""
+        return current.get("handoff") == "sent" and super()._in_silver(current, version)
 
     def stage(self, file: OutputFile, source: SourceRef, attempt_id: str) -> OutputFile:
         if file.area != SILVER or file.local is None:

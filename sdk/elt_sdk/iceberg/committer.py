@@ -159,7 +159,8 @@ class IcebergCommitter:
 
     def mark_failed(self, message: CommitMessage, error: str, attempts: int | None = None) -> str | None:
         """The object version's failure marker (the transform's), for a message that will never commit."""
-        return self.manifests.mark_failed(message.ref, error, stage="commit", attempts=attempts, datasets=message.tables)
+        return self.manifests.mark_failed(message.ref, error, stage="commit", attempts=attempts, datasets=message.tables,
+                                          even_if_current=True)
 
     # -- one table -------------------------------------------------------------------------------
 
