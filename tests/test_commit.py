@@ -9,7 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from elt_sdk.cli import main
-from elt_sdk.commit import COMMITTED, DUPLICATE, SILVER, Attempt, Committer, OutputFile, failure_key, manifest_key
+from elt_sdk.commit import (COMMITTED, DUPLICATE, SILVER, WAITING, Attempt, Committer, OutputFile, failure_key,
+                             manifest_key)
 from elt_sdk.source import ObjectVersion, SourceRef
 from elt_sdk.store import Conflict, LocalStore
 
@@ -333,6 +334,34 @@ def test_a_redelivery_finishes_the_garbage_a_failed_step_5_left_readable(tmp_pat
         # ... and a duplicate with nothing left to finish announces nothing
         plain = Committer(store).committed(ref(V2), {})
         assert plain is not None and (plain.status, plain.partitions, plain.rows) == (DUPLICATE, {}, {})
+
+
+def chunk_attempt(tmp: Path, version: ObjectVersion, chunk: int, plugin: str) -> Attempt:
+    """Chunk ``chunk`` of 2 of ``version``, written by plugin version ``plugin``."""
+    local = tmp / f"{version.etag}-{plugin}-c{chunk}.parquet"
+    local.write_bytes(f"{plugin} chunk {chunk}".encode())
+    source = SourceRef(f"file:///{KEY}", version.etag, chunk, KEY, version)
+    return Attempt(source, [OutputFile(SILVER, "shipments", "2025-06-01", 0, 10, chunk=chunk, local=local)],
+                   {"shipments": {"written": 10}}, {"shipments": plugin}, 2, f"{plugin}{chunk}")
+
+
+def test_a_chunked_commit_whose_step_5_fails_leaves_no_chunk_records_for_a_replay(tmp_path):
+    """v2 in two chunks lands, but step 5's delete of v1's files fails. Its chunk records are
+    spent all the same: a replay of v2 by a newer plugin version must wait for both of its own
+    chunks, not commit its first one with the old attempt's other chunk."""
+    root = tmp_path / "out"
+    store = FailingDelete(root)
+    assert Committer(store).commit(chunk_attempt(tmp_path, V1, 0, "p1")).status == WAITING
+    assert Committer(store).commit(chunk_attempt(tmp_path, V1, 1, "p1")).status == COMMITTED
+    assert Committer(store).commit(chunk_attempt(tmp_path, V2, 0, "p1")).status == WAITING
+    with pytest.raises(RuntimeError, match="SlowDown"):
+        Committer(store).commit(chunk_attempt(tmp_path, V2, 1, "p1"))
+    assert not list((root / "_elt" / "chunks").rglob("*.json"))
+    assert Committer(store).commit(chunk_attempt(tmp_path, V2, 1, "p2")).status == WAITING
+    assert Committer(store).commit(chunk_attempt(tmp_path, V2, 0, "p2")).status == COMMITTED
+    current = manifest(root)["current"]
+    assert current["fingerprint"] == {"shipments": "p2"}
+    assert sorted((root / k).read_bytes() for k in current["files"]["silver"]) == [b"p2 chunk 0", b"p2 chunk 1"]
 
 
 def test_a_redelivery_retires_the_failure_marker_a_failed_step_5_left(tmp_path):

@@ -37,6 +37,8 @@ are ready only then.
 
 An object split into byte-range chunks commits once, by whichever chunk attempt finds every
 chunk's record (``_elt/chunks/<object id>/<version>/``) present; chunks stage their files first.
+The records are spent once step 4 lands, and deleted before step 5 (a replay of the version
+writes its own).
 
 Compaction in place (``compaction.py``) extends the manifest: once a version's silver file has
 been merged into a compacted file, the file's key moves from ``current.files.silver`` to
@@ -294,16 +296,18 @@ class Committer:
                 for k, v in c.items():
                     acc[k] = acc.get(k, 0) + v
         whole = SourceRef(src.uri, src.etag, 0, src.key, src.version)
-        outcome = self._commit(whole, files, counts, attempt.fingerprint)
+        outcome = self._commit(whole, files, counts, attempt.fingerprint, spent=keys)
         self.discard(files)
-        self.silver.delete(keys)
+        self.silver.delete(keys)  # a key already gone is no error (a commit that landed deleted them)
         return outcome
 
     def _commit(self, source: SourceRef, files: list[OutputFile], counts: dict[str, dict[str, int]],
-                fingerprint: dict[str, str], *, skip_if_current: bool = False) -> Outcome:
+                fingerprint: dict[str, str], *, skip_if_current: bool = False, spent: Iterable[str] = ()) -> Outcome:
         """Steps 1-5 above, in rounds until one wins. What differs by silver format is in the
         methods below it calls (``_promoted``, ``_collectable``, ``_replaced``, ``_current``,
-        ``_landed``)."""
+        ``_landed``). ``spent``: silver-store keys (chunk records) that step 4 uses up, deleted
+        before step 5: a step 5 that fails must not leave them for a replay of this version to
+        count as its own chunks."""
         mkey = manifest_key(source.key)
         version = source.object_version
         carry: dict[str, list[str]] = {}  # keys of a lost round this attempt could not delete itself
@@ -351,6 +355,7 @@ class Committer:
                     carry = self._delete_quietly(mine)  # what stays goes into the next round's garbage
                     continue
                 # won: with token None (the manifest changed after our write), step 5 leaves it as it is
+            self._delete_quietly({SILVER: list(spent)})  # left behind, a replay's chunks would commit with them
             self._landed(source, version, files, current, garbage, base, mkey, token, doc.get("failed"))
             return Outcome(COMMITTED, partitions, {f.dataset: key for f, key in finals if f.area == QUARANTINE}, rows)
         self._delete_quietly(carry)
@@ -606,10 +611,10 @@ class IcebergHandoff(Committer):
         super().discard(f for f in files if f.staged not in keep)
 
     def _commit(self, source: SourceRef, files: list[OutputFile], counts: dict[str, dict[str, int]],
-                fingerprint: dict[str, str], *, skip_if_current: bool = False) -> Outcome:
+                fingerprint: dict[str, str], *, skip_if_current: bool = False, spent: Iterable[str] = ()) -> Outcome:
         if any(f.staged is None for f in files if f.area == SILVER):
             raise ValueError("Iceberg silver files must be staged before the handoff")
-        return super()._commit(source, files, counts, fingerprint, skip_if_current=skip_if_current)
+        return super()._commit(source, files, counts, fingerprint, skip_if_current=skip_if_current, spent=spent)
 
     def _promoted(self, files: list[OutputFile]) -> list[OutputFile]:
         return [f for f in files if f.area != SILVER]  # silver files stay where they were staged
