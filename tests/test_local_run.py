@@ -196,6 +196,66 @@ def test_each_function_runs_in_processes_of_its_own_and_reports_to_the_runtime(t
     assert "object enqueued" in messages, messages[:20]
 
 
+CRASHY = """
+import os
+
+from elt_sdk import Dataset, hookimpl
+
+DATASET = Dataset(name="crashy", json_schema={
+    "type": "object", "required": ["event_time", "n"],
+    "properties": {"event_time": {"type": "string", "format": "date-time"}, "n": {"type": "integer"}}})
+
+
+@hookimpl
+def elt_datasets():
+    return [DATASET]
+
+
+@hookimpl
+def elt_parse(dataset, block):
+    if b"POISON" in bytes(block.data):
+        os.abort()  # a native library's crash: no exception, the process is gone
+"""
+
+
+def test_a_function_process_that_dies_is_replaced_and_the_object_that_kills_it_ends_in_the_dlq(tmp_path, monkeypatch):
+    """A plugin whose parse crashes the process on one object (as a native library's bug does):
+    like Lambda, the local runtime fails that invocation and goes on in a new process; the
+    object's message comes back until SQS moves it to the DLQ, and its neighbours land."""
+    import io
+
+    from elt_sdk.local.esm import queue_depth
+    from elt_sdk.local.runtime import LocalRuntime
+
+    site = tmp_path / "site"
+    (site / "crashy_plugin-0.1.0.dist-info").mkdir(parents=True)
+    (site / "crashy_plugin.py").write_text(CRASHY)
+    (site / "crashy_plugin-0.1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: crashy-plugin\nVersion: 0.1.0\n")
+    (site / "crashy_plugin-0.1.0.dist-info" / "entry_points.txt").write_text("[elt_sdk]\ncrashy = crashy_plugin\n")
+    monkeypatch.setenv("PYTHONPATH", str(site))  # the function processes find the plugin as an installed one
+    log = io.StringIO()
+    settings = Settings(name_prefix="crashy", batch_size=1, max_receive_count=2)
+    with LocalRuntime(settings, workers=2, log_stream=log) as rt:
+        for name, note in (("a", "fine"), ("poison", "POISON"), ("b", "fine")):
+            f = tmp_path / f"{name}.jsonl"
+            f.write_text(json.dumps({"event_time": "2025-06-01T00:00:00Z", "n": 1, "note": note}) + "\n")
+            rt.upload(f, f"bronze/crashy/{f.name}")
+        rt.wait(180)
+        sqs, s3 = rt.endpoint.client("sqs"), rt.endpoint.client("s3")
+        assert rt.error is None
+        assert queue_depth(sqs, rt.resources.dlq_url) == 1
+        [dead] = sqs.receive_message(QueueUrl=rt.resources.dlq_url)["Messages"]
+        assert json.loads(dead["Body"])["key"] == "bronze/crashy/poison.jsonl"
+        silver = [o["Key"] for o in s3.list_objects_v2(Bucket=rt.resources.silver_bucket,
+                                                          Prefix="silver/crashy/").get("Contents", [])]
+        assert len(silver) == 2
+        assert rt.esm.crashes == 2  # one per receive of the poison message
+        rt.stop_functions()
+        assert rt.esm.stats.succeeded == 2 and rt.esm.stats.failed == 2
+    died = [json.loads(line) for line in log.getvalue().splitlines() if "process died" in line]
+    assert len(died) == 2 and all(d["exit_code"] == -6 and "1 made visible again" in d["message"] for d in died)
+
+
 def test_a_function_whose_pollers_fail_is_the_runtimes_error():
     from elt_sdk.local.endpoint import EmbeddedEndpoint
     from elt_sdk.local.function import TRANSFORM, FunctionProcesses, FunctionSpec

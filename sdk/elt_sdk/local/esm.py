@@ -28,10 +28,30 @@ class Stats:
     failed: int = 0
     results: list[Any] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    settled: list[str] = field(default_factory=list)
+    """Receipt handles of the messages a poll received and then deleted or made visible again."""
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
-class EventSourceMapping:
+class _Receiving:
+    """What both pollers tell about the messages they hold: ``on_receive`` (set by the caller)
+    hears of a batch before the handler runs, ``stats.settled`` once it is dealt with; a process
+    that dies in between leaves the rest to its parent (``function.py`` makes them visible again)."""
+
+    on_receive: Callable[[list[str]], None] | None = None
+    stats: Stats
+
+    def _received(self, msgs: list[dict[str, Any]]) -> None:
+        if self.on_receive is not None and msgs:
+            self.on_receive([m["ReceiptHandle"] for m in msgs])
+
+    def _settled(self, msgs: list[dict[str, Any]]) -> None:
+        if self.on_receive is not None and msgs:
+            with self.stats.lock:
+                self.stats.settled.extend(m["ReceiptHandle"] for m in msgs)
+
+
+class EventSourceMapping(_Receiving):
     def __init__(self, sqs: Any, queue_url: str, handler: Handler, *, function_name: str, timeout_s: int,
                  batch_size: int, region: str, retry_delay_s: int = 0, wait_s: int = 0):
         self.sqs, self.queue_url, self.handler = sqs, queue_url, handler
@@ -48,6 +68,7 @@ class EventSourceMapping:
                                         WaitTimeSeconds=self.wait_s).get("Messages", [])
         if not msgs:
             return 0
+        self._received(msgs)
         event = {"Records": [{
             "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
             "attributes": m.get("Attributes", {}), "messageAttributes": m.get("MessageAttributes", {}),
@@ -69,6 +90,7 @@ class EventSourceMapping:
             if m["MessageId"] in failed:
                 self.sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"],
                                                    VisibilityTimeout=self.retry_delay_s)
+        self._settled(msgs)
         with self.stats.lock:
             self.stats.invocations += 1
             self.stats.messages += len(msgs)
@@ -77,7 +99,7 @@ class EventSourceMapping:
         return len(msgs)
 
 
-class AsyncInvoker:
+class AsyncInvoker(_Receiving):
     """S3 -> Lambda: each notification (a message on the local events queue) is one async invoke;
     like Lambda, several run at once (up to ``concurrency``), each retried twice on error."""
 
@@ -97,6 +119,7 @@ class AsyncInvoker:
         msgs = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
                                         AttributeNames=["ApproximateReceiveCount"],
                                         WaitTimeSeconds=self.wait_s).get("Messages", [])
+        self._received(msgs)
         done = list(self._pool.map(self._invoke, msgs))
         finished = [m for m, ok in zip(msgs, done) if ok]
         for i in range(0, len(finished), 10):
@@ -106,6 +129,7 @@ class AsyncInvoker:
             if not ok:  # retried at once (Lambda waits a minute or two)
                 self.sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"],
                                                    VisibilityTimeout=0)
+        self._settled(msgs)
         return len(msgs)
 
     def _invoke(self, m: dict[str, Any]) -> bool:

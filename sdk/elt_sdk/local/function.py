@@ -9,9 +9,16 @@ one interpreter lock: a local run of many small objects spent most of its time w
 while the second core idled.
 
 The child's stdout carries its account (one JSON line per poll that did something: counts,
-results, errors, the events it gave up on, the S3 events it delivered); its stderr, the
-handlers' JSON logs, which the parent copies into its log stream. Closing the child's stdin asks
-it to stop: it ends after the invocations in progress, and it also stops when the parent dies.
+results, errors, the events it gave up on, the S3 events it delivered, and the receipt handles of
+the messages it received and settled); its stderr, the handlers' JSON logs, which the parent
+copies into its log stream. Closing the child's stdin asks it to stop: it ends after the
+invocations in progress, and it also stops when the parent dies.
+
+A child that dies during an invocation (a native library's crash, the OOM killer) is what a
+crashed Lambda execution environment is: its invocations fail and another process takes its
+place. The messages it held come back, at once here (Lambda waits out their visibility timeout),
+so SQS counts their receives and a message that crashes every process it meets ends in the DLQ.
+A child that dies before it polled at all (it cannot start) is the runtime's error instead.
 """
 from __future__ import annotations
 
@@ -28,6 +35,9 @@ from typing import IO, Any
 from elt_sdk.local.esm import Stats
 
 INGEST, TRANSFORM, COMMITTER = "ingest", "transform", "committer"
+MAX_CRASHES = 100
+"""Replacements of a function's processes before the runtime gives up (a message that crashes
+every process it meets dies ``max_receive_count`` times, then sits in the DLQ)."""
 
 
 @dataclass
@@ -51,7 +61,8 @@ class FunctionProcesses:
     and ``EventSourceMapping`` keep them, summed over the processes as they report; ``error`` once
     one failed."""
 
-    def __init__(self, spec: FunctionSpec, log_stream: IO[str] | None = None, *, processes: int = 1):
+    def __init__(self, spec: FunctionSpec, log_stream: IO[str] | None = None, *, processes: int = 1,
+                 sqs: Any = None):
         self.spec = spec
         self.stats = Stats()
         self.given_up: list[dict[str, Any]] = []
@@ -59,30 +70,47 @@ class FunctionProcesses:
         self.error: BaseException | None = None
         self.cpu_s = 0.0
         """The CPU seconds the processes used, once they have stopped."""
+        self.crashes = 0
+        """Processes that died during an invocation and were replaced."""
+        self._sqs = sqs  # to make a dead process's messages visible again (None: they wait out their timeout)
         self._stopping = False
         self._log_stream = log_stream
         self._log_lock = threading.Lock()
-        processes = max(min(processes, spec.pollers), 1)
-        shares = [spec.pollers // processes + (i < spec.pollers % processes) for i in range(processes)]
+        self._procs_lock = threading.Lock()
+        self._last_lines: dict[int, str] = {}
+        self._in_flight: dict[int, set[str]] = {}
+        self._polled: set[int] = set()
         self.procs: list[subprocess.Popen] = []
+        """Every process started, replacements included (the dead ones stay listed)."""
+        self._readers: list[threading.Thread] = []
+        processes = max(min(processes, spec.pollers), 1)
         try:
-            for share in shares:  # a session of its own: Ctrl-C reaches the parent, which stops them in order
-                self.procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "elt_sdk.local.function", json.dumps(asdict(replace(spec, pollers=share)))],
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
-                    errors="replace", start_new_session=True))
+            for i in range(processes):  # the pollers shared out between the processes
+                self._spawn(spec.pollers // processes + (i < spec.pollers % processes))
         except BaseException:
             self.kill()
             raise
-        self._last_lines: dict[int, str] = {}
-        self._readers = [threading.Thread(target=target, args=(proc,), daemon=True,
-                                          name=f"elt-{spec.kind}-{what}-{proc.pid}")
-                         for proc in self.procs
-                         for target, what in ((self._read_account, "account"), (self._copy_logs, "logs"))]
-        for t in self._readers:
+
+    def _spawn(self, share: int) -> None:
+        # a session of its own: Ctrl-C reaches the parent, which stops them in order
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "elt_sdk.local.function", json.dumps(asdict(replace(self.spec, pollers=share)))],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
+            errors="replace", start_new_session=True)
+        readers = [threading.Thread(target=target, args=(proc, share), daemon=True,
+                                    name=f"elt-{self.spec.kind}-{what}-{proc.pid}")
+                   for target, what in ((self._read_account, "account"), (self._copy_logs, "logs"))]
+        with self._procs_lock:
+            self.procs.append(proc)
+            self._readers += readers
+            self._in_flight[proc.pid] = set()  # a pid a dead process had may come again
+            self._polled.discard(proc.pid)
+            self._last_lines.pop(proc.pid, None)
+        for t in readers:
             t.start()
 
-    def _read_account(self, proc: subprocess.Popen) -> None:
+    def _read_account(self, proc: subprocess.Popen, share: int) -> None:
+        held = self._in_flight[proc.pid]
         for line in proc.stdout:
             try:
                 report = json.loads(line)
@@ -90,6 +118,9 @@ class FunctionProcesses:
                 report = None
             if not isinstance(report, dict):  # not the child's account (a library writing to the descriptor)
                 continue
+            self._polled.add(proc.pid)
+            held.update(report.get("received", ()))
+            held.difference_update(report.get("settled", ()))
             with self.stats.lock:
                 for k in ("invocations", "messages", "succeeded", "failed"):
                     setattr(self.stats, k, getattr(self.stats, k) + report.get(k, 0))
@@ -101,15 +132,62 @@ class FunctionProcesses:
             if report.get("fatal"):
                 self.error = RuntimeError(f"the {self.spec.kind} function's pollers stopped: {report['fatal']}")
         code = proc.wait()
-        if code and self.error is None and not self._stopping:
-            for t in self._readers:  # its last words, for the message
-                if t.name.endswith(f"logs-{proc.pid}"):
-                    t.join(timeout=5)
-            last = self._last_lines.get(proc.pid, "").strip()
-            self.error = RuntimeError(f"the {self.spec.kind} function's process exited with {code}"
+        if not code or self.error is not None or self._stopping:
+            return
+        for t in list(self._readers):  # its last words, for the message
+            if t.name.endswith(f"logs-{proc.pid}"):
+                t.join(timeout=5)
+        last = self._last_lines.get(proc.pid, "").strip()
+        if proc.pid not in self._polled or self.crashes >= MAX_CRASHES:  # it cannot start, or never stops dying
+            again = f" (replaced {self.crashes} times)" if self.crashes else ""
+            self.error = RuntimeError(f"the {self.spec.kind} function's process exited with {code}{again}"
                                       + (f": {last}" if last else ""))
+            return
+        self._replace(proc, code, last, sorted(held), share)
 
-    def _copy_logs(self, proc: subprocess.Popen) -> None:
+    def _replace(self, proc: subprocess.Popen, code: int, last: str, held: list[str], share: int) -> None:
+        """A process died during an invocation: fail what it held, as Lambda fails a crashed
+        invocation's batch, and start another in its place."""
+        self.crashes += 1
+        with self.stats.lock:
+            self.stats.invocations += 1
+            self.stats.messages += len(held)
+            self.stats.failed += len(held)
+            self.stats.errors.append(f"the process died (exit {code})" + (f": {last[:500]}" if last else ""))
+        returned = self._return(held)
+        self._log("ERROR", f"the {self.spec.kind} function's process died (exit {code}) with {len(held)} message(s) "
+                  f"in flight: {returned} made visible again, retried as a crashed Lambda invocation's batch is; "
+                  "a new process takes its place", pid=proc.pid, exit_code=code, last_line=last[:2000])
+        if not self._stopping:
+            self._spawn(share)
+
+    def _return(self, handles: list[str]) -> int:
+        """Make the messages behind ``handles`` visible again now; how many it could."""
+        if self._sqs is None:
+            return 0
+        returned = 0
+        for i in range(0, len(handles), 10):
+            entries = [{"Id": str(n), "ReceiptHandle": h, "VisibilityTimeout": 0} for n, h in enumerate(handles[i:i + 10])]
+            try:
+                resp = self._sqs.change_message_visibility_batch(QueueUrl=self.spec.queue_url, Entries=entries)
+                returned += len(resp.get("Successful", []))
+            except Exception:  # noqa: BLE001 - they come back after their visibility timeout anyway
+                pass
+        return returned
+
+    def _log(self, level: str, message: str, **fields: Any) -> None:
+        self._write(json.dumps({"level": level, "logger": "elt_sdk.local.function", "function": self.spec.kind,
+                                "message": message, **fields}) + "\n")
+
+    def _write(self, line: str) -> None:
+        """One JSON line into the runtime's log stream (stderr without one)."""
+        try:
+            with self._log_lock:
+                (self._log_stream or sys.stderr).write(line)
+        except (OSError, ValueError):  # the stream closed under us: the line is dropped, not the child
+            pass
+
+    def _copy_logs(self, proc: subprocess.Popen, share: int = 0) -> None:
         """The child's JSON logs into the runtime's log stream (stderr without one); anything else
         it writes there (a warning, a traceback) as a JSON line of its own. Reads to the end
         whatever happens, so the child never blocks on a full pipe."""
@@ -117,19 +195,17 @@ class FunctionProcesses:
             if not line.strip():
                 continue
             self._last_lines[proc.pid] = line
-            if not line.startswith("{"):
-                line = json.dumps({"level": "WARNING", "logger": "elt_sdk.local.function", "function": self.spec.kind,
-                                   "pid": proc.pid, "message": line.rstrip("\n")}) + "\n"
-            try:
-                with self._log_lock:
-                    (self._log_stream or sys.stderr).write(line)
-            except (OSError, ValueError):  # the stream closed under us: the line is dropped, not the child
-                pass
+            if line.startswith("{"):
+                self._write(line)
+            else:
+                self._log("WARNING", line.rstrip("\n"), pid=proc.pid)
 
     def request_stop(self) -> None:
         """Ask the processes to stop after the invocations in progress (see ``join``)."""
         self._stopping = True
-        for proc in self.procs:
+        with self._procs_lock:
+            procs = list(self.procs)
+        for proc in procs:
             try:
                 proc.stdin.close()
             except OSError:
@@ -137,18 +213,26 @@ class FunctionProcesses:
 
     def join(self, timeout_s: float) -> bool:
         """True once every process has exited and everything it reported was read."""
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                return False
-        for t in self._readers:
-            t.join(timeout=5)
-        return not any(t.is_alive() for t in self._readers)
+        while True:
+            with self._procs_lock:
+                procs, readers = list(self.procs), list(self._readers)
+            for proc in procs:
+                try:
+                    proc.wait(timeout=timeout_s)
+                except subprocess.TimeoutExpired:
+                    return False
+            for t in readers:
+                t.join(timeout=5)
+            with self._procs_lock:  # a replacement started meanwhile (before the stop): wait for it too
+                if len(self.procs) == len(procs):
+                    return not any(t.is_alive() for t in self._readers)
 
     def kill(self) -> None:
         """End the processes now (what they did since their last report is not counted)."""
-        for proc in self.procs:
+        self._stopping = True  # no replacement for what this kills
+        with self._procs_lock:
+            procs = list(self.procs)
+        for proc in procs:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
@@ -176,6 +260,12 @@ class _Account:
                      "succeeded": 0, "failed": 0}
         self.lock = threading.Lock()
 
+    def received(self, handles: list[str]) -> None:
+        """Before the handler runs: the parent makes these visible again if this process dies."""
+        with self.lock:
+            self.out.write(json.dumps({"received": handles}) + "\n")
+            self.out.flush()
+
     def report(self, **extra: Any) -> None:
         s = self.poller.stats
         with self.lock, s.lock:
@@ -183,6 +273,8 @@ class _Account:
             for k in ("invocations", "messages", "succeeded", "failed"):
                 if getattr(s, k) != self.sent[k]:
                     line[k], self.sent[k] = getattr(s, k) - self.sent[k], getattr(s, k)
+            if s.settled:  # only the parent needs them: sent once, then dropped
+                line["settled"], s.settled[:] = list(s.settled), []
             for k, items in (("results", s.results), ("errors", s.errors),
                              ("given_up", getattr(self.poller, "given_up", [])),
                              ("deliveries", getattr(self.poller, "deliveries", []))):
@@ -210,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         account_out.write(json.dumps({"fatal": f"{type(exc).__name__}: {exc}"}) + "\n")
         return 1
     account = _Account(poller, account_out)
+    poller.on_receive = account.received
     stop = threading.Event()
 
     def until_stdin_closes() -> None:

@@ -88,7 +88,7 @@ class LocalRuntime:
         return self
 
     def _start(self, spec: FunctionSpec, processes: int = 1) -> FunctionProcesses:
-        function = FunctionProcesses(spec, self.log_stream, processes=processes)
+        function = FunctionProcesses(spec, self.log_stream, processes=processes, sqs=self.endpoint.client("sqs"))
         self._functions.append(function)
         return function
 
