@@ -336,6 +336,34 @@ def test_a_redelivery_finishes_the_garbage_a_failed_step_5_left_readable(tmp_pat
         assert plain is not None and (plain.status, plain.partitions, plain.rows) == (DUPLICATE, {}, {})
 
 
+def test_step_5_done_is_written_down_even_when_the_manifest_changed_meanwhile(tmp_path):
+    """Between step 4 and step 5's write another writer changed the manifest (a compaction's
+    claim): step 5 reads it again and writes itself done, keeping that change, so no later
+    delivery finishes it again (deleting again, announcing the partitions twice). A manifest
+    keeps no partitions once its step 5 is done, nor ever where it had nothing to do."""
+    root = tmp_path / "out"
+    store = LocalStore(root)
+    first = Committer(store).commit(attempt(tmp_path, Committer(store), "v1", V1))
+    assert first.status == COMMITTED and "partitions" not in manifest(root)["current"]
+
+    class Claimed(Committer):
+        def _clean_up(self, key, garbage, failed, version):
+            doc = manifest(root)
+            assert doc["current"]["partitions"]  # kept until step 5 is done
+            doc["current"]["compacted"] = {"silver/x.parquet": "_elt/partitions/shipments/2025-06-01.json"}
+            (root / manifest_key(KEY)).write_text(json.dumps(doc))  # a new token: step 5's write conflicts
+            return super()._clean_up(key, garbage, failed, version)
+
+    c = Claimed(store)
+    done = c.commit(attempt(tmp_path, c, "v2", V2))
+    assert done.status == COMMITTED and done.partitions
+    after = manifest(root)
+    assert after["garbage"] == {} and "partitions" not in after["current"]
+    assert after["current"]["compacted"]  # the other writer's change stands
+    again = Committer(store).committed(ref(V2), {})
+    assert again is not None and again.partitions == {}  # announced once, by the commit
+
+
 def chunk_attempt(tmp: Path, version: ObjectVersion, chunk: int, plugin: str) -> Attempt:
     """Chunk ``chunk`` of 2 of ``version``, written by plugin version ``plugin``."""
     local = tmp / f"{version.etag}-{plugin}-c{chunk}.parquet"

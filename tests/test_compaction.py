@@ -113,6 +113,20 @@ def test_in_place_keeps_every_row_and_later_versions_still_replace_theirs(silver
     assert silver.compact().nothing_to_do is False and silver.compact().nothing_to_do is True
 
 
+def test_an_object_whose_commit_has_not_finished_step_5_is_left_to_a_later_run(silver):
+    """Its replaced version's files may still be readable, and the delivery that finishes step 5
+    announces the current files by key: compaction must not merge them away meanwhile."""
+    mkey = next(iter(sorted((silver.out / "_elt" / "objects").glob("*.json"))))
+    doc = json.loads(mkey.read_text())
+    mine = doc["current"]["files"]["silver"]
+    doc["garbage"] = {"silver": ["silver/shipments/dt=2025-06-01/an-older-version.parquet"]}
+    mkey.write_text(json.dumps(doc))
+    report = silver.compact(target_bytes=1 << 20)
+    assert (report.input_files, report.rows, report.files_after) == (5, 50, 2)  # five merged, one left
+    assert all((silver.out / k).exists() for k in mine) and silver.ids() == silver.expected()
+    assert json.loads(mkey.read_text())["current"]["files"]["silver"] == mine
+
+
 def test_out_of_place_writes_a_verified_copy_and_leaves_silver_alone(silver):
     files = silver.files()
     report = compaction.compact(silver.store, "shipments", DAY, output_prefix="silver_compacted/")

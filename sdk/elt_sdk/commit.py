@@ -166,6 +166,10 @@ def failure_key(key: str) -> str:
 class Committer:
     """The protocol above, over a silver store and a quarantine store (the same store locally)."""
 
+    announces = True
+    """Its commits' partitions are ready at step 5 (``Outcome.partitions``, kept in the manifest for a
+    delivery that finishes a step 5 that failed)."""
+
     def __init__(self, silver: Store, quarantine: Store | None = None, *, clock: Callable[[], float] = time.time):
         self.stores = {SILVER: silver, QUARANTINE: quarantine or silver}
         self.silver = silver
@@ -344,8 +348,9 @@ class Committer:
                 raise
             garbage = _merge(garbage, self._collectable((cur or {}).get("files")), self._replaced(cur))
             partitions, rows = self._partitions(files, finals), _rows(files)
-            current = {**self._current(source, version, round_id, mine, files, counts, fingerprint, cur),
-                       "partitions": _partition_list(partitions, rows)}  # for the delivery that finishes step 5
+            current = self._current(source, version, round_id, mine, files, counts, fingerprint, cur)
+            if self.announces and partitions and (any(garbage.values()) or _retired(doc.get("failed"), version)):
+                current["partitions"] = _partition_list(partitions, rows)  # for a delivery that finishes step 5
             payload = _dump({**base, "current": current, "pending": None, "failed": doc.get("failed"), "garbage": garbage})
             try:
                 token = self.silver.put_if(mkey, payload, token)
@@ -354,7 +359,7 @@ class Committer:
                 if not won:  # another attempt moved first and may have collected ours before they landed
                     carry = self._delete_quietly(mine)  # what stays goes into the next round's garbage
                     continue
-                # won: with token None (the manifest changed after our write), step 5 leaves it as it is
+                # won: with token None (the manifest changed after our write), step 5 reads it again
             self._delete_quietly({SILVER: list(spent)})  # left behind, a replay's chunks would commit with them
             self._landed(source, version, files, current, garbage, base, mkey, token, doc.get("failed"))
             return Outcome(COMMITTED, partitions, {f.dataset: key for f, key in finals if f.area == QUARANTINE}, rows)
@@ -395,22 +400,43 @@ class Committer:
                 failed: dict[str, Any] | None) -> None:
         """Step 5, once the manifest names this round current."""
         if any(garbage.values()) or _retired(failed, version):
-            failed = self._clean_up(source.key, garbage, failed, version)
-            try:  # best effort: the garbage is gone
-                self.silver.put_if(mkey, _dump({**base, "current": current, "pending": None, "failed": failed,
-                                                "garbage": {}}), token)
-            except Conflict:
-                pass
+            retired = self._clean_up(source.key, garbage, failed, version)
+            self._step_5_done(mkey, {**base, "current": current, "pending": None, "failed": failed, "garbage": garbage},
+                              token, garbage, retired)
 
     def _clean_up(self, key: str, garbage: dict[str, list[str]], failed: dict[str, Any] | None,
                   version: ObjectVersion) -> dict[str, Any] | None:
         """Step 5's deletions: the garbage, and the failure marker ``version`` landing retires;
-        what the manifest's ``failed`` becomes (a newer version's failure stays)."""
+        the failure record it retired (None: a newer version's failure stays, or there was none)."""
         self._collect(garbage)
         if not _retired(failed, version):
-            return failed
+            return None
         self.stores[QUARANTINE].delete([failure_key(key)])
-        return None
+        return failed
+
+    def _step_5_done(self, mkey: str, doc: dict[str, Any], token: str | None, deleted: dict[str, list[str]],
+                     retired: dict[str, Any] | None, **current: Any) -> None:
+        """Write down that step 5 is done (``doc``: the manifest it read or wrote last): the garbage
+        it deleted and the failure record it retired leave the manifest, with the partitions kept
+        for announcing it (``current``: more changes to the current entry). Where the manifest
+        changed meanwhile (a compaction's claim, another attempt's pending entry), it is read again
+        for as long as it names the same round current: a later delivery must not find step 5
+        undone, delete again and announce the partitions twice."""
+        round_id = doc["current"]["round"]
+        for _ in range(MAX_ROUNDS):
+            entry = {k: v for k, v in doc["current"].items() if k != "partitions"}
+            failed = None if retired is not None and doc.get("failed") == retired else doc.get("failed")
+            try:
+                self.silver.put_if(mkey, _dump({**doc, "current": {**entry, **current}, "failed": failed,
+                                                "garbage": _without(doc.get("garbage"), deleted)}), token)
+                return
+            except Conflict:
+                got = self.silver.get_bytes(mkey)
+                if got is None:
+                    return
+                doc, token = json.loads(got[0]), got[1]
+                if (doc.get("current") or {}).get("round") != round_id:
+                    return  # another round is current: what is left is its step 5's
 
     def _duplicate(self, key: str, mkey: str, doc: dict[str, Any], token: str | None) -> Outcome:
         """How a delivery of the current version ends: ``DUPLICATE``, with the partitions of the
@@ -430,18 +456,16 @@ class Committer:
         version = ObjectVersion.from_dict(doc["current"]["version"])
         if not any(garbage.values()) and not _retired(failed, version):
             return False
-        failed = self._clean_up(key, garbage, failed, version)
-        try:  # best effort, as in step 5: garbage keys are never written again
-            self.silver.put_if(mkey, _dump({**doc, "garbage": {}, "failed": failed}), token)
-        except Conflict:
-            pass
+        retired = self._clean_up(key, garbage, failed, version)
+        self._step_5_done(mkey, doc, token, garbage, retired)
         return True
 
     def _won_anyway(self, mkey: str, round_id: str, payload: bytes) -> tuple[bool, str | None]:
         """After a step-4 write answered Conflict: did it land (a retry of the same request was
         refused)? ``(True, token)`` if the manifest is still exactly what it wrote; ``(True, None)``
         if it names this round current but changed since (another attempt's pending entry, a
-        compaction's claim: step 5 must not write over it); ``(False, None)`` if it did not land."""
+        compaction's claim: step 5 reads it again rather than write over it); ``(False, None)`` if it
+        did not land."""
         got = self.silver.get_bytes(mkey)
         if got and ((json.loads(got[0]).get("current") or {}).get("round")) == round_id:
             return True, got[1] if got[0] == payload else None
@@ -563,6 +587,9 @@ class IcebergHandoff(Committer):
     silver files staged under the table's data folder and handed to the committer's queue by a
     commit message (``send``), sent once the manifest names the round current (see above)."""
 
+    announces = False
+    """A partition is ready once the committer commits it (settings refuse partition events here)."""
+
     def __init__(self, silver: Store, quarantine: Store | None = None, *, send: Callable[[dict[str, Any]], None],
                  clock: Callable[[], float] = time.time):
         super().__init__(silver, quarantine, clock=clock)
@@ -652,12 +679,10 @@ class IcebergHandoff(Committer):
                    "version": version.to_dict(), "round": current["round"], "tables": current["tables"],
                    "files": [{"dataset": f.dataset, "dt": f.dt, "key": f.staged, "rows": f.rows,
                               "elt_version": f.elt_version} for f in silver]})
-        failed = self._clean_up(source.key, garbage, failed, version)
-        try:  # best effort: a redelivery of this version is skipped only once this is written
-            self.silver.put_if(mkey, _dump({**base, "current": {**current, "handoff": "sent"}, "pending": None,
-                                            "failed": failed, "garbage": {}}), token)
-        except Conflict:
-            pass
+        retired = self._clean_up(source.key, garbage, failed, version)
+        # a redelivery of this version is skipped only once this is written
+        self._step_5_done(mkey, {**base, "current": current, "pending": None, "failed": failed, "garbage": garbage},
+                          token, garbage, retired, handoff="sent")
 
 
 def committer_for(silver_format: str, silver: Store, quarantine: Store | None = None, *,
@@ -694,6 +719,13 @@ def _merge(*parts: dict[str, list[str]] | None) -> dict[str, list[str]]:
             bucket = out.setdefault(area, [])
             bucket.extend(k for k in keys if k not in bucket)
     return out
+
+
+def _without(garbage: dict[str, list[str]] | None, deleted: dict[str, list[str]]) -> dict[str, list[str]]:
+    """``garbage`` less the keys a step 5 deleted (what another attempt added since stays)."""
+    gone = {area: set(keys) for area, keys in deleted.items()}
+    out = {area: [k for k in keys if k not in gone.get(area, ())] for area, keys in (garbage or {}).items()}
+    return {area: keys for area, keys in out.items() if keys}
 
 
 def _retired(failed: dict[str, Any] | None, version: ObjectVersion) -> bool:

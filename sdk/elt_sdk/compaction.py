@@ -391,6 +391,8 @@ def plan(store: Store, dataset: str, dt: str, doc: dict[str, Any], *, target_byt
             current = (m or {}).get("current") or {}
             if key not in (current.get("files") or {}).get("silver", []):
                 continue  # an attempt in flight, or garbage awaiting deletion: not ours to touch
+            if any(((m or {}).get("garbage") or {}).values()):
+                continue  # its commit's step 5 is not done: the delivery that finishes it announces these files
             p.object_inputs[key] = mkey
             p.bytes_in += size
             p.pieces.append(Piece(key, key, m.get("key", ""), 0, None))  # type: ignore[union-attr]
