@@ -582,7 +582,8 @@ def test_one_builder_at_a_time_in_a_bundle_cache(tmp_path):
     for t in threads:
         t.start()
     holding.wait(10)
-    threads[1].join(0.3)  # it is waiting for the lock
+    threads[1].join(0.3)
+    assert threads[1].is_alive() and "second in" not in order  # it is waiting for the lock
     release.set()
     for t in threads:
         t.join(10)

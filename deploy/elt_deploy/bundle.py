@@ -394,9 +394,10 @@ def _asset(cache_root: Path, asset: str, architecture: str, python: str, require
 @contextmanager
 def _cache_lock(cache_root: Path) -> Iterator[None]:
     """One builder at a time in a cache folder: two synths at once (two terminals, parallel test
-    workers) would otherwise build the same asset side by side, and one would delete the folder
-    the other was hashing. The second waits, then finds the asset built. (No lock where ``fcntl``
-    is missing, as on Windows.)"""
+    workers) would otherwise build the same asset side by side, the second replacing the folder
+    the first had just put in place. The second waits, then finds the asset built. (A build of
+    other inputs still removes the folders of earlier ones, which a synth of those inputs may be
+    reading at that moment. No lock where ``fcntl`` is missing, as on Windows.)"""
     cache_root.mkdir(parents=True, exist_ok=True)
     try:
         import fcntl

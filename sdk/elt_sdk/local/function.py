@@ -29,7 +29,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import IO, Any
 
 from elt_sdk.local.esm import Stats
@@ -71,18 +71,13 @@ class FunctionProcesses:
         self.cpu_s = 0.0
         """The CPU seconds the processes used, once they have stopped."""
         self.crashes = 0
-        """Processes that died during an invocation and were replaced."""
+        """Processes that died during an invocation (and were replaced, unless stopping)."""
         self._sqs = sqs  # to make a dead process's messages visible again (None: they wait out their timeout)
-        self._stopping = False
+        self._stopping = self._killing = False
         self._log_stream = log_stream
         self._log_lock = threading.Lock()
-        self._procs_lock = threading.Lock()
-        self._last_lines: dict[int, str] = {}
-        self._in_flight: dict[int, set[str]] = {}
-        self._polled: set[int] = set()
-        self.procs: list[subprocess.Popen] = []
-        """Every process started, replacements included (the dead ones stay listed)."""
-        self._readers: list[threading.Thread] = []
+        self._lock = threading.Lock()  # the children, and whether more may start
+        self._children: list[_Child] = []
         processes = max(min(processes, spec.pollers), 1)
         try:
             for i in range(processes):  # the pollers shared out between the processes
@@ -91,36 +86,39 @@ class FunctionProcesses:
             self.kill()
             raise
 
+    @property
+    def procs(self) -> list[subprocess.Popen]:
+        """Every process started, replacements included (the dead ones stay listed)."""
+        with self._lock:
+            return [c.proc for c in self._children]
+
     def _spawn(self, share: int) -> None:
-        # a session of its own: Ctrl-C reaches the parent, which stops them in order
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "elt_sdk.local.function", json.dumps(asdict(replace(self.spec, pollers=share)))],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
-            errors="replace", start_new_session=True)
-        readers = [threading.Thread(target=target, args=(proc, share), daemon=True,
-                                    name=f"elt-{self.spec.kind}-{what}-{proc.pid}")
-                   for target, what in ((self._read_account, "account"), (self._copy_logs, "logs"))]
-        with self._procs_lock:
-            self.procs.append(proc)
-            self._readers += readers
-            self._in_flight[proc.pid] = set()  # a pid a dead process had may come again
-            self._polled.discard(proc.pid)
-            self._last_lines.pop(proc.pid, None)
-        for t in readers:
+        with self._lock:  # never once a stop began: request_stop and kill would not see it
+            if self._stopping:
+                return
+            # a session of its own: Ctrl-C reaches the parent, which stops them in order
+            child = _Child(subprocess.Popen(
+                [sys.executable, "-m", "elt_sdk.local.function", json.dumps(asdict(replace(self.spec, pollers=share)))],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
+                errors="replace", start_new_session=True), share)
+            child.readers = [threading.Thread(target=target, args=(child,), daemon=True,
+                                              name=f"elt-{self.spec.kind}-{what}-{child.proc.pid}")
+                             for target, what in ((self._read_account, "account"), (self._copy_logs, "logs"))]
+            self._children.append(child)
+        for t in child.readers:
             t.start()
 
-    def _read_account(self, proc: subprocess.Popen, share: int) -> None:
-        held = self._in_flight[proc.pid]
-        for line in proc.stdout:
+    def _read_account(self, child: "_Child") -> None:
+        for line in child.proc.stdout:
             try:
                 report = json.loads(line)
             except ValueError:
                 report = None
             if not isinstance(report, dict):  # not the child's account (a library writing to the descriptor)
                 continue
-            self._polled.add(proc.pid)
-            held.update(report.get("received", ()))
-            held.difference_update(report.get("settled", ()))
+            child.polled = True
+            child.held.update(report.get("received", ()))
+            child.held.difference_update(report.get("settled", ()))
             with self.stats.lock:
                 for k in ("invocations", "messages", "succeeded", "failed"):
                     setattr(self.stats, k, getattr(self.stats, k) + report.get(k, 0))
@@ -131,35 +129,35 @@ class FunctionProcesses:
                 self.cpu_s += report.get("cpu_s", 0.0)
             if report.get("fatal"):
                 self.error = RuntimeError(f"the {self.spec.kind} function's pollers stopped: {report['fatal']}")
-        code = proc.wait()
-        if not code or self.error is not None or self._stopping:
+        code = child.proc.wait()
+        if not code or self.error is not None or self._killing:
             return
-        for t in list(self._readers):  # its last words, for the message
-            if t.name.endswith(f"logs-{proc.pid}"):
-                t.join(timeout=5)
-        last = self._last_lines.get(proc.pid, "").strip()
-        if proc.pid not in self._polled or self.crashes >= MAX_CRASHES:  # it cannot start, or never stops dying
+        child.readers[1].join(timeout=5)  # its last words, for the message
+        last = child.last_line.strip()
+        if not self._stopping and (not child.polled or self.crashes >= MAX_CRASHES):  # cannot start, or keeps dying
             again = f" (replaced {self.crashes} times)" if self.crashes else ""
             self.error = RuntimeError(f"the {self.spec.kind} function's process exited with {code}{again}"
                                       + (f": {last}" if last else ""))
             return
-        self._replace(proc, code, last, sorted(held), share)
+        self._replace(child, code, last)
 
-    def _replace(self, proc: subprocess.Popen, code: int, last: str, held: list[str], share: int) -> None:
+    def _replace(self, child: "_Child", code: int, last: str) -> None:
         """A process died during an invocation: fail what it held, as Lambda fails a crashed
-        invocation's batch, and start another in its place."""
+        invocation's batch, and start another in its place (unless stopping)."""
+        held = sorted(child.held)
         self.crashes += 1
         with self.stats.lock:
             self.stats.invocations += 1
             self.stats.messages += len(held)
-            self.stats.failed += len(held)
+            if self.spec.kind != INGEST:  # for S3's async invoke, failed means given up: these are retried
+                self.stats.failed += len(held)
             self.stats.errors.append(f"the process died (exit {code})" + (f": {last[:500]}" if last else ""))
         returned = self._return(held)
         self._log("ERROR", f"the {self.spec.kind} function's process died (exit {code}) with {len(held)} message(s) "
-                  f"in flight: {returned} made visible again, retried as a crashed Lambda invocation's batch is; "
-                  "a new process takes its place", pid=proc.pid, exit_code=code, last_line=last[:2000])
-        if not self._stopping:
-            self._spawn(share)
+                  f"in flight: {returned} made visible again, retried as a crashed Lambda invocation's batch is"
+                  + ("" if self._stopping else "; a new process takes its place"),
+                  pid=child.proc.pid, exit_code=code, last_line=last[:2000])
+        self._spawn(child.share)
 
     def _return(self, handles: list[str]) -> int:
         """Make the messages behind ``handles`` visible again now; how many it could."""
@@ -187,24 +185,24 @@ class FunctionProcesses:
         except (OSError, ValueError):  # the stream closed under us: the line is dropped, not the child
             pass
 
-    def _copy_logs(self, proc: subprocess.Popen, share: int = 0) -> None:
+    def _copy_logs(self, child: "_Child") -> None:
         """The child's JSON logs into the runtime's log stream (stderr without one); anything else
         it writes there (a warning, a traceback) as a JSON line of its own. Reads to the end
         whatever happens, so the child never blocks on a full pipe."""
-        for line in proc.stderr:
+        for line in child.proc.stderr:
             if not line.strip():
                 continue
-            self._last_lines[proc.pid] = line
+            child.last_line = line
             if line.startswith("{"):
                 self._write(line)
             else:
-                self._log("WARNING", line.rstrip("\n"), pid=proc.pid)
+                self._log("WARNING", line.rstrip("\n"), pid=child.proc.pid)
 
     def request_stop(self) -> None:
         """Ask the processes to stop after the invocations in progress (see ``join``)."""
-        self._stopping = True
-        with self._procs_lock:
-            procs = list(self.procs)
+        with self._lock:
+            self._stopping = True
+            procs = [c.proc for c in self._children]
         for proc in procs:
             try:
                 proc.stdin.close()
@@ -214,28 +212,42 @@ class FunctionProcesses:
     def join(self, timeout_s: float) -> bool:
         """True once every process has exited and everything it reported was read."""
         while True:
-            with self._procs_lock:
-                procs, readers = list(self.procs), list(self._readers)
-            for proc in procs:
+            with self._lock:
+                children = list(self._children)
+            for child in children:
                 try:
-                    proc.wait(timeout=timeout_s)
+                    child.proc.wait(timeout=timeout_s)
                 except subprocess.TimeoutExpired:
                     return False
-            for t in readers:
-                t.join(timeout=5)
-            with self._procs_lock:  # a replacement started meanwhile (before the stop): wait for it too
-                if len(self.procs) == len(procs):
-                    return not any(t.is_alive() for t in self._readers)
+            for child in children:
+                for t in child.readers:
+                    t.join(timeout=5)
+            with self._lock:  # a replacement started meanwhile (before the stop): wait for it too
+                if len(self._children) == len(children):
+                    return not any(t.is_alive() for c in children for t in c.readers)
 
     def kill(self) -> None:
         """End the processes now (what they did since their last report is not counted)."""
-        self._stopping = True  # no replacement for what this kills
-        with self._procs_lock:
-            procs = list(self.procs)
+        with self._lock:
+            self._stopping = self._killing = True  # no replacement, and no account of these deaths
+            procs = [c.proc for c in self._children]
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+@dataclass(eq=False)
+class _Child:
+    """One process of a function, as its two reader threads see it."""
+    proc: subprocess.Popen
+    share: int
+    """Its pollers (a replacement gets as many)."""
+    held: set[str] = field(default_factory=set)
+    """Receipt handles of the messages it received and has not settled."""
+    polled: bool = False
+    last_line: str = ""
+    readers: list[threading.Thread] = field(default_factory=list)
 
 
 def _poller(spec: FunctionSpec) -> Any:
