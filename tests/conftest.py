@@ -70,6 +70,19 @@ def stack(endpoint, monkeypatch):
     handlers.reset()
 
 
+class ThrottlesFirstSilverDelete:
+    """Mixed into a ``Store``: its first ``delete`` of files under silver/ fails, as a throttled
+    DeleteObjects does (a commit's step 5)."""
+
+    throttled = False
+
+    def delete(self, keys):
+        if not self.throttled and any(k.startswith("silver/") for k in keys):
+            self.throttled = True
+            raise RuntimeError("SlowDown")
+        return super().delete(keys)
+
+
 def notifications(endpoint, res) -> list[dict]:
     """The S3 event notifications the stack's bronze bucket sent so far (moto's, with their
     sequencers and event times), taken off its events queue."""

@@ -14,6 +14,8 @@ from elt_sdk.commit import (COMMITTED, DUPLICATE, SILVER, WAITING, Attempt, Comm
 from elt_sdk.source import ObjectVersion, SourceRef
 from elt_sdk.store import Conflict, LocalStore
 
+from conftest import ThrottlesFirstSilverDelete
+
 KEY = "bronze/shipments/a.jsonl"
 V1 = ObjectVersion("etag-1", "0001", 1)
 V2 = ObjectVersion("etag-2", "0002", 2)
@@ -290,16 +292,8 @@ def test_a_newer_version_assumed_new_replaces_the_older_one(tmp_path):
     assert all((root / k).read_bytes().startswith(b"new part") for k in current["files"]["silver"])
 
 
-class FailingDelete(LocalStore):
-    """Its first ``delete`` of files under silver/ fails, as a throttled DeleteObjects does."""
-
-    failed = False
-
-    def delete(self, keys):
-        if not self.failed and any(k.startswith("silver/") for k in keys):
-            self.failed = True
-            raise RuntimeError("SlowDown")
-        return super().delete(keys)
+class FailingDelete(ThrottlesFirstSilverDelete, LocalStore):
+    """A local folder whose first delete of silver files fails."""
 
 
 def commit_failing_in_step_5(tmp_path: Path, store: FailingDelete, name: str, version: ObjectVersion) -> None:

@@ -17,7 +17,7 @@ from elt_sdk.aws.idempotency.base import AlreadyCompleted, AlreadyInProgress, Id
 from elt_sdk.aws.idempotency.dynamodb import DynamoDBPersistence
 from elt_sdk.local.esm import EventSourceMapping, LambdaContext, queue_depth
 
-from conftest import notifications
+from conftest import ThrottlesFirstSilverDelete, notifications
 
 
 def lines(n: int, start: int = 0, bad: tuple[int, ...] = ()) -> bytes:
@@ -305,17 +305,12 @@ def test_a_redelivery_that_finishes_a_failed_step_5_announces_the_partitions(end
     handlers.ingest_handler(v2, ctx())
     [pointer] = sqs.receive_message(QueueUrl=res.queue_url, MaxNumberOfMessages=10)["Messages"]
 
-    class ThrottledOnce(S3Store):
-        throttled = False
+    class ThrottledOnce(ThrottlesFirstSilverDelete, S3Store):
+        pass
 
-        def delete(self, keys):
-            if not ThrottledOnce.throttled and any(k.startswith("silver/") for k in keys):
-                ThrottledOnce.throttled = True
-                raise RuntimeError("SlowDown")
-            return super().delete(keys)
-
+    silver = ThrottledOnce(s3, res.silver_bucket)
     app = SqsTransform(s3=s3, transformer=Transformer(load_registry()),
-                       committer=Committer(ThrottledOnce(s3, res.silver_bucket), S3Store(s3, res.quarantine_bucket)),
+                       committer=Committer(silver, S3Store(s3, res.quarantine_bucket)),
                        silver_bucket=res.silver_bucket, metrics_namespace="t", sqs=sqs, dlq_url=res.dlq_url,
                        events=endpoint.client("events"))
 
@@ -324,7 +319,7 @@ def test_a_redelivery_that_finishes_a_failed_step_5_announces_the_partitions(end
                                         "attributes": {"ApproximateReceiveCount": str(receives)}}]})
 
     with partition_events(endpoint, settings) as received:
-        assert deliver(1) == {"batchItemFailures": [{"itemIdentifier": "m"}]} and ThrottledOnce.throttled
+        assert deliver(1) == {"batchItemFailures": [{"itemIdentifier": "m"}]} and silver.throttled
         assert len(silver_rows(endpoint, res.silver_bucket)) == 6 + 9  # both versions readable: not announced
         assert received() == []
         assert deliver(2) == {"batchItemFailures": []}
