@@ -365,11 +365,6 @@ def arrow_type(prop: Any, path: str = "$", strict: bool = True) -> pa.DataType:
     return _Shaper(prop, strict).shape(prop, path, "#").arrow_type
 
 
-def object_fields(schema: Mapping[str, Any], path: str = "$", strict: bool = True) -> list[pa.Field]:
-    """Arrow fields for an object schema's properties, in declaration order."""
-    return [f.arrow_field for f in _Shaper(schema, strict).fields(schema, path, "#")]
-
-
 def arrow_schema(json_schema: Mapping[str, Any], strict: bool = False) -> pa.Schema:
     """The Arrow schema of records valid against ``json_schema`` (a top-level object schema)."""
     return pa.schema([f.arrow_field for f in record_shape(json_schema, strict).fields])
