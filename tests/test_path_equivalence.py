@@ -3,6 +3,8 @@ nesting) and records (valid, invalid, edge values) through the columnar plan and
 and the harness's ``reference_verdict``."""
 from __future__ import annotations
 
+import math
+
 import os
 from typing import Any
 
@@ -248,6 +250,21 @@ def test_a_null_is_in_no_enum_or_const_unless_listed():
     lines = lines * 3
     by_record = record_path(ds, lines)
     assert by_record.verdicts(6) == [True, False, False, True, False, False]
+    assert_same(columnar_path(ds, lines), by_record)
+
+
+def test_a_negative_zero_lands_as_the_record_path_reads_it():
+    """pyarrow reads ``-0`` and ``-0.0`` alike (-0.0); Python's json reads ``-0`` as the integer 0
+    (stored 0.0) and ``-0.0`` as -0.0. Rows holding a negative zero, at any depth, are the record
+    path's to decide (hypothesis found the flat case in a CI run)."""
+    ds = dataset({"v": {"type": "number"}, "s": {"type": "object", "properties": {"w": {"type": "number"}}},
+                  "l": {"type": "array", "items": {"type": "number"}}})
+    assert columnar.why_no_plan(ds) is None
+    texts = ['"v": -0', '"v": -0.0', '"v": 0', '"v": -0e0', '"v": 1.5, "s": {"w": -0}', '"v": 1.5, "l": [2, -0, -0.0]']
+    lines = [f'{{"event_time": "{WHEN}", {t}}}'.encode() for t in texts] * 4
+    by_record = record_path(ds, lines)
+    signs = [math.copysign(1.0, v) for v in by_record.table.column("v").to_pylist()[:4]]
+    assert signs == [1.0, -1.0, 1.0, -1.0]  # -0 is the integer 0; -0.0 and -0e0 are floats
     assert_same(columnar_path(ds, lines), by_record)
 
 

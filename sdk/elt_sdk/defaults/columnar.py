@@ -281,6 +281,9 @@ def _mask_for(arr: pa.Array, node: Node, casts: dict[str, Any] | None = None) ->
                 conds.append(k.compare("equal", rest, pa.scalar(0, pa.int64())))
     elif kind == "number":
         conds.append(k.is_finite(arr))  # pyarrow reads NaN/Infinity; strict JSON does not
+        negative_zero = _negative_zero(arr)
+        if negative_zero is not None:
+            conds.append(k.invert(negative_zero))
         compared = [key for key in ("enum", "const", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
                                     "multipleOf") if key in p]
         if compared:  # a JSON integer beyond 2^53 is exact in Python and rounded here: record path
@@ -325,6 +328,16 @@ def _mask_for(arr: pa.Array, node: Node, casts: dict[str, Any] | None = None) ->
     if ok is not None and kind == "struct" and arr.null_count:
         ok = k.or_(ok, k.invert(k.is_valid(arr)))  # what a null struct's children hold does not matter
     return ok
+
+
+def _negative_zero(arr: Any) -> Any:
+    """True at -0.0 (None where there is no zero at all, the common case: one kernel). pyarrow
+    reads ``-0`` and ``-0.0`` alike, where Python's json reads ``-0`` as the integer 0 (stored
+    0.0) and ``-0.0`` as -0.0: which of the two a row held, only the record path can tell."""
+    zero = k.compare("equal", arr, pa.scalar(0.0))
+    if not k.any_true(zero):
+        return None
+    return k.and_(zero, k.compare("less", k.divide(pa.scalar(1.0), arr), pa.scalar(0.0)))  # 1 / -0.0 = -inf
 
 
 def _value_set(values: list[Any], kind: str) -> pa.Array:
