@@ -218,7 +218,8 @@ def elt_parse(dataset, block):
 """
 
 
-def test_a_function_process_that_dies_is_replaced_and_the_object_that_kills_it_ends_in_the_dlq(tmp_path, monkeypatch):
+def test_a_function_process_that_dies_is_replaced_and_the_object_that_kills_it_ends_in_the_dlq(tmp_path, monkeypatch,
+                                                                                              fake_dist):
     """A plugin whose parse crashes the process on one object (as a native library's bug does):
     like Lambda, the local runtime fails that invocation and goes on in a new process; the
     object's message comes back until SQS moves it to the DLQ, and its neighbours land."""
@@ -227,11 +228,8 @@ def test_a_function_process_that_dies_is_replaced_and_the_object_that_kills_it_e
     from elt_sdk.local.esm import queue_depth
     from elt_sdk.local.runtime import LocalRuntime
 
-    site = tmp_path / "site"
-    (site / "crashy_plugin-0.1.0.dist-info").mkdir(parents=True)
-    (site / "crashy_plugin.py").write_text(CRASHY)
-    (site / "crashy_plugin-0.1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: crashy-plugin\nVersion: 0.1.0\n")
-    (site / "crashy_plugin-0.1.0.dist-info" / "entry_points.txt").write_text("[elt_sdk]\ncrashy = crashy_plugin\n")
+    make, site = fake_dist
+    make("fake_crashy", CRASHY)
     monkeypatch.setenv("PYTHONPATH", str(site))  # the function processes find the plugin as an installed one
     log = io.StringIO()
     settings = Settings(name_prefix="crashy", batch_size=1, max_receive_count=2)

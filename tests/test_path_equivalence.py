@@ -4,7 +4,6 @@ and the harness's ``reference_verdict``."""
 from __future__ import annotations
 
 import math
-
 import os
 from typing import Any
 
@@ -256,7 +255,7 @@ def test_a_null_is_in_no_enum_or_const_unless_listed():
 def test_a_negative_zero_lands_as_the_record_path_reads_it():
     """pyarrow reads ``-0`` and ``-0.0`` alike (-0.0); Python's json reads ``-0`` as the integer 0
     (stored 0.0) and ``-0.0`` as -0.0. Rows holding a negative zero, at any depth, are the record
-    path's to decide (hypothesis found the flat case in a CI run)."""
+    path's to decide (hypothesis found the flat case in a full test run)."""
     ds = dataset({"v": {"type": "number"}, "s": {"type": "object", "properties": {"w": {"type": "number"}}},
                   "l": {"type": "array", "items": {"type": "number"}}})
     assert columnar.why_no_plan(ds) is None

@@ -349,9 +349,10 @@ class Committer:
             garbage = _merge(garbage, self._collectable((cur or {}).get("files")), self._replaced(cur))
             partitions, rows = self._partitions(files, finals), _rows(files)
             current = self._current(source, version, round_id, mine, files, counts, fingerprint, cur)
-            if self.announces and partitions and (any(garbage.values()) or _retired(doc.get("failed"), version)):
+            if self.announces and partitions and _step_5_work(garbage, doc.get("failed"), version):
                 current["partitions"] = _partition_list(partitions, rows)  # for a delivery that finishes step 5
-            payload = _dump({**base, "current": current, "pending": None, "failed": doc.get("failed"), "garbage": garbage})
+            written = {**base, "current": current, "pending": None, "failed": doc.get("failed"), "garbage": garbage}
+            payload = _dump(written)
             try:
                 token = self.silver.put_if(mkey, payload, token)
             except Conflict:
@@ -361,7 +362,7 @@ class Committer:
                     continue
                 # won: with token None (the manifest changed after our write), step 5 reads it again
             self._delete_quietly({SILVER: list(spent)})  # left behind, a replay's chunks would commit with them
-            self._landed(source, version, files, current, garbage, base, mkey, token, doc.get("failed"))
+            self._landed(source, files, written, mkey, token)
             return Outcome(COMMITTED, partitions, {f.dataset: key for f, key in finals if f.area == QUARANTINE}, rows)
         self._delete_quietly(carry)
         raise CommitContention(f"{source.uri}: {MAX_ROUNDS} commit rounds lost to concurrent writers of this "
@@ -395,14 +396,10 @@ class Committer:
                 out.setdefault((f.dataset, f.dt), []).append(key)
         return out
 
-    def _landed(self, source: SourceRef, version: ObjectVersion, files: list[OutputFile], current: dict[str, Any],
-                garbage: dict[str, list[str]], base: dict[str, Any], mkey: str, token: str,
-                failed: dict[str, Any] | None) -> None:
-        """Step 5, once the manifest names this round current."""
-        if any(garbage.values()) or _retired(failed, version):
-            retired = self._clean_up(source.key, garbage, failed, version)
-            self._step_5_done(mkey, {**base, "current": current, "pending": None, "failed": failed, "garbage": garbage},
-                              token, garbage, retired)
+    def _landed(self, source: SourceRef, files: list[OutputFile], written: dict[str, Any], mkey: str,
+                token: str | None) -> None:
+        """Step 5, once the manifest names this round current (``written``: the manifest step 4 wrote)."""
+        self._finish(source.key, mkey, written, token)
 
     def _clean_up(self, key: str, garbage: dict[str, list[str]], failed: dict[str, Any] | None,
                   version: ObjectVersion) -> dict[str, Any] | None:
@@ -454,7 +451,7 @@ class Committer:
         message that found it comes back. True if there was something to finish."""
         garbage, failed = doc.get("garbage") or {}, doc.get("failed")
         version = ObjectVersion.from_dict(doc["current"]["version"])
-        if not any(garbage.values()) and not _retired(failed, version):
+        if not _step_5_work(garbage, failed, version):
             return False
         retired = self._clean_up(key, garbage, failed, version)
         self._step_5_done(mkey, doc, token, garbage, retired)
@@ -669,9 +666,9 @@ class IcebergHandoff(Committer):
                 partitions.setdefault((f.dataset, f.dt or ""), []).append(f.staged or "")
         return partitions
 
-    def _landed(self, source: SourceRef, version: ObjectVersion, files: list[OutputFile], current: dict[str, Any],
-                garbage: dict[str, list[str]], base: dict[str, Any], mkey: str, token: str,
-                failed: dict[str, Any] | None) -> None:
+    def _landed(self, source: SourceRef, files: list[OutputFile], written: dict[str, Any], mkey: str,
+                token: str | None) -> None:
+        version, current = source.object_version, written["current"]
         silver = [f for f in files if f.area == SILVER]
         with self._lock:
             self._sent.update(f.staged for f in silver if f.staged)
@@ -679,10 +676,9 @@ class IcebergHandoff(Committer):
                    "version": version.to_dict(), "round": current["round"], "tables": current["tables"],
                    "files": [{"dataset": f.dataset, "dt": f.dt, "key": f.staged, "rows": f.rows,
                               "elt_version": f.elt_version} for f in silver]})
-        retired = self._clean_up(source.key, garbage, failed, version)
+        retired = self._clean_up(source.key, written["garbage"], written["failed"], version)
         # a redelivery of this version is skipped only once this is written
-        self._step_5_done(mkey, {**base, "current": current, "pending": None, "failed": failed, "garbage": garbage},
-                          token, garbage, retired, handoff="sent")
+        self._step_5_done(mkey, written, token, written["garbage"], retired, handoff="sent")
 
 
 def committer_for(silver_format: str, silver: Store, quarantine: Store | None = None, *,
@@ -726,6 +722,11 @@ def _without(garbage: dict[str, list[str]] | None, deleted: dict[str, list[str]]
     gone = {area: set(keys) for area, keys in deleted.items()}
     out = {area: [k for k in keys if k not in gone.get(area, ())] for area, keys in (garbage or {}).items()}
     return {area: keys for area, keys in out.items() if keys}
+
+
+def _step_5_work(garbage: dict[str, list[str]], failed: dict[str, Any] | None, version: ObjectVersion) -> bool:
+    """Has step 5 anything to do once ``version`` is current: garbage, or a marker it retires?"""
+    return any(garbage.values()) or _retired(failed, version)
 
 
 def _retired(failed: dict[str, Any] | None, version: ObjectVersion) -> bool:

@@ -749,7 +749,7 @@ class ColumnarPlan:
                 masks = [_with_nulls(chunk, node, _mask_for(chunk, node)) for chunk in col.chunks]
                 if all(m is None for m in masks):
                     continue
-                cond = pa.chunked_array([pa.array(_all_true(len(c))) if m is None else m
+                cond = pa.chunked_array([pa.repeat(True, len(c)) if m is None else m
                                          for c, m in zip(col.chunks, masks)], pa.bool_())
             if cond.null_count:
                 cond = k.fill_null(cond, True)
@@ -774,13 +774,9 @@ class ColumnarPlan:
             return self.typed(table, fewer)
 
 
-def _all_true(n: int) -> list[bool]:
-    return [True] * n
-
-
 def uniform_mask(n: int, value: bool) -> pa.ChunkedArray:
-    """A verdict mask of ``n`` rows, all ``value`` (as ``accept`` returns them)."""
-    return pa.chunked_array([pa.array([value] * n, pa.bool_())], pa.bool_())
+    """A verdict mask of ``n`` rows, all ``value`` (as ``accept`` returns them), built by Arrow."""
+    return pa.chunked_array([pa.repeat(value, n)], pa.bool_())
 
 
 class _FieldsLearnt(Exception):
